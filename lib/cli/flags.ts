@@ -1,0 +1,217 @@
+/**
+ * Strict command-line parsing shared by every tool: flags are declared once (type, default,
+ * bounds, help text), unknown flags and bad values are usage errors, and the same declaration
+ * renders `--help`. Built on `@std/cli/parse-args`.
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli/parse-args";
+import { UsageError } from "./errors.ts";
+
+/** One flag's declaration. */
+export interface FlagSpec {
+  /** Value type. `string` flags may also be validated with `choices` or `parse`. */
+  type: "string" | "number" | "boolean";
+  /** One line of help text. */
+  description: string;
+  /** Value when the flag is absent; without one the value is `undefined`. */
+  default?: string | number | boolean;
+  /** Single-letter alias, e.g. `"p"` for `-p`. */
+  short?: string;
+  /** Placeholder shown in help, e.g. `MS`. */
+  valueName?: string;
+  /** For numbers: smallest allowed value. */
+  min?: number;
+  /** For numbers: largest allowed value. */
+  max?: number;
+  /** For numbers: reject fractions. @default {true} */
+  integer?: boolean;
+  /** For strings: the allowed values. */
+  choices?: readonly string[];
+}
+
+/** A command's declaration: enough to parse it and to print its help. */
+export interface CommandSpec {
+  /** Command name as typed, e.g. `udp-server`. */
+  name: string;
+  /** One sentence saying what it does. */
+  summary: string;
+  /** Usage lines without the name, e.g. `["HOST:PORT --song NAME [options]"]`. */
+  usage: string[];
+  /** Flags by long name (kebab-case). Common flags are added by {@linkcode parseCommandLine}. */
+  flags: Record<string, FlagSpec>;
+  /** Positional arguments allowed. @default {{ min: 0, max: 0 }} */
+  positionals?: { min: number; max: number };
+  /** Example invocations with a comment each. */
+  examples: [command: string, comment: string][];
+  /** Extra paragraphs printed after the flags. */
+  notes?: string[];
+}
+
+/** Flags every tool has. */
+export const COMMON_FLAGS = {
+  help: { type: "boolean", short: "h", description: "Show this help and exit." },
+  log: {
+    type: "string",
+    valueName: "FILE",
+    description: "Append every event to FILE as JSON lines.",
+  },
+  quiet: { type: "boolean", short: "q", description: "Print only errors." },
+  verbose: { type: "boolean", short: "v", description: "Print more detail (and stack traces)." },
+} as const satisfies Record<string, FlagSpec>;
+
+type ValueOf<S extends FlagSpec> = S["type"] extends "number" ? number
+  : S["type"] extends "boolean" ? boolean
+  : string;
+
+/** Parsed flag values, typed from the declaration: flags without a default may be undefined. */
+export type FlagValues<F extends Record<string, FlagSpec>> = {
+  [K in keyof F]: F[K] extends { type: "boolean" } ? boolean
+    : F[K] extends { default: string | number } ? ValueOf<F[K]>
+    : ValueOf<F[K]> | undefined;
+};
+
+/** Result of {@linkcode parseCommandLine}. */
+export interface ParsedCommandLine<F extends Record<string, FlagSpec>> {
+  /** Flag values by long name. */
+  flags: FlagValues<F & typeof COMMON_FLAGS>;
+  /** Positional arguments in order. */
+  positionals: string[];
+}
+
+/**
+ * Parses `args` against `spec` plus {@linkcode COMMON_FLAGS}.
+ *
+ * @throws {UsageError} for an unknown flag, a missing or malformed value, a value out of
+ * range, or the wrong number of positional arguments. `--help` is not an error: check
+ * `flags.help`.
+ */
+export function parseCommandLine<F extends Record<string, FlagSpec>>(
+  spec: CommandSpec & { flags: F },
+  args: string[],
+): ParsedCommandLine<F> {
+  const all: Record<string, FlagSpec> = { ...COMMON_FLAGS, ...spec.flags };
+  const strings = Object.keys(all).filter((k) => all[k]!.type !== "boolean");
+  const booleans = Object.keys(all).filter((k) => all[k]!.type === "boolean");
+  const alias = Object.fromEntries(
+    Object.entries(all).filter(([, s]) => s.short).map(([k, s]) => [s.short!, k]),
+  );
+  const unknown: string[] = [];
+  const raw = parseArgs(args, {
+    string: strings,
+    boolean: booleans,
+    alias,
+    "--": true,
+    unknown: (arg: string, key?: string) => {
+      if (key !== undefined) unknown.push(arg);
+      return key === undefined; // keep positionals
+    },
+  }) as Record<string, unknown> & { _: unknown[]; "--"?: string[] };
+  if (unknown.length > 0) {
+    const name = unknown[0]!.split("=")[0]!;
+    throw new UsageError(`unknown flag ${name}${suggest(name, Object.keys(all))}`);
+  }
+  const flags: Record<string, unknown> = {};
+  for (const [name, flag] of Object.entries(all)) {
+    let value = raw[name];
+    if (flag.type !== "boolean" && countOccurrences(args, name, flag.short) > 1) {
+      throw new UsageError(`--${name} was given more than once`);
+    }
+    if (flag.type === "boolean") {
+      flags[name] = value === true;
+      continue;
+    }
+    if (value === undefined) {
+      flags[name] = flag.default;
+      continue;
+    }
+    value = String(value);
+    if (value === "" && !args.some((a) => a === `--${name}=`)) {
+      throw new UsageError(
+        `--${name} needs a value${flag.valueName ? ` (${flag.valueName})` : ""}`,
+      );
+    }
+    flags[name] = flag.type === "number"
+      ? parseNumber(name, value as string, flag)
+      : checkChoice(name, value as string, flag);
+  }
+  const positionals = [...raw._.map(String), ...(raw["--"] ?? [])];
+  const { min, max } = spec.positionals ?? { min: 0, max: 0 };
+  if (!flags.help) {
+    if (positionals.length > max) {
+      throw new UsageError(`unexpected argument "${positionals[max]}"`);
+    }
+    if (positionals.length < min) throw new UsageError("missing argument");
+  }
+  return { flags: flags as FlagValues<F & typeof COMMON_FLAGS>, positionals };
+}
+
+function countOccurrences(args: string[], name: string, short?: string): number {
+  const end = args.indexOf("--");
+  return (end === -1 ? args : args.slice(0, end)).filter((a) =>
+    a === `--${name}` || a.startsWith(`--${name}=`) || (short !== undefined && a === `-${short}`)
+  ).length;
+}
+
+function parseNumber(name: string, text: string, flag: FlagSpec): number {
+  const value = Number(text);
+  if (text.trim() === "" || !Number.isFinite(value)) {
+    throw new UsageError(`--${name}: "${text}" is not a number`);
+  }
+  if ((flag.integer ?? true) && !Number.isInteger(value)) {
+    throw new UsageError(`--${name}: "${text}" is not a whole number`);
+  }
+  if (flag.min !== undefined && value < flag.min) {
+    throw new UsageError(`--${name}: ${value} is below the minimum ${flag.min}`);
+  }
+  if (flag.max !== undefined && value > flag.max) {
+    throw new UsageError(`--${name}: ${value} is above the maximum ${flag.max}`);
+  }
+  return value;
+}
+
+function checkChoice(name: string, value: string, flag: FlagSpec): string {
+  if (flag.choices && !flag.choices.includes(value)) {
+    throw new UsageError(`--${name}: "${value}" is not one of ${flag.choices.join(", ")}`);
+  }
+  return value;
+}
+
+function suggest(given: string, known: string[]): string {
+  const bare = given.replace(/^-+/, "");
+  const close = known.find((k) => k.startsWith(bare) || bare.startsWith(k));
+  return close ? ` (did you mean --${close}?)` : "";
+}
+
+/** Renders `--help` for `spec`. */
+export function renderHelp(spec: CommandSpec): string {
+  const all: Record<string, FlagSpec> = { ...spec.flags, ...COMMON_FLAGS };
+  const rows = Object.entries(all).map(([name, f]) => {
+    const left = `${f.short ? `-${f.short}, ` : "    "}--${name}${
+      f.type === "boolean" ? "" : ` ${f.valueName ?? f.type.toUpperCase()}`
+    }`;
+    const def = f.default !== undefined && f.type !== "boolean" ? ` [default: ${f.default}]` : "";
+    const choices = f.choices ? ` (${f.choices.join("|")})` : "";
+    return [left, `${f.description}${choices}${def}`] as const;
+  });
+  const width = Math.min(34, Math.max(...rows.map(([l]) => l.length)) + 2);
+  const lines = [
+    `${spec.name} — ${spec.summary}`,
+    "",
+    "Usage:",
+    ...spec.usage.map((u) => `  ${spec.name} ${u}`),
+    "",
+    "Options:",
+    ...rows.map(([l, r]) =>
+      l.length + 2 > width ? `  ${l}\n  ${" ".repeat(width)}${r}` : `  ${l.padEnd(width)}${r}`
+    ),
+    "",
+    "Examples:",
+    ...spec.examples.flatMap(([cmd, comment]) => [`  # ${comment}`, `  ${cmd}`]),
+    ...(spec.notes ? ["", ...spec.notes] : []),
+    "",
+    "Exit status: 0 success, 1 error, 2 usage error, 3 refused by the peer, 130 interrupted.",
+  ];
+  return lines.join("\n");
+}

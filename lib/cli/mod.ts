@@ -1,0 +1,12 @@
+/**
+ * Command-line conventions shared by all tools: strict flags and `--help`, the JSON-lines
+ * event log, human output levels, exit codes and signal handling.
+ *
+ * @module
+ */
+
+export * from "./errors.ts";
+export * from "./event_log.ts";
+export * from "./flags.ts";
+export * from "./output.ts";
+export * from "./run.ts";

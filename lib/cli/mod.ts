@@ -10,3 +10,4 @@ export * from "./event_log.ts";
 export * from "./flags.ts";
 export * from "./output.ts";
 export * from "./run.ts";
+export * from "./audio_flags.ts";

@@ -90,20 +90,23 @@ Deno.test("hostile: decodeDatagram names each kind of bad input with a typed err
 });
 
 Deno.test("hostile: random bytes only ever yield FrameError, in both decoders", () => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 2000 }), (bytes) => {
-    try {
-      decodeDatagram(bytes);
-    } catch (e) {
-      if (!(e instanceof FrameError)) throw e;
-    }
-    try {
-      const d = new FrameDecoder({ maxPayload: 4096 });
-      d.push(bytes);
-      d.end();
-    } catch (e) {
-      if (!(e instanceof FrameError)) throw e;
-    }
-  }), { numRuns: 2000 });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 2000 }), (bytes) => {
+      try {
+        decodeDatagram(bytes);
+      } catch (e) {
+        if (!(e instanceof FrameError)) throw e;
+      }
+      try {
+        const d = new FrameDecoder({ maxPayload: 4096 });
+        d.push(bytes);
+        d.end();
+      } catch (e) {
+        if (!(e instanceof FrameError)) throw e;
+      }
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 Deno.test("hostile: mutated valid frames are caught or decode to exactly what was sent", () => {

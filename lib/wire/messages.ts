@@ -61,6 +61,11 @@ export interface StreamInfo {
   durationMs: number;
   /** Total sample frames per channel, when known. */
   frames?: number;
+  /**
+   * Sample frames to drop from the start of the decoded audio: the MP3 encoder and decoder
+   * delay, so that what plays matches the source exactly (the Xing/LAME frame is not sent).
+   */
+  skip?: number;
   /** Number of DATA packets that will follow (on-demand streams). */
   packets?: number;
   /** Size in bytes of what DATA frames carry in total (file downloads). */
@@ -292,6 +297,7 @@ export function readStreamInfo(frame: Frame): StreamInfo {
   }
   return withOptional(info, {
     frames: optInt(o, "frames", what),
+    skip: optInt(o, "skip", what),
     packets: optInt(o, "packets", what),
     size: optInt(o, "size", what),
     sha256,

@@ -1,0 +1,72 @@
+/**
+ * The flags every tool that plays shares (`--output`, `--audio-backend`, `--device`,
+ * `--list-devices`) and the glue from them to an output. lib/audio (FFI) is imported only
+ * when an output is really opened, so tools that do not play start fast.
+ *
+ * @module
+ */
+
+import type { FlagSpec } from "./flags.ts";
+import type { Output } from "./output.ts";
+import type { PcmFormat } from "../media/pcm_convert.ts";
+import type { PcmOutput } from "../udp/client.ts";
+
+/** Audio output flags. */
+export const AUDIO_OUTPUT_FLAGS = {
+  output: {
+    type: "string",
+    valueName: "FILE.wav|-",
+    description: "Write a WAV file, or raw s16le PCM to stdout with -, instead of playing.",
+  },
+  "audio-backend": {
+    type: "string",
+    default: "auto",
+    choices: ["auto", "pulse", "alsa", "null"],
+    description: "Audio backend for playback.",
+  },
+  device: { type: "string", valueName: "NAME", description: "Playback device name or #index." },
+  "list-devices": { type: "boolean", description: "List playback devices and exit." },
+} as const satisfies Record<string, FlagSpec>;
+
+/** Values of {@linkcode AUDIO_OUTPUT_FLAGS}. */
+export interface AudioOutputFlags {
+  output: string | undefined;
+  "audio-backend": string;
+  device: string | undefined;
+}
+
+/**
+ * An `openOutput` function for the clients: opens the sink the flags describe, and says once
+ * on stderr where the sound goes (and if nothing is audible because no device exists).
+ */
+export function outputOpener(
+  flags: AudioOutputFlags,
+  out: Output,
+  signal: AbortSignal,
+): (format: PcmFormat) => Promise<PcmOutput> {
+  return async (format) => {
+    const { openPcmSink } = await import("../audio/sink.ts");
+    const sink = await openPcmSink({
+      sampleRate: format.sampleRate,
+      channels: format.channels,
+      output: flags.output,
+      backend: flags["audio-backend"] as "auto" | "pulse" | "alsa" | "null",
+      device: flags.device,
+      signal,
+    });
+    if (sink.fellBackToNull) {
+      out.warn(
+        "no audio device found: playing to the null device (silent). Use --output FILE.wav to keep the sound.",
+      );
+    }
+    out.info(`Output: ${sink.description} (${format.sampleRate} Hz, ${format.channels} ch)`);
+    return sink;
+  };
+}
+
+/** Prints the playback devices (`--list-devices`). */
+export async function printDevices(flags: AudioOutputFlags, out: Output): Promise<void> {
+  const { listDevices } = await import("../audio/devices.ts");
+  const list = await listDevices({ backend: flags["audio-backend"] as "auto" });
+  out.stdout(JSON.stringify(list, null, 2));
+}

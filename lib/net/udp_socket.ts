@@ -1,0 +1,123 @@
+/**
+ * A UDP socket as a disposable resource, over `Deno.listenDatagram` (needs `--unstable-net`,
+ * enabled in deno.json). Sends never throw for a vanished peer: a failed send is counted,
+ * because on UDP a peer going away is normal, not an error of ours.
+ *
+ * @module
+ */
+
+/** An IP address and port. */
+export interface UdpAddress {
+  hostname: string;
+  port: number;
+}
+
+/** `host:port`, with brackets for IPv6 — the key sessions are stored under. */
+export function formatAddress(addr: UdpAddress): string {
+  return addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
+}
+
+/**
+ * Parses `HOST:PORT` (`[::1]:9000`, `localhost:9000`, `127.0.0.1:0`).
+ *
+ * @throws {TypeError} with a user-facing message if it is not of that form.
+ */
+export function parseAddress(text: string): UdpAddress {
+  const m = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    throw new TypeError(`"${text}" is not HOST:PORT (for example localhost:9000 or [::1]:9000)`);
+  }
+  return { hostname: (m[1] ?? m[2])!, port };
+}
+
+/** A bound UDP socket. */
+export class UdpSocket implements Disposable {
+  readonly #conn: Deno.DatagramConn;
+  #closed = false;
+  /** Sends that failed (unreachable peer, buffer full). */
+  sendErrors = 0;
+  /** Datagrams sent. */
+  sent = 0;
+
+  private constructor(conn: Deno.DatagramConn) {
+    this.#conn = conn;
+  }
+
+  /**
+   * Binds `hostname:port` (port 0 picks a free port).
+   *
+   * @throws {Error} `Cannot bind UDP 127.0.0.1:9000: address in use` and similar.
+   */
+  static bind(hostname: string, port: number): UdpSocket {
+    try {
+      return new UdpSocket(Deno.listenDatagram({ transport: "udp", hostname, port }));
+    } catch (cause) {
+      const why = cause instanceof Deno.errors.AddrInUse
+        ? "address in use"
+        : cause instanceof Deno.errors.AddrNotAvailable
+        ? "address not available on this machine"
+        : (cause as Error).message;
+      throw new Error(`Cannot bind UDP ${formatAddress({ hostname, port })}: ${why}`, { cause });
+    }
+  }
+
+  /** The bound address (with the real port when 0 was asked for). */
+  get address(): UdpAddress {
+    const a = this.#conn.addr as Deno.NetAddr;
+    return { hostname: a.hostname, port: a.port };
+  }
+
+  /** Whether {@linkcode close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Sends one datagram; resolves false (and counts) if the OS refused it. */
+  async send(bytes: Uint8Array, to: UdpAddress): Promise<boolean> {
+    if (this.#closed) return false;
+    try {
+      await this.#conn.send(bytes, { transport: "udp", hostname: to.hostname, port: to.port });
+      this.sent++;
+      return true;
+    } catch {
+      this.sendErrors++;
+      return false;
+    }
+  }
+
+  /**
+   * Waits for the next datagram. The returned bytes are a view of `buffer`, valid until the
+   * next call. Resolves null once the socket is closed.
+   */
+  async receive(buffer: Uint8Array): Promise<{ data: Uint8Array; from: UdpAddress } | null> {
+    for (;;) {
+      if (this.#closed) return null;
+      try {
+        const [data, addr] = await this.#conn.receive(buffer);
+        const a = addr as Deno.NetAddr;
+        return { data, from: { hostname: a.hostname, port: a.port } };
+      } catch (error) {
+        if (this.#closed || error instanceof Deno.errors.BadResource) return null;
+        // ICMP port-unreachable from an earlier send surfaces here on some systems: ignore.
+        if (error instanceof Deno.errors.ConnectionRefused) continue;
+        if (error instanceof Deno.errors.ConnectionReset) continue;
+        throw error;
+      }
+    }
+  }
+
+  /** Closes the socket; pending receives resolve null. Safe to call twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#conn.close();
+  }
+
+  /** Same as {@linkcode close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,503 @@
+/**
+ * The UDP client: asks a udp-server for the song list, a song, or the radio, and plays what
+ * arrives as it arrives. Receiving and playout are separate paths: the receive loop only
+ * validates, counts and buffers (it never waits for the output), and the playout loop takes
+ * packets from the jitter buffer and writes PCM, so a slow device cannot stall the socket.
+ *
+ * @module
+ */
+
+import type { EventLog } from "../cli/event_log.ts";
+import { MediaPlayout, type PcmWriter } from "../media/playout.ts";
+import type { PcmFormat } from "../media/pcm_convert.ts";
+import { decodeDatagram, type Frame, FrameError, FrameType } from "../wire/frame.ts";
+import {
+  encodeControl,
+  MessageError,
+  type NowPlaying,
+  readAccept,
+  readEnd,
+  readError,
+  readNowPlaying,
+  readReject,
+  readSongList,
+  readStreamInfo,
+  type SongEntry,
+  type StreamInfo,
+} from "../wire/messages.ts";
+import { formatAddress, type UdpAddress, UdpSocket } from "../net/udp_socket.ts";
+import type { Impairment } from "./impairment.ts";
+import { type BufferedPacket, JitterBuffer } from "./jitter_buffer.ts";
+import { type ReceptionReport, ReceptionStats } from "./reception_stats.ts";
+import { ACK_EVERY } from "./flow_control.ts";
+
+/** The server refused: unknown song, server full, bad request. Exit status 3. */
+export class RequestRefusedError extends Error {
+  /** Exit status: refused by the peer. */
+  readonly exitCode = 3;
+  /** Creates the error; `message` is user-facing. */
+  constructor(message: string) {
+    super(message);
+    this.name = "RequestRefusedError";
+  }
+}
+
+/** The server did not answer. */
+export class NoAnswerError extends Error {
+  /** Creates the error; `message` is user-facing. */
+  constructor(message: string) {
+    super(message);
+    this.name = "NoAnswerError";
+  }
+}
+
+/** Something the client reports while it runs (the command prints these). */
+export type ClientNotice =
+  | { type: "accepted"; op: string; streamId: number }
+  | { type: "stream"; info: StreamInfo }
+  | { type: "now_playing"; nowPlaying: NowPlaying }
+  | { type: "retry"; attempt: number };
+
+/** An output the client writes PCM to and finishes at the end. */
+export interface PcmOutput extends PcmWriter {
+  /** Waits until everything written has played. */
+  drain?(): Promise<void>;
+  /** Releases the output. */
+  close?(): void | Promise<void>;
+}
+
+/** Options shared by the client calls. */
+export interface UdpClientOptions {
+  /** Stops the client (Ctrl+C): it says BYE and reports. */
+  signal: AbortSignal;
+  /** Event log. */
+  log: EventLog;
+  /** Jitter buffer depth in ms. @default {200} */
+  bufferMs?: number;
+  /** End when nothing arrives for this long (ms). @default {5000} */
+  timeoutMs?: number;
+  /** Receive-side impairment (`--sim-*`). */
+  impairment?: Impairment;
+  /** Opens the PCM output with the first stream's format; without it nothing is decoded. */
+  openOutput?: (format: PcmFormat) => Promise<PcmOutput>;
+  /** Radio: stop after this many seconds. */
+  maxSeconds?: number;
+  /** Progress reports. */
+  onNotice?: (notice: ClientNotice) => void;
+}
+
+const REQUEST_RETRY_MS = 1000;
+const REQUEST_TRIES = 3;
+
+/** Resolves `localhost` and IP literals; other names through the system's DNS. */
+export async function resolveServer(server: UdpAddress): Promise<UdpAddress> {
+  const h = server.hostname;
+  if (h === "localhost") return { hostname: "127.0.0.1", port: server.port };
+  if (/^[\d.]+$/.test(h) || h.includes(":")) return server;
+  try {
+    const [ip] = await Deno.resolveDns(h, "A");
+    if (ip) return { hostname: ip, port: server.port };
+  } catch (cause) {
+    throw new Error(`Cannot resolve "${h}": ${(cause as Error).message}`, { cause });
+  }
+  throw new Error(`Cannot resolve "${h}": no address`);
+}
+
+function bindFor(server: UdpAddress): UdpSocket {
+  return UdpSocket.bind(server.hostname.includes(":") ? "::" : "0.0.0.0", 0);
+}
+
+/**
+ * Fetches the whole song list, page by page (each page is one datagram).
+ *
+ * @throws {NoAnswerError} if the server does not answer after 3 tries.
+ */
+export async function listSongs(
+  server: UdpAddress,
+  options: UdpClientOptions,
+): Promise<SongEntry[]> {
+  const to = await resolveServer(server);
+  using socket = bindFor(to);
+  const songs: SongEntry[] = [];
+  const buffer = new Uint8Array(65536);
+  let total = Infinity;
+  while (songs.length < total) {
+    const offset = songs.length;
+    const frame = await requestOnce(
+      socket,
+      to,
+      { op: "list", offset },
+      buffer,
+      options,
+      (f) => f.type === FrameType.SONG_LIST || f.type === FrameType.ERROR,
+    );
+    if (frame.type === FrameType.ERROR) throw new RequestRefusedError(readError(frame).message);
+    const page = readSongList(frame);
+    if (page.offset !== offset) continue; // a late answer to an earlier try
+    total = page.total;
+    if (page.songs.length === 0 && songs.length < total) {
+      throw new Error(
+        "Server sent an empty song list page (its --payload-size is too small for one entry)",
+      );
+    }
+    songs.push(...page.songs);
+  }
+  return songs;
+}
+
+/** Sends a request and waits for the first frame `accept` takes, retrying on silence. */
+async function requestOnce(
+  socket: UdpSocket,
+  to: UdpAddress,
+  body: unknown,
+  buffer: Uint8Array,
+  options: UdpClientOptions,
+  accept: (frame: Frame) => boolean,
+): Promise<Frame> {
+  const bytes = encodeControl(FrameType.REQUEST, body, { maxPayload: 1200 });
+  for (let attempt = 1; attempt <= REQUEST_TRIES; attempt++) {
+    options.signal.throwIfAborted();
+    if (attempt > 1) options.onNotice?.({ type: "retry", attempt });
+    await socket.send(bytes, to);
+    const deadline = performance.now() + REQUEST_RETRY_MS;
+    while (performance.now() < deadline) {
+      const got = await receiveUntil(socket, buffer, deadline, options.signal);
+      if (!got) break;
+      if (formatAddress(got.from) !== formatAddress(to)) continue;
+      try {
+        const frame = decodeDatagram(got.data);
+        if (accept(frame)) return { ...frame, payload: frame.payload.slice() };
+      } catch (error) {
+        if (!(error instanceof FrameError)) throw error;
+      }
+    }
+  }
+  throw new NoAnswerError(
+    `No answer from ${
+      formatAddress(to)
+    } after ${REQUEST_TRIES} tries (is udp-server running there?)`,
+  );
+}
+
+/** Receives one datagram or resolves null at the deadline (the socket stays usable). */
+async function receiveUntil(
+  socket: UdpSocket,
+  buffer: Uint8Array,
+  deadline: number,
+  signal: AbortSignal,
+): Promise<{ data: Uint8Array; from: UdpAddress } | null> {
+  const wait = deadline - performance.now();
+  if (wait <= 0) return null;
+  pendingReceive.set(socket, pendingReceive.get(socket) ?? socket.receive(buffer));
+  const pending = pendingReceive.get(socket)!;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const result = await Promise.race([
+    pending,
+    new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), wait)),
+    new Promise<"abort">((resolve) => {
+      onAbort = () => resolve("abort");
+      signal.addEventListener("abort", onAbort, { once: true });
+    }),
+  ]);
+  clearTimeout(timer);
+  signal.removeEventListener("abort", onAbort!);
+  if (result === "abort") throw signal.reason;
+  if (result === "timeout") return null;
+  pendingReceive.delete(socket);
+  return result;
+}
+
+/** A receive started but not yet consumed survives a timeout: the next wait picks it up. */
+const pendingReceive = new WeakMap<
+  UdpSocket,
+  Promise<{ data: Uint8Array; from: UdpAddress } | null>
+>();
+
+/**
+ * Streams one song from its start and plays it as it arrives. Resolves with the reception
+ * report when END arrives (and playout finished), on timeout, or when interrupted.
+ *
+ * @throws {RequestRefusedError} for an unknown song or a full server.
+ * @throws {NoAnswerError} if the server never answers.
+ */
+export function playSong(
+  server: UdpAddress,
+  song: string,
+  options: UdpClientOptions,
+): Promise<ReceptionReport> {
+  return receiveStream(server, { op: "song", song }, options);
+}
+
+/** Joins the radio and plays it until interrupted, `maxSeconds`, or a timeout. */
+export function listenRadio(
+  server: UdpAddress,
+  options: UdpClientOptions,
+): Promise<ReceptionReport> {
+  return receiveStream(server, { op: "radio" }, options);
+}
+
+async function receiveStream(
+  server: UdpAddress,
+  request: { op: "song"; song: string } | { op: "radio" },
+  options: UdpClientOptions,
+): Promise<ReceptionReport> {
+  const to = await resolveServer(server);
+  const { log } = options;
+  using socket = bindFor(to);
+  const stats = new ReceptionStats();
+  if (request.op === "song") stats.base = 0;
+  const jitter = new JitterBuffer({ bufferMs: options.bufferMs ?? 200 });
+  const buffer = new Uint8Array(65536);
+  const serverKey = formatAddress(to);
+  log.event("request", { server: serverKey, ...request });
+
+  // Handshake: REQUEST until ACCEPT (or a refusal); the answer may be lost, so retry.
+  const first = await requestOnce(
+    socket,
+    to,
+    request,
+    buffer,
+    options,
+    (f) => f.type === FrameType.ACCEPT || f.type === FrameType.REJECT || f.type === FrameType.ERROR,
+  );
+  if (first.type === FrameType.REJECT) {
+    const r = readReject(first);
+    log.event("rejected", { ...r });
+    throw new RequestRefusedError(r.reason);
+  }
+  if (first.type === FrameType.ERROR) {
+    const e = readError(first);
+    log.event("error", { ...e });
+    if (e.code === "not_found") throw new RequestRefusedError(e.message);
+    throw new Error(`Server error: ${e.message}`);
+  }
+  const accept = readAccept(first);
+  const streamId = first.streamId;
+  const heartbeatMs = accept.heartbeatMs ?? 1000;
+  options.onNotice?.({ type: "accepted", op: accept.op, streamId });
+  log.event("accepted", { ...accept, streamId });
+
+  // State shared by the two paths.
+  const infos: { start: number; info: StreamInfo }[] = [];
+  let ended = false;
+  let ending: ReceptionReport["ending"] = "end";
+  let lastArrival = performance.now();
+  let wake: (() => void) | undefined;
+  const poke = () => {
+    wake?.();
+    wake = undefined;
+  };
+  const sendControl = (type: typeof FrameType.HEARTBEAT | typeof FrameType.BYE, body?: unknown) =>
+    socket.send(encodeControl(type, body, { streamId }), to);
+  let highest = -1;
+  let sinceAck = 0;
+  const ack = () => void sendControl(FrameType.HEARTBEAT, { ack: highest + 1 });
+
+  const onFrame = (frame: Frame, arrivalMs: number) => {
+    if (frame.streamId !== streamId && frame.type !== FrameType.ACCEPT) {
+      stats.malformed++;
+      return;
+    }
+    switch (frame.type) {
+      case FrameType.DATA: {
+        const ext = stats.onData(frame.sequence, frame.timestamp, arrivalMs, frame.payload.length);
+        if (ext === undefined) return; // duplicate
+        highest = Math.max(highest, ext);
+        if (++sinceAck >= ACK_EVERY) {
+          sinceAck = 0;
+          ack();
+        }
+        const packet: BufferedPacket = {
+          seq: ext,
+          timestampUs: frame.timestamp,
+          flags: frame.flags,
+          payload: frame.payload.slice(),
+          arrivalMs,
+        };
+        if (jitter.insert(packet) === "late") stats.late++;
+        poke();
+        return;
+      }
+      case FrameType.STREAM_INFO: {
+        const info = readStreamInfo(frame);
+        // STREAM_INFO's sequence field is the first DATA sequence of the stream it describes.
+        if (!infos.some((i) => i.start === frame.sequence)) {
+          infos.push({ start: frame.sequence, info });
+          infos.sort((a, b) => a.start - b.start);
+          if (infos.length > 8) infos.shift();
+          options.onNotice?.({ type: "stream", info });
+          log.event("stream_info", { start: frame.sequence, ...info });
+        }
+        return;
+      }
+      case FrameType.NOW_PLAYING: {
+        const np = readNowPlaying(frame);
+        options.onNotice?.({ type: "now_playing", nowPlaying: np });
+        log.event("now_playing", { ...np });
+        return;
+      }
+      case FrameType.END: {
+        const end = readEnd(frame);
+        stats.sentBySender = end.packets;
+        if (!ended) log.event("end", { ...end });
+        ended = true;
+        poke();
+        return;
+      }
+      case FrameType.ERROR: {
+        const e = readError(frame);
+        log.event("error", { ...e });
+        ended = true;
+        ending = "error";
+        poke();
+        return;
+      }
+      case FrameType.ACCEPT:
+        return; // a repeated answer to a retried REQUEST
+      default:
+        stats.malformed++;
+    }
+  };
+
+  // Receive path.
+  const stop = new AbortController();
+  const signal = AbortSignal.any([options.signal, stop.signal]);
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const receiver = (async () => {
+    while (!ended && !signal.aborted) {
+      let got;
+      try {
+        got = await receiveUntil(socket, buffer, lastArrival + timeoutMs, signal);
+      } catch {
+        break; // aborted
+      }
+      if (!got) {
+        if (performance.now() - lastArrival >= timeoutMs) {
+          ending = "timeout";
+          log.event("timeout", { silentMs: timeoutMs });
+          ended = true;
+          poke();
+        }
+        continue;
+      }
+      if (formatAddress(got.from) !== serverKey) {
+        stats.malformed++; // not from our server: possibly forged
+        continue;
+      }
+      const arrivalMs = performance.now();
+      lastArrival = arrivalMs;
+      let frame: Frame;
+      try {
+        frame = decodeDatagram(got.data, { maxPayload: Math.max(accept.maxPayload, 1200) });
+      } catch (error) {
+        if (!(error instanceof FrameError)) throw error;
+        stats.malformed++;
+        continue;
+      }
+      const handle = () => {
+        try {
+          onFrame(frame, performance.now());
+        } catch (error) {
+          if (!(error instanceof MessageError)) throw error;
+          stats.malformed++;
+        }
+      };
+      // --sim-* on the receive side: the copy is needed because the buffer is reused.
+      if (options.impairment?.active) {
+        frame = { ...frame, payload: frame.payload.slice() };
+        options.impairment.apply(handle);
+      } else {
+        handle();
+      }
+    }
+    poke();
+  })();
+
+  // Heartbeats (radio keep-alive, and acknowledgements that pace an on-demand stream).
+  const heartbeat = setInterval(ack, Math.max(100, Math.min(heartbeatMs, 1000)));
+  const limit = options.maxSeconds === undefined ? undefined : setTimeout(() => {
+    ended = true;
+    poke();
+  }, options.maxSeconds * 1000);
+
+  // Playout path.
+  let output: PcmOutput | undefined;
+  using playout = new MediaPlayout({
+    openOutput: async (format) => output = await options.openOutput!(format),
+  });
+  let current: { start: number; info: StreamInfo } | undefined;
+  let lastEndUs: number | undefined;
+  const infoFor = (seq: number) => {
+    let found: { start: number; info: StreamInfo } | undefined;
+    for (const i of infos) if (i.start <= seq) found = i;
+    return found;
+  };
+  try {
+    for (;;) {
+      if (options.signal.aborted) {
+        ending = "interrupted";
+        break;
+      }
+      const now = performance.now();
+      const item = jitter.next(now, ended);
+      if (!item) {
+        if (ended && jitter.size === 0) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          const t = setTimeout(resolve, jitter.started ? jitter.waitHintMs(now) : 20);
+          options.signal.addEventListener("abort", () => {
+            clearTimeout(t);
+            resolve();
+          }, { once: true });
+        });
+        continue;
+      }
+      if (item.kind === "gap") {
+        stats.concealed++;
+        log.event("gap", { from: item.fromSeq, to: item.toSeq });
+        if (current?.info.codec === "pcm_s16le" && lastEndUs !== undefined && options.openOutput) {
+          await playout.gap(Math.max(0, item.resumeTimestampUs - lastEndUs));
+        }
+        continue;
+      }
+      const p = item.packet;
+      const found = infoFor(p.seq);
+      if (!found) continue; // no STREAM_INFO yet for this packet (radio: it is repeated)
+      if (found !== current) {
+        current = found;
+        if (options.openOutput) await playout.startStream(found.info, p.seq === found.start);
+      }
+      stats.played++;
+      if (options.openOutput) await playout.media(p.payload);
+      if (current.info.codec === "pcm_s16le") {
+        const frames = p.payload.length / (2 * current.info.channels);
+        lastEndUs = p.timestampUs + frames * 1e6 / current.info.sampleRate;
+      } else {
+        lastEndUs = p.timestampUs;
+      }
+    }
+    if (options.openOutput) {
+      await playout.finishStream();
+      await output?.drain?.();
+    }
+  } finally {
+    clearInterval(heartbeat);
+    clearTimeout(limit);
+    if (!ended || ending !== "end" || request.op === "radio") await sendControl(FrameType.BYE);
+    ended = true;
+    stop.abort();
+    socket.close();
+    await receiver.catch(() => {});
+    options.impairment?.close();
+    await output?.close?.();
+  }
+  stats.underruns = jitter.underruns;
+  stats.overflowed = jitter.overflowed;
+  const report = stats.report(
+    ending,
+    options.impairment?.active ? options.impairment.counts : undefined,
+  );
+  log.event("stats", { ...report });
+  return report;
+}

@@ -1,0 +1,674 @@
+/**
+ * The UDP server: songs on demand (a private, paced stream per client) and a radio station
+ * (one stream fanned out to every listener, byte-identical). Admission is limited, silent
+ * clients are dropped, and anything that is not a valid request is counted and ignored —
+ * UDP source addresses can be forged, so no datagram is trusted to be what it claims.
+ * The message flows are in docs/PROTOCOL.md §5.1–5.2.
+ *
+ * @module
+ */
+
+import { delay } from "@std/async/delay";
+import type { EventLog } from "../cli/event_log.ts";
+import { type Song, SongCatalog } from "../songs/catalog.ts";
+import {
+  decodeDatagram,
+  encodeFrame,
+  type Frame,
+  FrameError,
+  FrameFlag,
+  FrameType,
+  frameTypeName,
+  HEADER_SIZE,
+  writeHeader,
+} from "../wire/frame.ts";
+import {
+  encodeControl,
+  encodeJson,
+  MessageError,
+  parseJsonObject,
+  readRequest,
+  type Request,
+  type SongEntry,
+  type StreamInfo,
+} from "../wire/messages.ts";
+import { formatAddress, type UdpAddress, UdpSocket } from "../net/udp_socket.ts";
+import { type PacketizedSong, packetizeSong } from "../media/packetizer.ts";
+import { type NextSong, Station, type StationEvent } from "../media/station.ts";
+import type { Impairment } from "./impairment.ts";
+import { RtpSender } from "./rtp.ts";
+import { ACK_EVERY, ACK_STALL_MS, FLOW_WINDOW } from "./flow_control.ts";
+
+/** Options for {@linkcode UdpServer.start}. */
+export interface UdpServerOptions {
+  /** The songs served. */
+  catalog: SongCatalog;
+  /** Address to bind. @default {"127.0.0.1"} */
+  hostname?: string;
+  /** Port to bind; 0 picks a free one. @default {9000} */
+  port?: number;
+  /** Most concurrent clients (on-demand streams + radio listeners). @default {32} */
+  maxClients?: number;
+  /**
+   * Gap between DATA packets of on-demand streams in ms; undefined paces in real time from
+   * media timestamps; 0 sends as fast as the client acknowledges.
+   */
+  intervalMs?: number;
+  /** Largest DATA payload. @default {1200} */
+  maxPayload?: number;
+  /** Drop a client that sent nothing for this long (ms). @default {10000} */
+  heartbeatTimeoutMs?: number;
+  /** Radio: loop this one song instead of the whole library. */
+  radioSong?: Song;
+  /** Send-side impairment (`--sim-*`). */
+  impairment?: Impairment;
+  /** Also push the radio as RTP to this address (MP3 songs, RFC 2250). */
+  rtp?: UdpAddress;
+  /** Event log. */
+  log: EventLog;
+  /** Stops the server. */
+  signal: AbortSignal;
+}
+
+/** Counters the server keeps (also logged at shutdown). */
+export interface UdpServerStats {
+  datagrams: number;
+  malformed: number;
+  rejected: number;
+  streamsStarted: number;
+  streamsCompleted: number;
+  listenersJoined: number;
+  timedOut: number;
+  rateLimited: number;
+}
+
+/** Replies to requests that open no session (list, now_playing, errors), per address/second. */
+const REPLIES_PER_SECOND = 20;
+/** Radio listeners get NOW_PLAYING and STREAM_INFO again this often (they may be lost). */
+const INFO_REPEAT_MS = 5000;
+
+interface Session {
+  key: string;
+  addr: UdpAddress;
+  kind: "song" | "radio";
+  streamId: number;
+  lastSeen: number;
+  /** On-demand: the song asked for (a repeated REQUEST for it re-sends ACCEPT + STREAM_INFO). */
+  song?: Song;
+  info?: StreamInfo;
+  /** On-demand: packets acknowledged (next sequence the client expects). */
+  acked: number;
+  ackAt: number;
+  ackWaiter?: () => void;
+  stop: AbortController;
+}
+
+/** A running UDP server. */
+export class UdpServer implements AsyncDisposable {
+  readonly #options: UdpServerOptions;
+  readonly #socket: UdpSocket;
+  readonly #sessions = new Map<string, Session>();
+  readonly #stop = new AbortController();
+  readonly #station: Station;
+  readonly #stationId: number;
+  readonly #maxPayload: number;
+  readonly #cache = new Map<string, Promise<PacketizedSong>>();
+  readonly #replyBudget = new Map<string, { second: number; count: number }>();
+  #radioInfo: { info: StreamInfo; startSequence: number; frame: Uint8Array } | undefined;
+  #nowPlayingFrame: Uint8Array | undefined;
+  #rtp: RtpSender | undefined;
+  #tasks: Promise<unknown>[] = [];
+  #radioLoop = 0;
+  /** Recent radio DATA frames (about 400 ms), re-sent to a new listener. */
+  #burst: Uint8Array[] = [];
+  #nextRadioSequence = 0;
+  #malformedLogged = 0;
+  /** Counters. */
+  readonly stats: UdpServerStats = {
+    datagrams: 0,
+    malformed: 0,
+    rejected: 0,
+    streamsStarted: 0,
+    streamsCompleted: 0,
+    listenersJoined: 0,
+    timedOut: 0,
+    rateLimited: 0,
+  };
+  /** Resolves when the server has stopped. */
+  readonly finished: Promise<void>;
+
+  private constructor(options: UdpServerOptions, socket: UdpSocket) {
+    this.#options = options;
+    this.#socket = socket;
+    this.#maxPayload = options.maxPayload ?? 1200;
+    this.#stationId = crypto.getRandomValues(new Uint32Array(1))[0]!;
+    const signal = AbortSignal.any([options.signal, this.#stop.signal]);
+    this.#station = new Station({
+      maxPayload: this.#maxPayload,
+      nextSong: () => this.#nextRadioSong(),
+      signal,
+      onSkip: (song, error) =>
+        options.log.event("radio_skip", { song: song.title, error: error.message }),
+    });
+    if (options.rtp) this.#rtp = new RtpSender(socket, options.rtp, options.log);
+    this.#station.subscribe((event) => this.#onStation(event));
+    this.finished = this.#run(signal);
+  }
+
+  /**
+   * Binds the socket and starts serving.
+   *
+   * @throws {Error} if the catalog is empty or the address cannot be bound.
+   */
+  static start(options: UdpServerOptions): UdpServer {
+    if (options.catalog.songs.length === 0) {
+      throw new Error(`No songs to serve in "${options.catalog.root}" (mp3, wav or flac files)`);
+    }
+    const socket = UdpSocket.bind(options.hostname ?? "127.0.0.1", options.port ?? 9000);
+    return new UdpServer(options, socket);
+  }
+
+  /** The bound address. */
+  get address(): UdpAddress {
+    return this.#socket.address;
+  }
+
+  /** Current sessions (on-demand streams + radio listeners). */
+  get clientCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Stops serving and waits for every task to finish. */
+  async close(): Promise<void> {
+    this.#stop.abort();
+    await this.finished;
+  }
+
+  /** Same as {@linkcode close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #run(signal: AbortSignal): Promise<void> {
+    const { log } = this.#options;
+    log.event("server_start", {
+      address: formatAddress(this.address),
+      songs: this.#options.catalog.songs.length,
+    });
+    const station = this.#station.run();
+    const sweeper = this.#sweep(signal);
+    const onAbort = () => this.#socket.close();
+    signal.addEventListener("abort", onAbort, { once: true });
+    const buffer = new Uint8Array(65536);
+    try {
+      for (;;) {
+        const got = await this.#socket.receive(buffer);
+        if (!got) break;
+        this.stats.datagrams++;
+        this.#onDatagram(got.data, got.from);
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      this.#stop.abort();
+      this.#socket.close();
+      for (const s of this.#sessions.values()) s.stop.abort();
+      await Promise.allSettled([station, sweeper, ...this.#tasks]);
+      this.#options.impairment?.close();
+      log.event("server_stop", { ...this.stats });
+    }
+  }
+
+  #onDatagram(data: Uint8Array, from: UdpAddress): void {
+    let frame: Frame;
+    try {
+      frame = decodeDatagram(data, { maxPayload: Math.max(this.#maxPayload, 1200) });
+    } catch (error) {
+      if (!(error instanceof FrameError)) throw error;
+      this.#malformed(from, error.message);
+      return;
+    }
+    const key = formatAddress(from);
+    const session = this.#sessions.get(key);
+    switch (frame.type) {
+      case FrameType.REQUEST: {
+        let request: Request;
+        try {
+          request = readRequest(frame);
+        } catch (error) {
+          if (!(error instanceof MessageError)) throw error;
+          this.#malformed(from, error.message);
+          this.#reply(from, FrameType.ERROR, { code: "bad_request", message: error.message });
+          return;
+        }
+        this.#onRequest(request, from, key, session);
+        return;
+      }
+      case FrameType.HEARTBEAT:
+        if (session && session.streamId === frame.streamId) {
+          session.lastSeen = performance.now();
+          if (frame.payload.length > 0) this.#onAck(session, frame);
+        } else {
+          this.#malformed(from, "HEARTBEAT for no stream of this address");
+        }
+        return;
+      case FrameType.BYE:
+        if (session && session.streamId === frame.streamId) this.#endSession(session, "bye");
+        return;
+      default:
+        this.#malformed(from, `unexpected ${frameTypeName(frame.type)} from a client`);
+    }
+  }
+
+  #onAck(session: Session, frame: Frame): void {
+    try {
+      const ack = parseJsonObject(frame).ack;
+      if (typeof ack === "number" && Number.isInteger(ack) && ack > session.acked) {
+        session.acked = ack;
+        session.ackAt = performance.now();
+        session.ackWaiter?.();
+      }
+    } catch {
+      // An unreadable heartbeat still counts as a heartbeat.
+    }
+  }
+
+  #onRequest(request: Request, from: UdpAddress, key: string, session: Session | undefined): void {
+    const { log, catalog } = this.#options;
+    log.event("request", { from: key, ...request });
+    switch (request.op) {
+      case "list":
+        this.#reply(from, FrameType.SONG_LIST, this.#songListPage(request.offset ?? 0));
+        return;
+      case "now_playing": {
+        const np = this.#station.nowPlaying();
+        if (np) this.#reply(from, FrameType.NOW_PLAYING, np);
+        return;
+      }
+      case "song": {
+        const song = catalog.find(request.song);
+        if (!song) {
+          log.event("not_found", { from: key, song: request.song });
+          this.#reply(from, FrameType.ERROR, {
+            code: "not_found",
+            message: `Song "${request.song}" does not exist`,
+          });
+          return;
+        }
+        if (session?.kind === "song" && session.song === song) {
+          // A retried REQUEST (our ACCEPT was lost): answer again, do not start a second stream.
+          this.#sendAcceptAndInfo(session);
+          return;
+        }
+        if (session) this.#endSession(session, "replaced");
+        if (!this.#admit(from, key)) return;
+        this.#startSong(song, from, key);
+        return;
+      }
+      case "radio": {
+        if (session?.kind === "radio") {
+          session.lastSeen = performance.now();
+          this.#sendRadioWelcome(session);
+          return;
+        }
+        if (session) this.#endSession(session, "replaced");
+        if (!this.#admit(from, key)) return;
+        this.#joinRadio(from, key);
+        return;
+      }
+      default:
+        this.#reply(from, FrameType.ERROR, {
+          code: "bad_request",
+          message: `"${request.op}" is not available over UDP (use tls-client)`,
+        });
+    }
+  }
+
+  #admit(from: UdpAddress, key: string): boolean {
+    const max = this.#options.maxClients ?? 32;
+    if (this.#sessions.size < max) return true;
+    this.stats.rejected++;
+    this.#options.log.event("reject", {
+      from: key,
+      reason: "server_full",
+      clients: this.#sessions.size,
+    });
+    this.#reply(from, FrameType.REJECT, {
+      code: "server_full",
+      reason: `Server full: ${max} of ${max} clients connected, try again later`,
+    });
+    return false;
+  }
+
+  #newSession(kind: Session["kind"], from: UdpAddress, key: string, streamId: number): Session {
+    const now = performance.now();
+    const session: Session = {
+      key,
+      addr: from,
+      kind,
+      streamId,
+      lastSeen: now,
+      acked: 0,
+      ackAt: now,
+      stop: new AbortController(),
+    };
+    this.#sessions.set(key, session);
+    return session;
+  }
+
+  #endSession(session: Session, reason: string): void {
+    if (this.#sessions.get(session.key) !== session) return;
+    this.#sessions.delete(session.key);
+    session.stop.abort();
+    session.ackWaiter?.();
+    this.#options.log.event(session.kind === "radio" ? "listener_leave" : "stream_stop", {
+      from: session.key,
+      reason,
+    });
+  }
+
+  // ---- on demand -------------------------------------------------------------------------
+
+  #startSong(song: Song, from: UdpAddress, key: string): void {
+    let streamId = crypto.getRandomValues(new Uint32Array(1))[0]!;
+    if (streamId === this.#stationId || streamId === 0) streamId ^= 0x5a5a5a5a;
+    const session = this.#newSession("song", from, key, streamId);
+    session.song = song;
+    this.stats.streamsStarted++;
+    const task = this.#streamSong(session, song).catch((error) => {
+      this.#options.log.event("stream_error", {
+        from: key,
+        song: song.title,
+        error: String(error),
+      });
+      this.#send(
+        session.addr,
+        encodeControl(FrameType.ERROR, {
+          code: "internal",
+          message: `Cannot stream "${song.title}": ${(error as Error).message}`,
+        }, { streamId }),
+      );
+    }).finally(() => {
+      this.#endSession(session, "finished");
+      this.#tasks = this.#tasks.filter((t) => t !== task);
+    });
+    this.#tasks.push(task);
+  }
+
+  #packetized(song: Song): Promise<PacketizedSong> {
+    let p = this.#cache.get(song.title);
+    if (!p) {
+      p = packetizeSong(song, this.#maxPayload);
+      p.catch(() => this.#cache.delete(song.title));
+      this.#cache.set(song.title, p);
+      // Keep a few songs; the rest are cut again when asked for.
+      if (this.#cache.size > 8) this.#cache.delete(this.#cache.keys().next().value!);
+    }
+    return p;
+  }
+
+  #sendAcceptAndInfo(session: Session): void {
+    const { streamId } = session;
+    this.#send(
+      session.addr,
+      encodeControl(FrameType.ACCEPT, { op: "song", maxPayload: this.#maxPayload }, { streamId }),
+    );
+    if (session.info) {
+      this.#send(session.addr, encodeControl(FrameType.STREAM_INFO, session.info, { streamId }));
+    }
+  }
+
+  async #streamSong(session: Session, song: Song): Promise<void> {
+    const { log, intervalMs } = this.#options;
+    const { signal } = session.stop;
+    const packetized = await this.#packetized(song);
+    session.info = packetized.info;
+    this.#sendAcceptAndInfo(session);
+    log.event("stream_start", {
+      from: session.key,
+      song: song.title,
+      streamId: session.streamId,
+      packets: packetized.packets.length,
+      codec: packetized.info.codec,
+    });
+    const packets = packetized.packets;
+    const start = performance.now();
+    let bytes = 0;
+    for (let i = 0; i < packets.length; i++) {
+      if (signal.aborted) return;
+      const p = packets[i]!;
+      const due = intervalMs === undefined ? start + p.timestampUs / 1000 : start + i * intervalMs;
+      const wait = due - performance.now();
+      if (wait > 1) await delay(wait, { signal }).catch(() => {});
+      // Flow control: never run more than FLOW_WINDOW packets ahead of the client.
+      while (!signal.aborted && i - session.acked >= FLOW_WINDOW) {
+        const stalled = performance.now() - session.ackAt;
+        if (stalled >= ACK_STALL_MS) {
+          session.acked = i - FLOW_WINDOW + ACK_EVERY; // assume acks were lost; probe onward
+          session.ackAt = performance.now();
+          break;
+        }
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, ACK_STALL_MS - stalled);
+          session.ackWaiter = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        session.ackWaiter = undefined;
+      }
+      if (signal.aborted) return;
+      const frame = encodeFrame({
+        type: FrameType.DATA,
+        flags: i === 0 ? FrameFlag.SONG_START : 0,
+        streamId: session.streamId,
+        sequence: i,
+        timestamp: p.timestampUs,
+        payload: p.payload,
+      }, { maxPayload: this.#maxPayload });
+      bytes += p.payload.length;
+      this.#send(session.addr, frame);
+      // With --interval 0 and a window open, yield now and then so the socket can receive acks.
+      if (intervalMs === 0 && i % 16 === 15) await new Promise((r) => setTimeout(r, 0));
+    }
+    this.#options.impairment?.flush();
+    const end = encodeControl(FrameType.END, { packets: packets.length, bytes }, {
+      streamId: session.streamId,
+    });
+    // END can be lost like any datagram: send it twice, 20 ms apart.
+    this.#send(session.addr, end);
+    await delay(20, { signal }).catch(() => {});
+    this.#send(session.addr, end);
+    this.stats.streamsCompleted++;
+    log.event("stream_end", {
+      from: session.key,
+      song: song.title,
+      packets: packets.length,
+      bytes,
+    });
+  }
+
+  // ---- radio -----------------------------------------------------------------------------
+
+  #nextRadioSong(): NextSong {
+    const songs = this.#options.catalog.songs;
+    const song = this.#options.radioSong ?? songs[this.#radioLoop++ % songs.length]!;
+    return { song, source: "random" };
+  }
+
+  #joinRadio(from: UdpAddress, key: string): void {
+    const session = this.#newSession("radio", from, key, this.#stationId);
+    this.stats.listenersJoined++;
+    this.#options.log.event("listener_join", { from: key, listeners: this.#radioListeners() });
+    this.#sendRadioWelcome(session);
+  }
+
+  #sendRadioWelcome(session: Session): void {
+    const streamId = this.#stationId;
+    this.#send(
+      session.addr,
+      encodeControl(FrameType.ACCEPT, {
+        op: "radio",
+        maxPayload: this.#maxPayload,
+        heartbeatMs: Math.max(500, Math.floor((this.#options.heartbeatTimeoutMs ?? 10_000) / 4)),
+      }, { streamId }),
+    );
+    if (this.#nowPlayingFrame) this.#send(session.addr, this.#nowPlayingFrame);
+    if (this.#radioInfo) this.#send(session.addr, this.#radioInfo.frame);
+    // The join burst: the last few hundred ms of the song, so playback starts at once.
+    const burst = this.#burst;
+    for (const frame of burst) this.#send(session.addr, frame);
+  }
+
+  #radioListeners(): number {
+    let n = 0;
+    for (const s of this.#sessions.values()) if (s.kind === "radio") n++;
+    return n;
+  }
+
+  #onStation(event: StationEvent): void {
+    const streamId = this.#stationId;
+    if (event.type === "song") {
+      this.#burst = [];
+      this.#nowPlayingFrame = encodeControl(FrameType.NOW_PLAYING, event.nowPlaying, { streamId });
+      // STREAM_INFO's sequence field says which DATA frame the song starts at (§3.2).
+      const startSequence = this.#nextRadioSequence;
+      this.#radioInfo = {
+        info: event.info,
+        startSequence,
+        frame: encodeFrame({
+          type: FrameType.STREAM_INFO,
+          streamId,
+          sequence: startSequence,
+          payload: encodeJson(event.info),
+        }),
+      };
+      this.#options.log.event("radio_song", {
+        title: event.nowPlaying.title,
+        listeners: this.#radioListeners(),
+      });
+      this.#fanOut(this.#nowPlayingFrame);
+      this.#fanOut(this.#radioInfo.frame);
+      this.#rtp?.songStart(event.info);
+      return;
+    }
+    const p = event.packet;
+    this.#nextRadioSequence = (p.sequence + 1) >>> 0;
+    const frame = new Uint8Array(HEADER_SIZE + p.payload.length);
+    writeHeader(frame, {
+      type: FrameType.DATA,
+      flags: p.songStart ? FrameFlag.SONG_START : 0,
+      streamId,
+      sequence: p.sequence,
+      timestamp: p.timestampUs,
+    }, p.payload);
+    frame.set(p.payload, HEADER_SIZE);
+    this.#burst.push(frame);
+    if (this.#burst.length > 64) this.#burst.shift();
+    this.#trimBurst(p.timestampUs);
+    this.#fanOut(frame);
+    this.#rtp?.packet(p);
+  }
+
+  #trimBurst(nowUs: number): void {
+    // Keep about 400 ms: read each kept frame's timestamp from its header.
+    while (this.#burst.length > 1) {
+      const first = this.#burst[0]!;
+      const ts = Number(new DataView(first.buffer, first.byteOffset).getBigUint64(16));
+      if (nowUs - ts <= 400_000) break;
+      this.#burst.shift();
+    }
+  }
+
+  #fanOut(frame: Uint8Array): void {
+    for (const s of this.#sessions.values()) if (s.kind === "radio") this.#send(s.addr, frame);
+  }
+
+  // ---- housekeeping ----------------------------------------------------------------------
+
+  async #sweep(signal: AbortSignal): Promise<void> {
+    const timeout = this.#options.heartbeatTimeoutMs ?? 10_000;
+    let lastInfo = performance.now();
+    while (!signal.aborted) {
+      await delay(Math.min(500, timeout / 4), { signal }).catch(() => {});
+      const now = performance.now();
+      for (const s of [...this.#sessions.values()]) {
+        if (now - s.lastSeen > timeout) {
+          this.stats.timedOut++;
+          this.#options.log.event("timeout", {
+            from: s.key,
+            kind: s.kind,
+            silentMs: Math.round(now - s.lastSeen),
+          });
+          this.#endSession(s, "heartbeat timeout");
+        }
+      }
+      if (now - lastInfo >= INFO_REPEAT_MS) {
+        lastInfo = now;
+        if (this.#nowPlayingFrame) {
+          const np = this.#station.nowPlaying();
+          if (np) {
+            this.#nowPlayingFrame = encodeControl(FrameType.NOW_PLAYING, np, {
+              streamId: this.#stationId,
+            });
+          }
+          this.#fanOut(this.#nowPlayingFrame);
+        }
+        if (this.#radioInfo) this.#fanOut(this.#radioInfo.frame);
+      }
+      if (this.#replyBudget.size > 10_000) this.#replyBudget.clear();
+    }
+  }
+
+  #songListPage(offset: number): { total: number; offset: number; songs: SongEntry[] } {
+    const all = this.#options.catalog.songs;
+    const page = {
+      total: all.length,
+      offset: Math.min(offset, all.length),
+      songs: [] as SongEntry[],
+    };
+    for (let i = page.offset; i < all.length; i++) {
+      page.songs.push(SongCatalog.entry(all[i]!));
+      if (encodeJson(page).length > this.#maxPayload) {
+        page.songs.pop();
+        break;
+      }
+    }
+    return page;
+  }
+
+  /** Replies that open no session are rate-limited per address: no amplification for spoofers. */
+  #reply(to: UdpAddress, type: FrameType, body: unknown): void {
+    const key = formatAddress(to);
+    const second = Math.floor(performance.now() / 1000);
+    const budget = this.#replyBudget.get(key);
+    if (budget && budget.second === second) {
+      if (++budget.count > REPLIES_PER_SECOND) {
+        this.stats.rateLimited++;
+        return;
+      }
+    } else {
+      this.#replyBudget.set(key, { second, count: 1 });
+    }
+    this.#send(to, encodeControl(type, body, { maxPayload: this.#maxPayload }));
+  }
+
+  #malformed(from: UdpAddress, reason: string): void {
+    this.stats.malformed++;
+    // Log the first 100 in full; after that every 1000th, so a flood cannot fill the disk.
+    if (this.#malformedLogged < 100 || this.stats.malformed % 1000 === 0) {
+      this.#malformedLogged++;
+      this.#options.log.event("malformed", {
+        from: formatAddress(from),
+        reason,
+        total: this.stats.malformed,
+      });
+    }
+  }
+
+  #send(to: UdpAddress, bytes: Uint8Array): void {
+    const impairment = this.#options.impairment;
+    const send = () => void this.#socket.send(bytes, to);
+    if (impairment?.active) impairment.apply(send);
+    else send();
+  }
+}

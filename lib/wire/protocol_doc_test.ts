@@ -1,0 +1,47 @@
+/** Keeps docs/PROTOCOL.md exact: every example frame in it must decode to what it says. */
+import { assert, assertEquals } from "@std/assert";
+import { decodeDatagram, frameTypeName, HEADER_SIZE } from "./frame.ts";
+import { FrameDecoder } from "./stream_decoder.ts";
+
+const doc = await Deno.readTextFile(new URL("../../docs/PROTOCOL.md", import.meta.url));
+const examples = [
+  ...doc.matchAll(/```soundsock-frame\n([0-9a-f \n]+)```\s+decodes to\s+`([^`]+)`/g),
+].map(([, hex, json]) => ({
+  bytes: Uint8Array.from(hex!.trim().split(/\s+/).map((h) => parseInt(h, 16))),
+  expected: JSON.parse(json!),
+}));
+
+/** Bit-at-a-time CRC-32C straight from the definition, independent of the table version. */
+function referenceCrc32c(bytes: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (const b of bytes) {
+    crc ^= b;
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+Deno.test("PROTOCOL.md has example frames", () => {
+  assert(examples.length >= 3, `found ${examples.length} examples`);
+});
+
+Deno.test("every example frame in PROTOCOL.md decodes to the fields the document states", () => {
+  for (const { bytes, expected } of examples) {
+    const frame = decodeDatagram(bytes);
+    const payload = expected.payload.startsWith("hex:")
+      ? [...frame.payload].map((b) => b.toString(16).padStart(2, "0")).join("")
+      : new TextDecoder().decode(frame.payload);
+    assertEquals({
+      type: frameTypeName(frame.type),
+      streamId: frame.streamId,
+      sequence: frame.sequence,
+      timestamp: frame.timestamp,
+      flags: frame.flags,
+      payload: expected.payload.startsWith("hex:") ? `hex:${payload}` : payload,
+    }, expected);
+    assertEquals(new FrameDecoder().push(bytes).length, 1);
+    // The documented CRC definition (bytes 0–27, then the payload) gives the stored CRC.
+    const covered = Uint8Array.from([...bytes.subarray(0, 28), ...bytes.subarray(HEADER_SIZE)]);
+    assertEquals(referenceCrc32c(covered), new DataView(bytes.buffer).getUint32(28));
+  }
+});

@@ -281,6 +281,7 @@ async function receiveStream(
   // State shared by the two paths.
   const infos: { start: number; info: StreamInfo }[] = [];
   let ended = false;
+  let endGrace: ReturnType<typeof setTimeout> | undefined;
   let ending: ReceptionReport["ending"] = "end";
   let lastArrival = performance.now();
   let wake: (() => void) | undefined;
@@ -304,6 +305,10 @@ async function receiveStream(
         const ext = stats.onData(frame.sequence, frame.timestamp, arrivalMs, frame.payload.length);
         if (ext === undefined) return; // duplicate
         highest = Math.max(highest, ext);
+        if (stats.sentBySender !== undefined && stats.received >= stats.sentBySender) {
+          clearTimeout(endGrace);
+          ended = true;
+        }
         if (++sinceAck >= ACK_EVERY) {
           sinceAck = 0;
           ack();
@@ -339,10 +344,17 @@ async function receiveStream(
       }
       case FrameType.END: {
         const end = readEnd(frame);
+        if (stats.sentBySender !== undefined) return; // END is sent twice
         stats.sentBySender = end.packets;
-        if (!ended) log.event("end", { ...end });
-        ended = true;
-        poke();
+        log.event("end", { ...end });
+        // Packets delayed on the way may still come: listen one buffer length more,
+        // unless everything is already here.
+        const finish = () => {
+          ended = true;
+          poke();
+        };
+        if (stats.received >= end.packets) finish();
+        else endGrace = setTimeout(finish, options.bufferMs ?? 200);
         return;
       }
       case FrameType.ERROR: {
@@ -484,6 +496,7 @@ async function receiveStream(
   } finally {
     clearInterval(heartbeat);
     clearTimeout(limit);
+    clearTimeout(endGrace);
     if (!ended || ending !== "end" || request.op === "radio") await sendControl(FrameType.BYE);
     ended = true;
     stop.abort();

@@ -7,6 +7,9 @@
  * @module
  */
 
+/** Longest a packet is held back for reordering, in milliseconds. */
+export const MAX_HOLD_MS = 50;
+
 /** Impairment settings. Percentages are 0–100. */
 export interface ImpairmentOptions {
   /** Drop this percentage of packets. */
@@ -119,7 +122,15 @@ export class Impairment {
     }
     if (rReorder * 100 < o.reorderPct) {
       this.counts.reordered++;
-      this.#held = send;
+      // Held until the next packet passes, but never longer than MAX_HOLD_MS: the last packet
+      // of a stream must not wait for one that never comes.
+      const timer = setTimeout(() => this.flush(), MAX_HOLD_MS);
+      this.#timers.add(timer);
+      this.#held = () => {
+        clearTimeout(timer);
+        this.#timers.delete(timer);
+        send();
+      };
       return;
     }
     send();

@@ -1,0 +1,342 @@
+/**
+ * What each tls-client subcommand does, on top of {@linkcode TlsSongClient}: formatting for
+ * people, playing, saving atomically, the interactive shell. cmd/tls_client.ts only parses the
+ * command line and calls these.
+ *
+ * @module
+ */
+
+import type { EventLog } from "../cli/event_log.ts";
+import type { Output } from "../cli/output.ts";
+import { ExitCode, UsageError } from "../cli/errors.ts";
+import type { AudioBackend } from "../audio/devices.ts";
+import type { NowPlaying, SongEntry, StreamInfo } from "../wire/messages.ts";
+import { join } from "@std/path";
+import { AtomicFile } from "./atomic_file.ts";
+import { TlsSongClient } from "./client.ts";
+import type { ConnectOptions, ServerAddress } from "./connect.ts";
+import { Playback } from "./playback.ts";
+
+/** Settings shared by every subcommand. */
+export interface ClientContext {
+  address: ServerAddress;
+  connect: ConnectOptions;
+  out: Output;
+  log: EventLog;
+  signal: AbortSignal;
+  /** Audio output settings for play / radio. */
+  audio: {
+    output?: string;
+    backend?: AudioBackend;
+    device?: string;
+    /** Stop playing after this many seconds. */
+    maxSeconds?: number;
+  };
+}
+
+/** `m:ss` for a duration in milliseconds. */
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+/** One line of `list`. */
+export function formatSongEntry(e: SongEntry): string {
+  const kib = Math.round(e.size / 1024);
+  return `${String(e.index).padStart(3)}. ${e.title}  ${formatDuration(e.durationMs)}  ${e.codec}  ${kib} KiB`;
+}
+
+/** The line radio prints at each song change. */
+export function formatNowPlaying(n: NowPlaying): string {
+  return `Now playing: ${n.title} (${formatDuration(n.durationMs)}), ${n.source === "request" ? "requested" : "random pick"}`;
+}
+
+async function open(ctx: ClientContext): Promise<TlsSongClient> {
+  const client = await TlsSongClient.connect(ctx.address, { ...ctx.connect, signal: ctx.signal });
+  ctx.log.event("connected", { server: client.server, peerPin: client.peerPin });
+  return client;
+}
+
+/** `list`: the numbered song list on stdout. */
+export async function listCommand(ctx: ClientContext, client?: TlsSongClient): Promise<number> {
+  const c = client ?? (await open(ctx));
+  try {
+    const songs = await c.list(ctx.signal);
+    if (songs.length === 0) ctx.out.stdout("The server has no songs.");
+    for (const e of songs) ctx.out.stdout(formatSongEntry(e));
+    return ExitCode.OK;
+  } finally {
+    if (!client) await c.bye();
+  }
+}
+
+/** `request SONG`: prints the server's exact answer; exit 3 if the song does not exist. */
+export async function requestCommand(
+  ctx: ClientContext,
+  song: string,
+  client?: TlsSongClient,
+): Promise<number> {
+  const c = client ?? (await open(ctx));
+  try {
+    const r = await c.requestSong(song, ctx.signal);
+    ctx.log.event("play_result", { song, ...r });
+    ctx.out.stdout(r.message);
+    return r.result === "not_found" ? ExitCode.REFUSED : ExitCode.OK;
+  } finally {
+    if (!client) await c.bye();
+  }
+}
+
+/** `queue`: the radio's request queue, numbered, next first. */
+export async function queueCommand(ctx: ClientContext, client?: TlsSongClient): Promise<number> {
+  const c = client ?? (await open(ctx));
+  try {
+    const queue = await c.queue(ctx.signal);
+    if (queue.length === 0) ctx.out.stdout("The request queue is empty.");
+    queue.forEach((e, i) => ctx.out.stdout(`${i + 1}. ${e.title} (${formatDuration(e.durationMs)})`));
+    return ExitCode.OK;
+  } finally {
+    if (!client) await c.bye();
+  }
+}
+
+/** `now`: what the radio is playing and how far it is. */
+export async function nowCommand(ctx: ClientContext, client?: TlsSongClient): Promise<number> {
+  const c = client ?? (await open(ctx));
+  try {
+    const n = await c.nowPlaying(ctx.signal);
+    ctx.out.stdout(`${formatNowPlaying(n)} — at ${formatDuration(n.positionMs)}`);
+    return ExitCode.OK;
+  } finally {
+    if (!client) await c.bye();
+  }
+}
+
+/** Options of {@linkcode playCommand}. */
+export interface PlayCommandOptions {
+  /** Save the file here (verified, atomic). */
+  save?: string;
+  /** Play it (false: only save). @default {true} */
+  play?: boolean;
+}
+
+/**
+ * `play SONG [--save FILE]` and `get SONG [FILE]`: downloads a song, playing it as it arrives
+ * and/or saving it only if its SHA-256 matches.
+ */
+export async function playCommand(
+  ctx: ClientContext,
+  song: string,
+  options: PlayCommandOptions = {},
+  client?: TlsSongClient,
+): Promise<number> {
+  const { out } = ctx;
+  const c = client ?? (await open(ctx));
+  const playing = options.play ?? true;
+  await using playback = playing ? newPlayback(ctx) : undefined;
+  let file: AtomicFile | undefined;
+  let info: StreamInfo | undefined;
+  const started = performance.now();
+  try {
+    const result = await c.download(song, {
+      signal: ctx.signal,
+      onInfo: async (i) => {
+        info = i;
+        ctx.log.event("stream_info", { ...i });
+        out.info(
+          `${playing ? "Playing" : "Downloading"} ${i.title} (${formatDuration(i.durationMs)}, ${i.codec}, ` +
+            `${Math.round((i.size ?? 0) / 1024)} KiB)`,
+        );
+        if (options.save) {
+          const target = (await isDirectory(options.save)) ? join(options.save, i.title) : options.save;
+          file = await AtomicFile.create(target);
+        }
+        playback?.start(i, true);
+      },
+      onData: async (payload) => {
+        playback?.data(payload);
+        await file?.write(payload);
+      },
+    });
+    const ms = performance.now() - started;
+    ctx.log.event("download_done", { title: result.info.title, bytes: result.end.bytes, ms });
+    out.debug(
+      `received ${result.end.bytes} bytes in ${Math.round(ms)} ms ` +
+        `(${(result.end.bytes / 1048576 / (ms / 1000)).toFixed(1)} MiB/s)`,
+    );
+  } catch (error) {
+    await file?.[Symbol.asyncDispose]();
+    throw error;
+  } finally {
+    if (!client) await c.bye();
+  }
+  if (file && info?.sha256) {
+    await file.commit(info.sha256);
+    out.info(`Saved ${file.path} (SHA-256 verified)`);
+  } else if (file) {
+    await file[Symbol.asyncDispose]();
+    throw new Error(`Not saving "${file.path}": the server sent no SHA-256`);
+  }
+  if (playback) {
+    await playback.finish();
+    if (playback.reachedLimit) out.info(`Stopped after ${ctx.audio.maxSeconds} s (--max-seconds)`);
+  }
+  return ExitCode.OK;
+}
+
+/** `radio`: plays the station and prints each new song until Ctrl+C. */
+export async function radioCommand(ctx: ClientContext): Promise<number> {
+  const { out } = ctx;
+  await using c = asAsyncDisposable(await open(ctx));
+  await using playback = newPlayback(ctx);
+  let pendingInfo: StreamInfo | undefined;
+  const joined = performance.now();
+  let first = true;
+  try {
+    for await (const event of c.client.radio(ctx.signal)) {
+      if (event.type === "now_playing") {
+        out.info(formatNowPlaying(event.nowPlaying));
+        ctx.log.event("now_playing", { ...event.nowPlaying });
+      } else if (event.type === "stream_info") {
+        pendingInfo = event.info;
+      } else if (event.type === "data") {
+        if (pendingInfo) {
+          // Joining mid-song the first packets are not a song start: no priming to trim.
+          playback.start(pendingInfo, event.songStart);
+          pendingInfo = undefined;
+        }
+        if (first) {
+          first = false;
+          const ms = Math.round(performance.now() - joined);
+          ctx.log.event("first_data", { ms });
+          out.debug(`first audio ${ms} ms after joining`);
+        }
+        playback.data(event.payload);
+        if (playback.reachedLimit) break;
+      }
+    }
+  } catch (error) {
+    if (!ctx.signal.aborted) throw error;
+  }
+  out.info("Radio stopped.");
+  return ExitCode.OK;
+}
+
+const SHELL_HELP = [
+  "Commands:",
+  "  list                 numbered song list",
+  "  play SONG            download and play a song (name or number)",
+  "  get SONG [FILE]      download and save (SHA-256 checked)",
+  "  request SONG         ask the radio to play a song",
+  "  queue                the radio's request queue",
+  "  now                  what the radio plays now",
+  "  help                 this text",
+  "  quit                 leave (also Ctrl+D)",
+  "Listen to the radio with: tls-client radio",
+].join("\n");
+
+/** `shell`: reads commands from stdin, one per line, over one connection. */
+export async function shellCommand(ctx: ClientContext): Promise<number> {
+  const { out } = ctx;
+  let client: TlsSongClient | undefined;
+  const prompt = Deno.stdin.isTerminal();
+  out.info(`Connected to ${ctx.address.hostname}:${ctx.address.port}. Type "help" for commands.`);
+  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).pipeThrough(
+    new LineSplitter(),
+  );
+  const show = () => prompt && Deno.stdout.writeSync(new TextEncoder().encode("soundsock> "));
+  show();
+  try {
+    for await (const line of lines) {
+      if (ctx.signal.aborted) break;
+      const [cmd, ...rest] = line.trim().split(/\s+/);
+      const arg = rest.join(" ");
+      try {
+        if (!cmd) {
+          // empty line
+        } else if (cmd === "quit" || cmd === "exit") break;
+        else if (cmd === "help" || cmd === "?") out.stdout(SHELL_HELP);
+        else {
+          client ??= await open(ctx);
+          if (cmd === "list") await listCommand(ctx, client);
+          else if (cmd === "queue") await queueCommand(ctx, client);
+          else if (cmd === "now") await nowCommand(ctx, client);
+          else if (cmd === "request" && arg) await requestCommand(ctx, arg, client);
+          else if (cmd === "play" && arg) await playCommand(ctx, arg, {}, client);
+          else if (cmd === "get" && rest[0]) {
+            await playCommand(ctx, rest[0], { play: false, save: rest[1] ?? rest[0] }, client);
+          } else out.error(`unknown command "${line.trim()}" — type "help"`);
+        }
+      } catch (error) {
+        if (ctx.signal.aborted) break;
+        out.error((error as Error).message);
+        // A refusal leaves the connection usable; anything else: reconnect next time.
+        if ((error as { exitCode?: number }).exitCode !== ExitCode.REFUSED) {
+          client?.close();
+          client = undefined;
+        }
+      }
+      show();
+    }
+  } finally {
+    await client?.bye();
+  }
+  return ExitCode.OK;
+}
+
+function newPlayback(ctx: ClientContext): Playback {
+  const a = ctx.audio;
+  return new Playback({
+    output: a.output,
+    backend: a.backend,
+    device: a.device,
+    maxMs: a.maxSeconds === undefined ? undefined : a.maxSeconds * 1000,
+    signal: ctx.signal,
+    onOpen: (description, silent) => {
+      if (silent) ctx.out.warn(`no audio device: playing to the ${description}`);
+      else ctx.out.info(`Audio output: ${description}`);
+    },
+  });
+}
+
+function asAsyncDisposable(client: TlsSongClient) {
+  return { client, [Symbol.asyncDispose]: () => client.bye() };
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+/** Splits text into lines (bounded: a line longer than 64 KiB is cut). */
+class LineSplitter extends TransformStream<string, string> {
+  constructor() {
+    let buf = "";
+    super({
+      transform(chunk, controller) {
+        buf += chunk;
+        let i;
+        while ((i = buf.indexOf("\n")) >= 0) {
+          controller.enqueue(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+        if (buf.length > 65536) {
+          controller.enqueue(buf);
+          buf = "";
+        }
+      },
+      flush(controller) {
+        if (buf) controller.enqueue(buf);
+      },
+    });
+  }
+}
+
+/** Checks a subcommand's positional count. */
+export function expectArgs(command: string, args: string[], min: number, max: number): void {
+  if (args.length < min) throw new UsageError(`${command}: missing argument`);
+  if (args.length > max) throw new UsageError(`${command}: unexpected argument "${args[max]}"`);
+}

@@ -1,0 +1,100 @@
+/**
+ * The server side of `get`: STREAM_INFO, the file's bytes in DATA frames, END. The file is
+ * read in blocks of one frame's payload (1 MiB − 32 bytes) straight into the frame buffer
+ * behind its header — no web streams and no extra copy on this path (web streams measured
+ * 0.55× of direct reads and writes).
+ *
+ * @module
+ */
+
+import { FrameType, HEADER_SIZE, STREAM_MAX_PAYLOAD, writeHeader } from "../wire/frame.ts";
+import { encodeControl, type End, type StreamInfo } from "../wire/messages.ts";
+import type { Song, SongCatalog } from "../songs/catalog.ts";
+import type { SendQueue } from "./send_queue.ts";
+
+/** Options for {@linkcode sendSongFile}. */
+export interface SendSongFileOptions {
+  /** SHA-256 of the whole file, lowercase hex. */
+  sha256: string;
+  /** First byte to send. @default {0} */
+  offset?: number;
+  /** Stream id written in every frame. @default {0} */
+  streamId?: number;
+  /** Largest DATA payload. @default {STREAM_MAX_PAYLOAD} */
+  maxPayload?: number;
+  /** Stops sending (the caller closes the connection). */
+  signal?: AbortSignal;
+}
+
+/** A `get` whose offset lies beyond the end of the file. */
+export class BadOffsetError extends Error {
+  /** @param offset requested @param size file size */
+  constructor(offset: number, size: number) {
+    super(`offset ${offset} is beyond the end of the file (${size} bytes)`);
+    this.name = "BadOffsetError";
+  }
+}
+
+/**
+ * Sends `song` from `offset` on `queue`. Resolves with what END reported, or undefined if the
+ * connection closed first.
+ *
+ * @throws {BadOffsetError} before anything is sent, if the offset is past the end.
+ */
+export async function sendSongFile(
+  queue: SendQueue,
+  catalog: SongCatalog,
+  song: Song,
+  options: SendSongFileOptions,
+): Promise<End | undefined> {
+  const offset = options.offset ?? 0;
+  const streamId = options.streamId ?? 0;
+  const maxPayload = Math.min(options.maxPayload ?? STREAM_MAX_PAYLOAD, STREAM_MAX_PAYLOAD);
+  using file = await catalog.openFile(song);
+  // The size from the open file, not the scan: what is sent must match what is announced.
+  const size = (await file.stat()).size;
+  if (offset > size) throw new BadOffsetError(offset, size);
+  if (offset > 0) await file.seek(offset, Deno.SeekMode.Start);
+  const total = size - offset;
+  const packets = Math.ceil(total / maxPayload);
+  const info: StreamInfo = {
+    title: song.title,
+    codec: song.codec,
+    sampleRate: song.sampleRate,
+    channels: song.channels,
+    durationMs: Math.round(song.durationMs),
+    packets,
+    size,
+    sha256: options.sha256,
+    offset,
+  };
+  if (!queue.offer(encodeControl(FrameType.STREAM_INFO, info, { streamId }))) {
+    if (!(await queue.push(encodeControl(FrameType.STREAM_INFO, info, { streamId })))) return;
+  }
+  let sent = 0;
+  let sequence = 0;
+  while (sent < total) {
+    options.signal?.throwIfAborted();
+    const want = Math.min(maxPayload, total - sent);
+    const frame = new Uint8Array(HEADER_SIZE + want);
+    const payload = frame.subarray(HEADER_SIZE);
+    let filled = 0;
+    while (filled < want) {
+      const n = await file.read(payload.subarray(filled));
+      if (n === null) break;
+      filled += n;
+    }
+    if (filled < want) {
+      // The file shrank while being sent: the receiver's size and hash checks will fail, so
+      // stop here rather than send an END that claims success.
+      throw new Error(`"${song.title}" changed while it was being sent`);
+    }
+    writeHeader(frame, { type: FrameType.DATA, streamId, sequence }, payload);
+    if (!(await queue.push(frame, options.signal))) return;
+    sent += want;
+    sequence = (sequence + 1) >>> 0;
+  }
+  const end: End = { packets, bytes: total };
+  if (!(await queue.push(encodeControl(FrameType.END, end, { streamId })))) return;
+  return end;
+}

@@ -1,0 +1,169 @@
+/**
+ * Plays what tls-client receives while it keeps receiving: the network side hands stream
+ * starts and DATA payloads to a queue, and one task decodes them through
+ * {@linkcode MediaPlayout} into a sink (device, WAV file, stdout). The network never waits
+ * for the sound card — a download finishes at network speed (so the server's stall timeout
+ * never fires for a slow listener) while the music plays in real time. The queue is bounded.
+ *
+ * @module
+ */
+
+import { MediaPlayout } from "../media/playout.ts";
+import type { PcmFormat } from "../media/pcm_convert.ts";
+import { openPcmSink, type PcmSink } from "../audio/sink.ts";
+import type { AudioBackend } from "../audio/devices.ts";
+import type { StreamInfo } from "../wire/messages.ts";
+
+/** Options for {@linkcode Playback}. */
+export interface PlaybackOptions {
+  /** "FILE.wav", "-" (raw PCM on stdout), or unset for a device. */
+  output?: string;
+  /** Device backend. @default {"auto"} */
+  backend?: AudioBackend;
+  /** Device name or "#index". */
+  device?: string;
+  /** Told once which output was opened (and whether it is the silent null backend). */
+  onOpen?: (description: string, silent: boolean) => void;
+  /** Stop after this much audio (milliseconds of output). @default {Infinity} */
+  maxMs?: number;
+  /** Most bytes waiting to be decoded. @default {268435456} */
+  maxQueuedBytes?: number;
+  /** Stops playing. */
+  signal?: AbortSignal;
+}
+
+type Op =
+  | { kind: "start"; info: StreamInfo; fromStart: boolean }
+  | { kind: "data"; payload: Uint8Array };
+
+/** A decode-and-play task fed from the network. */
+export class Playback implements AsyncDisposable {
+  readonly #options: PlaybackOptions;
+  readonly #playout: MediaPlayout;
+  #sink: PcmSink | undefined;
+  #ops: Op[] = [];
+  #queued = 0;
+  #ended = false;
+  #wake: (() => void) | undefined;
+  #error: Error | undefined;
+  readonly #task: Promise<void>;
+  /** True once `maxMs` of audio was played. */
+  reachedLimit = false;
+
+  /** Starts the (idle) playback task. */
+  constructor(options: PlaybackOptions = {}) {
+    this.#options = options;
+    this.#playout = new MediaPlayout({
+      openOutput: async (format: PcmFormat) => {
+        const sink = await openPcmSink({
+          ...format,
+          output: options.output,
+          backend: options.backend,
+          device: options.device,
+          signal: options.signal,
+        });
+        this.#sink = sink;
+        options.onOpen?.(sink.description, sink.fellBackToNull);
+        return {
+          write: (pcm: Int16Array) => {
+            const limit = options.maxMs;
+            if (limit !== undefined) {
+              // MediaPlayout counts a block in framesWritten before writing it.
+              const blockFrames = pcm.length / format.channels;
+              const before = this.#playout.framesWritten - blockFrames;
+              const allowed = Math.round(limit * format.sampleRate / 1000) - before;
+              if (allowed <= 0) {
+                this.reachedLimit = true;
+                return Promise.resolve();
+              }
+              if (allowed < blockFrames) {
+                pcm = pcm.subarray(0, allowed * format.channels);
+                this.reachedLimit = true;
+              }
+            }
+            return sink.write(pcm, { signal: options.signal });
+          },
+        };
+      },
+    });
+    this.#task = this.#run();
+    this.#task.catch(() => {});
+  }
+
+  /** Sample frames played so far. */
+  get framesPlayed(): number {
+    return this.#playout.framesWritten;
+  }
+
+  /** Starts a new stream (song). `fromStart`: the data begins at the song's first sample. */
+  start(info: StreamInfo, fromStart = true): void {
+    this.#push({ kind: "start", info, fromStart }, 0);
+  }
+
+  /** Queues a DATA payload. */
+  data(payload: Uint8Array): void {
+    this.#push({ kind: "data", payload }, payload.length);
+  }
+
+  #push(op: Op, bytes: number): void {
+    if (this.#error) throw this.#error;
+    if (this.#queued + bytes > (this.#options.maxQueuedBytes ?? 256 * 1024 * 1024)) {
+      throw new Error("Cannot play: the audio output is too far behind the network");
+    }
+    this.#ops.push(op);
+    this.#queued += bytes;
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  /** No more input: waits until everything queued has been played (and the device drained). */
+  async finish(): Promise<void> {
+    this.#ended = true;
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+    await this.#task;
+    await this.#sink?.drain({ signal: this.#options.signal });
+  }
+
+  async #run(): Promise<void> {
+    try {
+      for (;;) {
+        const op = this.#ops.shift();
+        if (!op) {
+          if (this.#ended) break;
+          await new Promise<void>((resolve) => (this.#wake = resolve));
+          continue;
+        }
+        if (this.#options.signal?.aborted || this.reachedLimit) {
+          this.#ops = [];
+          this.#queued = 0;
+          if (this.#ended) break;
+          continue;
+        }
+        if (op.kind === "start") await this.#playout.startStream(op.info, op.fromStart);
+        else {
+          this.#queued -= op.payload.length;
+          await this.#playout.media(op.payload);
+        }
+      }
+      if (!this.#options.signal?.aborted && !this.reachedLimit) await this.#playout.finishStream();
+    } catch (error) {
+      this.#error = error as Error;
+      throw error;
+    }
+  }
+
+  /** Closes the output (without waiting for queued audio). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#ended = true;
+    this.#ops = [];
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+    await this.#task.catch(() => {});
+    this.#playout[Symbol.dispose]();
+    await this.#sink?.close();
+  }
+}

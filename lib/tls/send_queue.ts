@@ -1,0 +1,179 @@
+/**
+ * The single writer of one connection: every frame the server sends (answers, radio packets,
+ * download blocks) goes through one queue bounded in bytes, so frames never interleave and a
+ * peer that stops reading holds at most `maxBytes` of server memory. Radio packets are
+ * *offered* (refused when the queue is full: the listener is too slow); downloads *push* and
+ * wait for room (ordinary backpressure).
+ *
+ * @module
+ */
+
+/** Something bytes can be written to: `Deno.Conn`, `Deno.TlsConn`. */
+export interface ByteWriter {
+  /** Writes some of `p`; resolves to the count written. */
+  write(p: Uint8Array): Promise<number>;
+}
+
+/** Options for {@linkcode SendQueue}. */
+export interface SendQueueOptions {
+  /**
+   * Most bytes queued and not yet written.
+   * @default {1048576}
+   */
+  maxBytes?: number;
+  /**
+   * Largest single write; a stalled peer is noticed within one slice of progress.
+   * @default {262144}
+   */
+  writeSlice?: number;
+  /** Called once when a write fails (peer gone); the queue is closed. */
+  onError?: (error: Error) => void;
+}
+
+/** A bounded, ordered frame writer for one connection. */
+export class SendQueue {
+  readonly #writer: ByteWriter;
+  readonly #maxBytes: number;
+  readonly #slice: number;
+  readonly #onError: (error: Error) => void;
+  #chunks: Uint8Array[] = [];
+  #head = 0;
+  #queued = 0;
+  #pumping = false;
+  #closed = false;
+  /** Set by abandon(): nothing more is accepted. */
+  #final = false;
+  #roomWaiters: (() => void)[] = [];
+  #idleWaiters: (() => void)[] = [];
+  /** performance.now() of the last completed write, or when the current write started. */
+  lastProgress = performance.now();
+  /** Bytes written to the peer. */
+  bytesWritten = 0;
+
+  /** @param writer the connection. */
+  constructor(writer: ByteWriter, options: SendQueueOptions = {}) {
+    this.#writer = writer;
+    this.#maxBytes = options.maxBytes ?? 1024 * 1024;
+    this.#slice = options.writeSlice ?? 256 * 1024;
+    this.#onError = options.onError ?? (() => {});
+  }
+
+  /** Bytes waiting to be written. */
+  get queuedBytes(): number {
+    return this.#queued;
+  }
+
+  /** Whether a write is in progress (the peer owes us reading). */
+  get busy(): boolean {
+    return this.#pumping;
+  }
+
+  /** Whether the queue was closed (peer gone or {@linkcode close} called). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Queues `bytes` if they fit under the bound; returns false (queuing nothing) if not.
+   * A frame larger than the bound fits only into an empty queue.
+   */
+  offer(bytes: Uint8Array): boolean {
+    if (this.#closed || this.#final) return false;
+    if (this.#queued > 0 && this.#queued + bytes.length > this.#maxBytes) return false;
+    this.#enqueue(bytes);
+    return true;
+  }
+
+  /** Queues `bytes`, waiting for room first. Resolves false if the queue closes meanwhile. */
+  async push(bytes: Uint8Array, signal?: AbortSignal): Promise<boolean> {
+    while (
+      !this.#closed && !this.#final && this.#queued > 0 &&
+      this.#queued + bytes.length > this.#maxBytes
+    ) {
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+    }
+    if (this.#closed || this.#final) return false;
+    this.#enqueue(bytes);
+    return true;
+  }
+
+  /** Resolves once everything queued is written (or the queue closed). */
+  drained(): Promise<void> {
+    if (this.#queued === 0 || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * Drops every queued frame not yet started (the one being written finishes, so the stream
+   * stays aligned on frames), queues `last` regardless of the bound, and refuses anything
+   * after it. Used to tell a too-slow peer why it is dropped.
+   */
+  abandon(last: Uint8Array): void {
+    if (this.#closed) return;
+    const keep = this.#pumping ? this.#chunks.slice(this.#head, this.#head + 1) : [];
+    this.#chunks = [...keep, last];
+    this.#head = 0;
+    this.#queued = keep.reduce((n, c) => n + c.length, 0) + last.length;
+    this.#final = true;
+    if (!this.#pumping) void this.#pump();
+  }
+
+  /** Drops what is queued and refuses more. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#chunks = [];
+    this.#head = 0;
+    this.#queued = 0;
+    this.#wake();
+  }
+
+  #enqueue(bytes: Uint8Array): void {
+    this.#chunks.push(bytes);
+    this.#queued += bytes.length;
+    if (!this.#pumping) void this.#pump();
+  }
+
+  #wake(): void {
+    for (const w of this.#roomWaiters.splice(0)) w();
+    if (this.#queued === 0 || this.#closed) { for (const w of this.#idleWaiters.splice(0)) w(); }
+  }
+
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    this.lastProgress = performance.now();
+    try {
+      while (!this.#closed && this.#head < this.#chunks.length) {
+        const chunk = this.#chunks[this.#head]!;
+        let at = 0;
+        while (at < chunk.length) {
+          const n = await this.#writer.write(
+            chunk.subarray(at, Math.min(chunk.length, at + this.#slice)),
+          );
+          if (this.#closed) return;
+          at += n;
+          this.bytesWritten += n;
+          this.lastProgress = performance.now();
+        }
+        this.#chunks[this.#head++] = EMPTY;
+        this.#queued -= chunk.length;
+        // Compact now and then so the array does not grow without bound.
+        if (this.#head > 1024) {
+          this.#chunks = this.#chunks.slice(this.#head);
+          this.#head = 0;
+        }
+        this.#wake();
+      }
+      this.#chunks = [];
+      this.#head = 0;
+    } catch (error) {
+      this.close();
+      this.#onError(error as Error);
+    } finally {
+      this.#pumping = false;
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0);

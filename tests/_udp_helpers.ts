@@ -1,0 +1,104 @@
+/** Helpers for UDP tests: a server on port 0 over songs/, raw sockets, and WAV capture. */
+import { EventLog } from "../lib/cli/event_log.ts";
+import { SongCatalog } from "../lib/songs/catalog.ts";
+import { UdpServer, type UdpServerOptions } from "../lib/udp/server.ts";
+import { decodeDatagram, type Frame } from "../lib/wire/frame.ts";
+import type { PcmFormat } from "../lib/media/pcm_convert.ts";
+import type { PcmOutput } from "../lib/udp/client.ts";
+
+export const SONGS_DIR = new URL("../songs/", import.meta.url).pathname;
+
+let catalog: Promise<SongCatalog> | undefined;
+/** The real songs/ catalog, scanned once per test file. */
+export function songsCatalog(): Promise<SongCatalog> {
+  return catalog ??= SongCatalog.open(SONGS_DIR);
+}
+
+/** Starts a UDP server on 127.0.0.1:0; dispose stops it. */
+export async function startServer(
+  options: Partial<Omit<UdpServerOptions, "signal" | "log">> = {},
+): Promise<UdpServer> {
+  return UdpServer.start({
+    catalog: await songsCatalog(),
+    hostname: "127.0.0.1",
+    port: 0,
+    log: EventLog.none(),
+    signal: new AbortController().signal,
+    ...options,
+  });
+}
+
+/** A raw UDP socket for speaking the protocol by hand (or lying in it). */
+export function rawSocket(): Deno.DatagramConn & Disposable {
+  const conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  return Object.assign(conn, {
+    [Symbol.dispose]() {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    },
+  });
+}
+
+/** Receives frames on `sock` until `pred` accepts one, or rejects after `ms`. */
+export async function receiveFrame(
+  sock: Deno.DatagramConn,
+  pred: (f: Frame) => boolean,
+  ms = 3000,
+): Promise<Frame> {
+  const deadline = AbortSignal.timeout(ms);
+  const buf = new Uint8Array(65536);
+  while (!deadline.aborted) {
+    const got = await Promise.race([
+      sock.receive(buf),
+      new Promise<null>((resolve) => deadline.addEventListener("abort", () => resolve(null))),
+    ]);
+    if (!got) break;
+    try {
+      const f = decodeDatagram(got[0], { maxPayload: 65000 });
+      if (pred(f)) return { ...f, payload: f.payload.slice() };
+    } catch {
+      // not a frame: keep waiting
+    }
+  }
+  throw new Error(`no matching frame within ${ms} ms`);
+}
+
+/** A PCM output that keeps everything in memory (what the listener "heard"). */
+export class MemoryOutput implements PcmOutput {
+  chunks: Int16Array[] = [];
+  format: PcmFormat | undefined;
+  write(pcm: Int16Array): Promise<void> {
+    this.chunks.push(pcm.slice());
+    return Promise.resolve();
+  }
+  /** All samples written. */
+  samples(): Int16Array {
+    const out = new Int16Array(this.chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of this.chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
+  }
+}
+
+/** ffmpeg's decode of a file as interleaved s16le. */
+export async function ffmpegDecode(path: string): Promise<Int16Array> {
+  const out = await new Deno.Command("ffmpeg", {
+    args: ["-v", "error", "-i", path, "-f", "s16le", "-"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+  return new Int16Array(out.stdout.buffer, out.stdout.byteOffset, out.stdout.byteLength / 2);
+}
+
+/** Largest absolute sample difference (lengths must match). */
+export function maxDiff(a: Int16Array, b: Int16Array): number {
+  if (a.length !== b.length) throw new Error(`lengths differ: ${a.length} vs ${b.length}`);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+  return d;
+}

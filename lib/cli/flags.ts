@@ -97,6 +97,7 @@ export function parseCommandLine<F extends Record<string, FlagSpec>>(
   const alias = Object.fromEntries(
     Object.entries(all).filter(([, s]) => s.short).map(([k, s]) => [s.short!, k]),
   );
+  args = bindDashValues(args, all);
   const unknown: string[] = [];
   const raw = parseArgs(args, {
     string: strings,
@@ -145,6 +146,34 @@ export function parseCommandLine<F extends Record<string, FlagSpec>>(
     if (positionals.length < min) throw new UsageError("missing argument");
   }
   return { flags: flags as FlagValues<F & typeof COMMON_FLAGS>, positionals };
+}
+
+/**
+ * `--output -` and `--gain -5` would be read as flags by parseArgs: bind such a value to a
+ * flag that takes one (`--output=-`), so `-` (stdout) and negative numbers work as values.
+ */
+function bindDashValues(args: string[], all: Record<string, FlagSpec>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = args[i + 1];
+    const long = arg.startsWith("--") ? arg.slice(2) : undefined;
+    const name = long ?? Object.keys(all).find((k) => all[k]!.short && arg === `-${all[k]!.short}`);
+    if (
+      name !== undefined && all[name] && all[name].type !== "boolean" && !arg.includes("=") &&
+      next !== undefined && (next === "-" || /^-\d/.test(next))
+    ) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+    if (arg === "--") {
+      out.push(...args.slice(i + 1));
+      break;
+    }
+  }
+  return out;
 }
 
 function countOccurrences(args: string[], name: string, short?: string): number {

@@ -54,3 +54,18 @@ Deno.test("--help is not an error even without positionals, and help lists every
     assertStringIncludes(help, text);
   }
 });
+
+Deno.test("parseCommandLine takes - and negative numbers as values of flags that need one", () => {
+  const s = {
+    ...spec,
+    flags: {
+      ...spec.flags,
+      out: { type: "string", description: "Out." },
+      gain: { type: "number", min: -20, description: "Gain." },
+    },
+  } as const satisfies CommandSpec;
+  const { flags } = parseCommandLine(s, ["x", "--out", "-", "--gain", "-5"]);
+  assertEquals(flags.out, "-");
+  assertEquals(flags.gain, -5);
+  assertEquals(parseCommandLine(s, ["x", "--out=-"]).flags.out, "-");
+});

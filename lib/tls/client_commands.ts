@@ -43,12 +43,16 @@ export function formatDuration(ms: number): string {
 /** One line of `list`. */
 export function formatSongEntry(e: SongEntry): string {
   const kib = Math.round(e.size / 1024);
-  return `${String(e.index).padStart(3)}. ${e.title}  ${formatDuration(e.durationMs)}  ${e.codec}  ${kib} KiB`;
+  return `${String(e.index).padStart(3)}. ${e.title}  ${
+    formatDuration(e.durationMs)
+  }  ${e.codec}  ${kib} KiB`;
 }
 
 /** The line radio prints at each song change. */
 export function formatNowPlaying(n: NowPlaying): string {
-  return `Now playing: ${n.title} (${formatDuration(n.durationMs)}), ${n.source === "request" ? "requested" : "random pick"}`;
+  return `Now playing: ${n.title} (${formatDuration(n.durationMs)}), ${
+    n.source === "request" ? "requested" : "random pick"
+  }`;
 }
 
 async function open(ctx: ClientContext): Promise<TlsSongClient> {
@@ -93,7 +97,9 @@ export async function queueCommand(ctx: ClientContext, client?: TlsSongClient): 
   try {
     const queue = await c.queue(ctx.signal);
     if (queue.length === 0) ctx.out.stdout("The request queue is empty.");
-    queue.forEach((e, i) => ctx.out.stdout(`${i + 1}. ${e.title} (${formatDuration(e.durationMs)})`));
+    queue.forEach((e, i) =>
+      ctx.out.stdout(`${i + 1}. ${e.title} (${formatDuration(e.durationMs)})`)
+    );
     return ExitCode.OK;
   } finally {
     if (!client) await c.bye();
@@ -144,11 +150,15 @@ export async function playCommand(
         info = i;
         ctx.log.event("stream_info", { ...i });
         out.info(
-          `${playing ? "Playing" : "Downloading"} ${i.title} (${formatDuration(i.durationMs)}, ${i.codec}, ` +
+          `${playing ? "Playing" : "Downloading"} ${i.title} (${
+            formatDuration(i.durationMs)
+          }, ${i.codec}, ` +
             `${Math.round((i.size ?? 0) / 1024)} KiB)`,
         );
         if (options.save) {
-          const target = (await isDirectory(options.save)) ? join(options.save, i.title) : options.save;
+          const target = (await isDirectory(options.save))
+            ? join(options.save, i.title)
+            : options.save;
           file = await AtomicFile.create(target);
         }
         playback?.start(i, true);

@@ -1,0 +1,186 @@
+/** Command-level tests: the real udp-server and udp-client entry points, as a user runs them. */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { rawSocket } from "./_udp_helpers.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const decoder = new TextDecoder();
+
+/** Runs a command file to completion. */
+async function run(cmd: string, args: string[], timeoutMs = 20_000) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}cmd/${cmd}`, ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+    signal: AbortSignal.timeout(timeoutMs),
+  }).output();
+  return { code: out.code, stdout: out.stdout, stderr: decoder.decode(out.stderr) };
+}
+
+/** Starts udp-server on port 0 and waits for its "listening on" line. */
+async function startServer(args: string[] = []) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}cmd/udp_server.ts`, "--port", "0", ...args],
+    cwd: ROOT,
+    stdout: "null",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const deadline = AbortSignal.timeout(15_000);
+  while (!/listening on [^ ]+:(\d+)/.test(text)) {
+    if (deadline.aborted) throw new Error(`udp-server did not start: ${text}`);
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`udp-server exited: ${text}`);
+    text += value;
+  }
+  const port = Number(/listening on [^ ]+:(\d+)/.exec(text)![1]);
+  const drain = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+  })();
+  return {
+    port,
+    async [Symbol.asyncDispose]() {
+      child.kill("SIGINT");
+      const status = await child.status;
+      await drain;
+      assertEquals(status.code, 0, `udp-server exit: ${text}`);
+      assertStringIncludes(text, "udp-server stopped:");
+    },
+  };
+}
+
+Deno.test("udp-client --list prints every song, numbered", async () => {
+  await using server = await startServer();
+  const r = await run("udp_client.ts", [`127.0.0.1:${server.port}`, "--list"]);
+  assertEquals(r.code, 0, r.stderr);
+  const lines = decoder.decode(r.stdout).trim().split("\n");
+  assertEquals(lines.length, 6);
+  assertMatch(lines[0]!, /^1\. 01-morning-arpeggio\.mp3 {2}\(0:23, mp3, \d+ bytes\)$/);
+});
+
+Deno.test("udp-client exits 3 with a clear message for an unknown song", async () => {
+  await using server = await startServer();
+  const r = await run("udp_client.ts", [`127.0.0.1:${server.port}`, "--song", "nope"]);
+  assertEquals(r.code, 3);
+  assertEquals(r.stderr.trim(), `error: Song "nope" does not exist`);
+});
+
+Deno.test("udp-client --output - writes the song's raw PCM to stdout and statistics to stderr", async () => {
+  await using server = await startServer(["--interval", "0"]);
+  const r = await run("udp_client.ts", [
+    `127.0.0.1:${server.port}`,
+    "--song",
+    "4",
+    "--output",
+    "-",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(r.stdout.length, 904_050 * 4); // 20.5 s of 44.1 kHz stereo s16le, as ffmpeg decodes
+  assertMatch(r.stderr, /lost\s+0 \(0\.00 %\)/);
+});
+
+Deno.test("udp-client and udp-server refuse bad command lines with exit 2 and usage", async () => {
+  const cases: [string, string[], string][] = [
+    ["udp_client.ts", ["localhost:1", "--bogus"], "error: unknown flag --bogus"],
+    ["udp_client.ts", ["localhost:1"], "error: choose exactly one of --song NAME, --radio, --list"],
+    ["udp_client.ts", ["nohostport", "--list"], `error: "nohostport" is not HOST:PORT`],
+    [
+      "udp_client.ts",
+      ["localhost:1", "--radio", "--buffer", "-5"],
+      "error: --buffer: -5 is below the minimum 0",
+    ],
+    ["udp_server.ts", ["--port", "99999"], "error: --port: 99999 is above the maximum 65535"],
+    ["udp_server.ts", ["--sim-delay", "fast"], `error: --sim-delay: "fast" is not MS or MS±JITTER`],
+  ];
+  for (const [cmd, args, message] of cases) {
+    const r = await run(cmd, args);
+    assertEquals(r.code, 2, `${cmd} ${args.join(" ")}: ${r.stderr}`);
+    assertStringIncludes(r.stderr, message);
+    assertStringIncludes(r.stderr, "Usage:");
+    assert(!r.stderr.includes("    at "), "no stack trace");
+  }
+});
+
+Deno.test("udp-server fails with one clear line for a missing songs folder or a busy port", async () => {
+  const r = await run("udp_server.ts", ["--songs", "/nonexistent-folder"]);
+  assertEquals(r.code, 1);
+  assertEquals(
+    r.stderr.trim(),
+    `error: Cannot open songs folder "/nonexistent-folder": no such folder`,
+  );
+  using busy = rawSocket();
+  const port = (busy.addr as Deno.NetAddr).port;
+  const r2 = await run("udp_server.ts", ["--port", String(port)]);
+  assertEquals(r2.code, 1);
+  assertEquals(r2.stderr.trim(), `error: Cannot bind UDP 127.0.0.1:${port}: address in use`);
+});
+
+Deno.test("udp-client reports a server that does not answer, without a stack trace", async () => {
+  using silent = rawSocket();
+  const port = (silent.addr as Deno.NetAddr).port;
+  const r = await run("udp_client.ts", [`127.0.0.1:${port}`, "--list"]);
+  assertEquals(r.code, 1);
+  assertStringIncludes(r.stderr, `error: No answer from 127.0.0.1:${port} after 3 tries`);
+});
+
+Deno.test("udp-server --rtp feeds standard RTP that ffmpeg decodes through the SDP file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A free UDP port for the RTP receiver (ffmpeg binds it from the SDP).
+    const probe = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    const rtpPort = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    const sdp = `${dir}/radio.sdp`;
+    await using _server = await startServer([
+      "--rtp",
+      `127.0.0.1:${rtpPort}`,
+      "--sdp",
+      sdp,
+      "--radio-song",
+      "04-nocturne.mp3",
+    ]);
+    const sdpText = await Deno.readTextFile(sdp);
+    assertStringIncludes(sdpText, `m=audio ${rtpPort} RTP/AVP 14`);
+    const out = await new Deno.Command("ffmpeg", {
+      args: [
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        "file,udp,rtp",
+        "-i",
+        sdp,
+        "-t",
+        "3",
+        "-f",
+        "s16le",
+        "-ac",
+        "2",
+        "-ar",
+        "44100",
+        "-",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(20_000),
+    }).output();
+    const errors = decoder.decode(out.stderr);
+    assert(out.success, errors);
+    assertEquals(errors.trim(), "");
+    // 3 s of 44.1 kHz stereo s16le (ffmpeg's -t may overshoot by part of one 1152-sample
+    // MP3 frame), and real sound rather than silence.
+    const frames = out.stdout.length / 4;
+    assert(frames >= 3 * 44_100 && frames <= 3 * 44_100 + 1152, `${frames} frames`);
+    const pcm = new Int16Array(out.stdout.buffer, 0, out.stdout.length / 2);
+    const rms = Math.sqrt(pcm.reduce((s, v) => s + v * v, 0) / pcm.length);
+    assert(rms > 300, `rms ${rms}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

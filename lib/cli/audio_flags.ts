@@ -68,5 +68,10 @@ export function outputOpener(
 export async function printDevices(flags: AudioOutputFlags, out: Output): Promise<void> {
   const { listDevices } = await import("../audio/devices.ts");
   const list = await listDevices({ backend: flags["audio-backend"] as "auto" });
-  out.stdout(JSON.stringify(list, null, 2));
+  out.stdout(`Playback devices (${list.backend} backend):`);
+  for (const d of list.playback) {
+    out.stdout(`  #${d.index}  ${d.name}${d.isDefault ? "  (default)" : ""}`);
+  }
+  if (list.playback.length === 0) out.stdout("  (none — the tools will play to the null device)");
+  out.stdout("Choose one with --device NAME or --device #INDEX.");
 }

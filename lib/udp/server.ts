@@ -82,7 +82,7 @@ export interface UdpServerStats {
   rateLimited: number;
 }
 
-/** Replies to requests that open no session (list, now_playing, errors), per address/second. */
+/** Requests answered per source address and second (docs/PROTOCOL.md §5.2). */
 const REPLIES_PER_SECOND = 20;
 /** Radio listeners get NOW_PLAYING and STREAM_INFO again this often (they may be lost). */
 const INFO_REPEAT_MS = 5000;
@@ -237,7 +237,9 @@ export class UdpServer implements AsyncDisposable {
         } catch (error) {
           if (!(error instanceof MessageError)) throw error;
           this.#malformed(from, error.message);
-          this.#reply(from, FrameType.ERROR, { code: "bad_request", message: error.message });
+          if (this.#withinReplyBudget(key)) {
+            this.#reply(from, FrameType.ERROR, { code: "bad_request", message: error.message });
+          }
           return;
         }
         this.#onRequest(request, from, key, session);
@@ -274,6 +276,9 @@ export class UdpServer implements AsyncDisposable {
 
   #onRequest(request: Request, from: UdpAddress, key: string, session: Session | undefined): void {
     const { log, catalog } = this.#options;
+    // Requests are answered (and logged) within a per-address budget, so a flood from a
+    // forged address can neither amplify nor fill the log. A real client sends at most 3.
+    if (!this.#withinReplyBudget(key)) return;
     log.event("request", { from: key, ...request });
     switch (request.op) {
       case "list":
@@ -636,19 +641,21 @@ export class UdpServer implements AsyncDisposable {
     return page;
   }
 
-  /** Replies that open no session are rate-limited per address: no amplification for spoofers. */
-  #reply(to: UdpAddress, type: FrameType, body: unknown): void {
-    const key = formatAddress(to);
+  /** Counts one reply against the address's budget; false (and counted) when it is spent. */
+  #withinReplyBudget(key: string): boolean {
     const second = Math.floor(performance.now() / 1000);
     const budget = this.#replyBudget.get(key);
-    if (budget && budget.second === second) {
-      if (++budget.count > REPLIES_PER_SECOND) {
-        this.stats.rateLimited++;
-        return;
-      }
-    } else {
+    if (!budget || budget.second !== second) {
       this.#replyBudget.set(key, { second, count: 1 });
+      return true;
     }
+    if (++budget.count <= REPLIES_PER_SECOND) return true;
+    this.stats.rateLimited++;
+    return false;
+  }
+
+  /** A reply to a request (its budget was checked on arrival). */
+  #reply(to: UdpAddress, type: FrameType, body: unknown): void {
     this.#send(to, encodeControl(type, body, { maxPayload: this.#maxPayload }));
   }
 

@@ -17,7 +17,9 @@ let xml: string;
 try {
   xml = await Deno.readTextFile(path);
 } catch (error) {
-  Deno.stderr.writeSync(new TextEncoder().encode(`error: cannot read ${path}: ${(error as Error).message}\n`));
+  Deno.stderr.writeSync(
+    new TextEncoder().encode(`error: cannot read ${path}: ${(error as Error).message}\n`),
+  );
   Deno.exit(1);
 }
 let passed = 0;

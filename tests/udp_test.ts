@@ -102,7 +102,7 @@ Deno.test("udp: an unknown song is refused with a clear message", async () => {
  * drops `drop`, sends `dup` twice, swaps each `swap` packet with the one after it, and delays
  * `delay` packets by 30 ms. Everything else passes untouched, in order.
  */
-async function startRelay(
+function startRelay(
   server: { hostname: string; port: number },
   plan: { drop: Set<number>; dup: Set<number>; swap: Set<number>; delay: Set<number> },
 ) {
@@ -175,7 +175,7 @@ Deno.test("udp: client counters equal exactly what an impairing relay did, and p
     swap: new Set([25, 70, 90]),
     delay: new Set([30, 31, 80]),
   };
-  await using relay = await startRelay(server.address, plan);
+  await using relay = startRelay(server.address, plan);
   const heard = new MemoryOutput();
   const report = await playSong(relay.address, SHORT_MP3, {
     ...clientOptions(heard),
@@ -204,7 +204,7 @@ Deno.test("udp: client counters equal what an impairing relay did, with swaps on
     swap: new Set([20, 40, 60, 80]),
     delay: new Set<number>(),
   };
-  await using relay = await startRelay(server.address, plan);
+  await using relay = startRelay(server.address, plan);
   const report = await playSong(relay.address, SHORT_MP3, clientOptions(new MemoryOutput()));
   assertEquals(
     {

@@ -161,6 +161,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       `${s.listenersJoined} radio listeners, ${s.rejected} rejected, ${s.timedOut} timed out, ` +
       `${s.malformed} malformed datagrams ignored`,
   );
+  if (impairment) out.info(`simulation injected: ${JSON.stringify(impairment.counts)}`);
   return ExitCode.OK;
 }
 

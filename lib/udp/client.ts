@@ -251,6 +251,7 @@ async function receiveStream(
   const buffer = new Uint8Array(65536);
   const serverKey = formatAddress(to);
   log.event("request", { server: serverKey, ...request });
+  if (options.impairment) log.event("simulation", { ...options.impairment.options });
 
   // Handshake: REQUEST until ACCEPT (or a refusal); the answer may be lost, so retry.
   const first = await requestOnce(

@@ -195,6 +195,7 @@ export class UdpServer implements AsyncDisposable {
       address: formatAddress(this.address),
       songs: this.#options.catalog.songs.length,
     });
+    if (this.#options.impairment) log.event("simulation", { ...this.#options.impairment.options });
     const station = this.#station.run();
     const sweeper = this.#sweep(signal);
     const onAbort = () => this.#socket.close();
@@ -214,7 +215,10 @@ export class UdpServer implements AsyncDisposable {
       for (const s of this.#sessions.values()) s.stop.abort();
       await Promise.allSettled([station, sweeper, ...this.#tasks]);
       this.#options.impairment?.close();
-      log.event("server_stop", { ...this.stats });
+      log.event("server_stop", {
+        ...this.stats,
+        ...(this.#options.impairment ? { injected: this.#options.impairment.counts } : {}),
+      });
     }
   }
 

@@ -61,8 +61,40 @@ export function _concat(chunks: Int16Array[]): Int16Array {
   return out;
 }
 
+/** The decoded-PCM queue both push decoders share: `emit` in, `read` out. */
+abstract class _PcmQueue {
+  #out: Int16Array[] = [];
+  #framesOut = 0;
+  /** Set by end(). */
+  protected ended = false;
+
+  /** Queues decoded PCM of `frames` sample frames. */
+  protected emit(pcm: Int16Array, frames: number): void {
+    this.#framesOut += frames;
+    this.#out.push(pcm);
+  }
+
+  /** Takes all PCM decoded so far (interleaved), or null when none is waiting. */
+  read(): Int16Array | null {
+    if (this.#out.length === 0) return null;
+    const pcm = _concat(this.#out);
+    this.#out = [];
+    return pcm;
+  }
+
+  /** True after end() once everything was read. */
+  get done(): boolean {
+    return this.ended && this.#out.length === 0;
+  }
+
+  /** Sample frames output so far. */
+  get framesOut(): number {
+    return this.#framesOut;
+  }
+}
+
 /** MP3 push decoder (see the module comment). Create with {@linkcode Mp3PushDecoder.open}. */
-export class Mp3PushDecoder implements PushDecoder {
+export class Mp3PushDecoder extends _PcmQueue implements PushDecoder {
   /** Always "mp3". */
   readonly codec = "mp3" as const;
   #lib: AudioLib;
@@ -71,11 +103,8 @@ export class Mp3PushDecoder implements PushDecoder {
   #path: string | undefined;
   #pcm = new Int16Array(1152 * 2);
   #info = new Int32Array(5);
-  #out: Int16Array[] = [];
   #decoded = 0; // samples per channel decoded, before trimming
-  #framesOut = 0;
   #trim: { trimStart: number; endSample: number } | undefined;
-  #ended = false;
   #closed = false;
   /** Sample rate of the first frame. */
   sampleRate: number | undefined;
@@ -91,6 +120,7 @@ export class Mp3PushDecoder implements PushDecoder {
 
   /** Prefer {@linkcode Mp3PushDecoder.open}; this needs the loaded library. */
   constructor(lib: AudioLib | undefined = _loadedLib(), options: PushDecoderOptions = {}) {
+    super();
     if (!lib) throw new Error("Mp3PushDecoder: use Mp3PushDecoder.open()");
     this.#lib = lib;
     this.#dec = lib.ss_mp3_new();
@@ -101,37 +131,19 @@ export class Mp3PushDecoder implements PushDecoder {
   /** Feeds MP3 bytes. */
   push(bytes: Uint8Array): void {
     this.#check();
-    if (this.#ended) throw new Error("Mp3PushDecoder: push after end");
+    if (this.ended) throw new Error("Mp3PushDecoder: push after end");
     this.#decode(this.#split.push(bytes));
   }
 
   /** Ends the input; throws AudioDecodeError if the stream held no MPEG audio frame. */
   end(): void {
     this.#check();
-    if (this.#ended) return;
-    this.#ended = true;
+    if (this.ended) return;
+    this.ended = true;
     this.#decode(this.#split.end());
     if (this.sampleRate === undefined) {
       throw _decodeError(this.#path, "not an audio file (no MP3 frames found)");
     }
-  }
-
-  /** Takes the PCM decoded so far, or null. */
-  read(): Int16Array | null {
-    if (this.#out.length === 0) return null;
-    const pcm = _concat(this.#out);
-    this.#out = [];
-    return pcm;
-  }
-
-  /** True after end() once everything was read. */
-  get done(): boolean {
-    return this.#ended && this.#out.length === 0;
-  }
-
-  /** Sample frames output so far. */
-  get framesOut(): number {
-    return this.#framesOut;
   }
 
   #check() {
@@ -173,8 +185,7 @@ export class Mp3PushDecoder implements PushDecoder {
       out = new Int16Array(samples.length / 2);
       for (let i = 0; i < out.length; i++) out[i] = (samples[2 * i]! + samples[2 * i + 1]!) >> 1;
     }
-    this.#framesOut += out.length / want;
-    this.#out.push(out);
+    this.emit(out, out.length / want);
   }
 
   /** Frees the native decoder. Idempotent. */
@@ -197,7 +208,7 @@ export class Mp3PushDecoder implements PushDecoder {
 }
 
 /** WAV push decoder: parses the header, then passes 16-bit PCM through. No FFI. */
-export class WavPushDecoder implements PushDecoder {
+export class WavPushDecoder extends _PcmQueue implements PushDecoder {
   /** Always "wav". */
   readonly codec = "wav" as const;
   #path: string | undefined;
@@ -205,12 +216,10 @@ export class WavPushDecoder implements PushDecoder {
   #header: WavHeader | undefined;
   #left = Infinity; // PCM bytes still expected
   #carry = new Uint8Array(0); // a partial frame
-  #out: Int16Array[] = [];
-  #framesOut = 0;
-  #ended = false;
 
   /** @param options error message name */
   constructor(options: PushDecoderOptions = {}) {
+    super();
     this.#path = options.path;
   }
 
@@ -226,7 +235,7 @@ export class WavPushDecoder implements PushDecoder {
 
   /** Feeds WAV bytes. */
   push(bytes: Uint8Array): void {
-    if (this.#ended) throw new Error("WavPushDecoder: push after end");
+    if (this.ended) throw new Error("WavPushDecoder: push after end");
     if (!this.#header) {
       const all = new Uint8Array(this.#head.length + bytes.length);
       all.set(this.#head);
@@ -258,36 +267,17 @@ export class WavPushDecoder implements PushDecoder {
     if (whole === 0) return;
     const pcm = new Int16Array(whole / 2);
     new Uint8Array(pcm.buffer).set(all.subarray(0, whole));
-    this.#framesOut += whole / frameBytes;
-    this.#out.push(pcm);
+    this.emit(pcm, whole / frameBytes);
   }
 
   /** Ends the input; throws if the header never completed. */
   end(): void {
-    if (this.#ended) return;
-    this.#ended = true;
+    if (this.ended) return;
+    this.ended = true;
     if (!this.#header) {
       const r = parseWavHeader(this.#head);
       throw _decodeError(this.#path, r.kind === "error" ? r.reason : "truncated WAV header");
     }
-  }
-
-  /** Takes the PCM received so far, or null. */
-  read(): Int16Array | null {
-    if (this.#out.length === 0) return null;
-    const pcm = _concat(this.#out);
-    this.#out = [];
-    return pcm;
-  }
-
-  /** True after end() once everything was read. */
-  get done(): boolean {
-    return this.#ended && this.#out.length === 0;
-  }
-
-  /** Sample frames output so far. */
-  get framesOut(): number {
-    return this.#framesOut;
   }
 
   /** Nothing native to free; idempotent. */

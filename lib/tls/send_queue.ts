@@ -75,11 +75,12 @@ export class SendQueue {
 
   /**
    * Queues `bytes` if they fit under the bound; returns false (queuing nothing) if not.
-   * A frame larger than the bound fits only into an empty queue.
+   * A frame larger than the bound fits only into an empty queue. `force` skips the bound
+   * (the radio's join burst, which is bounded by the station).
    */
-  offer(bytes: Uint8Array): boolean {
+  offer(bytes: Uint8Array, force = false): boolean {
     if (this.#closed || this.#final) return false;
-    if (this.#queued > 0 && this.#queued + bytes.length > this.#maxBytes) return false;
+    if (!force && this.#queued > 0 && this.#queued + bytes.length > this.#maxBytes) return false;
     this.#enqueue(bytes);
     return true;
   }

@@ -107,13 +107,13 @@ export class TlsSongServer implements AsyncDisposable {
       this.#log.event(event, fields);
       options.onEvent?.(event, fields);
     };
-    let station: Station | undefined;
     this.program = new RadioProgram(catalog, {
       random: options.random,
-      current: () => station?.currentSong,
+      // Read when a request comes in, by which time the station exists.
+      current: () => this.station?.currentSong,
     });
     const radioMaxPayload = options.radioMaxPayload ?? 16 * 1024;
-    station = new Station({
+    const station = new Station({
       maxPayload: radioMaxPayload,
       nextSong: () => this.program.next(),
       signal,

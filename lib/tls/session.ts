@@ -292,12 +292,16 @@ export class Session {
     this.#send(FrameType.ACCEPT, { op: "radio", maxPayload: ctx.radioMaxPayload });
     // The server itself holds one subscription (logging), so this count includes the newcomer.
     this.#log("radio_join", { listeners: ctx.station.listenerCount });
+    // subscribe() replays the join burst synchronously: that burst may exceed the queue bound
+    // (it is bounded by the station's joinBurstMs), so it is queued regardless.
+    let joining = true;
     this.#unsubscribe = ctx.station.subscribe((event) => {
       if (this.state !== "open") return;
-      if (!this.#offerAll(this.#radioFrames(event))) {
+      if (!this.#offerAll(this.#radioFrames(event), joining)) {
         void this.closeWithError("too_slow", "You could not keep up with the radio; disconnected");
       }
     });
+    joining = false;
   }
 
   #stopRadio(): void {
@@ -307,8 +311,8 @@ export class Session {
     this.#log("radio_leave", {});
   }
 
-  #offerAll(frames: Uint8Array[]): boolean {
-    for (const f of frames) if (!this.queue.offer(f)) return false;
+  #offerAll(frames: Uint8Array[], force = false): boolean {
+    for (const f of frames) if (!this.queue.offer(f, force)) return false;
     return true;
   }
 

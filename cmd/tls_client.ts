@@ -1,0 +1,216 @@
+/**
+ * `tls-client` — lists, plays, saves songs from tls-server; listens to and requests songs on
+ * its radio.
+ *
+ * @module
+ */
+
+import {
+  type CommandSpec,
+  EventLog,
+  ExitCode,
+  Output,
+  parseCommandLine,
+  renderHelp,
+  runMain,
+  UsageError,
+  verbosityOf,
+} from "../lib/cli/mod.ts";
+import { AUDIO_BACKENDS, type AudioBackend } from "../lib/audio/devices.ts";
+import { normalizePin } from "../lib/tls/certs.ts";
+import { parseServerAddress } from "../lib/tls/connect.ts";
+import {
+  type ClientContext,
+  expectArgs,
+  listCommand,
+  nowCommand,
+  playCommand,
+  queueCommand,
+  radioCommand,
+  requestCommand,
+  shellCommand,
+} from "../lib/tls/client_commands.ts";
+
+/** Command-line declaration. */
+export const SPEC = {
+  name: "tls-client",
+  summary: "Play, save and request songs from a tls-server, and listen to its radio.",
+  usage: [
+    "list [options]",
+    "play SONG [--save FILE] [options]",
+    "get SONG [FILE] [options]",
+    "radio [options]",
+    "request SONG [options]",
+    "queue | now [options]",
+    "shell [options]",
+  ],
+  positionals: { min: 1, max: 3 },
+  flags: {
+    server: {
+      type: "string",
+      default: "localhost:8443",
+      valueName: "HOST:PORT",
+      description: "The tls-server.",
+    },
+    ca: {
+      type: "string",
+      default: "certs/ca.crt",
+      valueName: "FILE",
+      description: "CA certificate that signed the server's (chain and host name are verified).",
+    },
+    pin: {
+      type: "string",
+      valueName: "SHA256",
+      description: "Accept only the server certificate with this SHA-256 (instead of --ca).",
+    },
+    insecure: {
+      type: "boolean",
+      description: "Do not verify the server at all (prints a warning).",
+    },
+    save: {
+      type: "string",
+      valueName: "FILE",
+      description: "play: also save the song (only if its SHA-256 matches).",
+    },
+    output: {
+      type: "string",
+      short: "o",
+      valueName: "FILE.wav|-",
+      description: "Write audio to a WAV file, or raw s16le PCM to stdout (-), not a device.",
+    },
+    "audio-backend": {
+      type: "string",
+      default: "auto",
+      choices: AUDIO_BACKENDS,
+      valueName: "NAME",
+      description: "Audio device backend.",
+    },
+    device: { type: "string", valueName: "NAME", description: 'Audio device name or "#index".' },
+    "max-seconds": {
+      type: "number",
+      min: 0.1,
+      integer: false,
+      valueName: "S",
+      description: "play/radio: stop after S seconds of audio.",
+    },
+    timeout: {
+      type: "number",
+      default: 10,
+      min: 0.1,
+      max: 3600,
+      integer: false,
+      valueName: "S",
+      description: "Connect and answer timeout.",
+    },
+  },
+  examples: [
+    ["deno task tls-client list", "numbered song list"],
+    ["deno task tls-client play 2", "play song 2 while it downloads"],
+    ["deno task tls-client play nocturne --save nocturne.mp3", "play and save (SHA-256 checked)"],
+    ["deno task tls-client get nocturne /tmp/", "only save, into /tmp/"],
+    ["deno task tls-client radio", "listen to the radio (Ctrl+C stops)"],
+    ["deno task tls-client request 3 && deno task tls-client queue", "request a song, see queue"],
+    ["deno task tls-client list --server music.lan:8443 --pin 7647…", "trust one certificate"],
+  ],
+  notes: [
+    "SONG is a file name, a name without extension, or a number from `list`.",
+    "--pin SHA256 is the server certificate's SHA-256 (printed by `deno task certs`, or " +
+    "`openssl x509 -in server.crt -noout -fingerprint -sha256`); it replaces CA and host name " +
+    "checks. --insecure checks nothing.",
+    "Exit 3: the song does not exist or the server is full.",
+  ],
+} as const satisfies CommandSpec;
+
+const SUBCOMMANDS: Record<string, [min: number, max: number]> = {
+  list: [0, 0],
+  play: [1, 1],
+  get: [1, 2],
+  radio: [0, 0],
+  request: [1, 1],
+  queue: [0, 0],
+  now: [0, 0],
+  shell: [0, 0],
+};
+
+/** Entry point. */
+export async function main(args: string[], signal: AbortSignal): Promise<number> {
+  const { flags, positionals } = parseCommandLine(SPEC, args);
+  const out = new Output(verbosityOf(flags));
+  if (flags.help) {
+    out.stdout(renderHelp(SPEC));
+    return ExitCode.OK;
+  }
+  const [command, ...rest] = positionals as [string, ...string[]];
+  const arity = SUBCOMMANDS[command];
+  if (!arity) {
+    throw new UsageError(`unknown command "${command}" (${Object.keys(SUBCOMMANDS).join(", ")})`);
+  }
+  expectArgs(command, rest, ...arity);
+  if (flags.save !== undefined && command !== "play") {
+    throw new UsageError("--save works with play (use get SONG FILE to only save)");
+  }
+  let address;
+  try {
+    address = parseServerAddress(flags.server);
+  } catch (error) {
+    throw new UsageError(`--server: ${(error as Error).message}`);
+  }
+  let pin: string | undefined;
+  if (flags.pin !== undefined) {
+    pin = normalizePin(flags.pin);
+    if (!pin) throw new UsageError("--pin: expected 64 hex digits (a SHA-256)");
+  }
+  if (flags.insecure) {
+    out.warn(
+      "--insecure: the server's certificate is NOT verified; anyone on the path can " +
+        "impersonate it",
+    );
+  }
+  const caCerts = pin || flags.insecure ? undefined : await readCa(flags.ca, args);
+  using log = await EventLog.openOptional(flags.log);
+  const ctx: ClientContext = {
+    address,
+    connect: { caCerts, pin, insecure: flags.insecure, timeoutMs: flags.timeout * 1000 },
+    out,
+    log,
+    signal,
+    audio: {
+      output: flags.output,
+      backend: flags["audio-backend"] as AudioBackend,
+      device: flags.device,
+      maxSeconds: flags["max-seconds"],
+    },
+  };
+  log.event("start", { command, args: rest, server: flags.server });
+  switch (command) {
+    case "list":
+      return await listCommand(ctx);
+    case "play":
+      return await playCommand(ctx, rest[0]!, { save: flags.save });
+    case "get":
+      return await playCommand(ctx, rest[0]!, { play: false, save: rest[1] ?? "." });
+    case "radio":
+      return await radioCommand(ctx);
+    case "request":
+      return await requestCommand(ctx, rest[0]!);
+    case "queue":
+      return await queueCommand(ctx);
+    case "now":
+      return await nowCommand(ctx);
+    default:
+      return await shellCommand(ctx);
+  }
+}
+
+/** The CA file; a missing default is not an error (system roots are used). */
+async function readCa(path: string, args: string[]): Promise<string[] | undefined> {
+  try {
+    return [await Deno.readTextFile(path)];
+  } catch (cause) {
+    const explicit = args.some((a) => a === "--ca" || a.startsWith("--ca="));
+    if (!explicit && cause instanceof Deno.errors.NotFound) return undefined;
+    throw new UsageError(`--ca: cannot read "${path}": ${(cause as Error).message}`);
+  }
+}
+
+if (import.meta.main) await runMain(main, SPEC);

@@ -1,0 +1,188 @@
+/**
+ * `tls-server` — serves songs over TLS (downloads with SHA-256) and runs a request radio.
+ *
+ * @module
+ */
+
+import {
+  type CommandSpec,
+  EventLog,
+  ExitCode,
+  Output,
+  parseCommandLine,
+  renderHelp,
+  runMain,
+  UsageError,
+  verbosityOf,
+} from "../lib/cli/mod.ts";
+import { SongCatalog } from "../lib/songs/catalog.ts";
+import { IcecastSource, parseIcecastUrl } from "../lib/tls/icecast.ts";
+import { TlsSongServer } from "../lib/tls/server.ts";
+
+/** Command-line declaration. */
+export const SPEC = {
+  name: "tls-server",
+  summary: "Serve songs over TLS to many clients, and run a request radio.",
+  usage: ["[--host 127.0.0.1] [--port 8443] [--songs songs] [--cert FILE] [--key FILE] [options]"],
+  flags: {
+    host: {
+      type: "string",
+      default: "127.0.0.1",
+      valueName: "ADDR",
+      description: "Listen address.",
+    },
+    port: {
+      type: "number",
+      default: 8443,
+      min: 0,
+      max: 65535,
+      valueName: "PORT",
+      description: "Listen port (0 = any free port).",
+    },
+    songs: { type: "string", default: "songs", valueName: "DIR", description: "Songs folder." },
+    cert: {
+      type: "string",
+      default: "certs/server.crt",
+      valueName: "FILE",
+      description: "Server certificate (PEM).",
+    },
+    key: {
+      type: "string",
+      default: "certs/server.key",
+      valueName: "FILE",
+      description: "Server private key (PEM).",
+    },
+    "max-clients": {
+      type: "number",
+      default: 64,
+      min: 1,
+      max: 100000,
+      valueName: "N",
+      description: "Clients served at once; more get REJECT server_full.",
+    },
+    "idle-timeout": {
+      type: "number",
+      default: 30,
+      min: 0.05,
+      max: 86400,
+      integer: false,
+      valueName: "S",
+      description: "Close a connection idle (or not reading) for S seconds.",
+    },
+    "handshake-timeout": {
+      type: "number",
+      default: 10,
+      min: 0.05,
+      max: 3600,
+      integer: false,
+      valueName: "S",
+      description: "Time allowed for the TLS handshake.",
+    },
+    "send-queue": {
+      type: "number",
+      default: 1024,
+      min: 16,
+      max: 1048576,
+      valueName: "KIB",
+      description: "Per-client send queue; a radio listener that fills it is dropped (too_slow).",
+    },
+    icecast: {
+      type: "string",
+      valueName: "URL",
+      description: "Also publish the radio's MP3 songs to an Icecast mount " +
+        "(http://source:PASSWORD@HOST:PORT/MOUNT).",
+    },
+    "ready-json": {
+      type: "boolean",
+      description: 'When listening, print {"event":"ready","host","port","songs"} on stdout.',
+    },
+  },
+  examples: [
+    ["deno task certs && deno task tls-server", "serve songs/ on 127.0.0.1:8443"],
+    ["deno task tls-server --host 0.0.0.0 --log server.log", "serve the LAN, log events"],
+    [
+      "deno task tls-server --icecast http://source:hackme@127.0.0.1:8000/radio.mp3",
+      "also feed the radio to Icecast",
+    ],
+  ],
+  notes: [
+    "Ready: once listening it prints 'tls-server listening on HOST:PORT (N songs)' on stderr " +
+    "(and the --ready-json line on stdout). SIGINT/SIGTERM stop it cleanly (exit 0).",
+  ],
+} as const satisfies CommandSpec;
+
+/** Entry point. */
+export async function main(args: string[], signal: AbortSignal): Promise<number> {
+  const { flags } = parseCommandLine(SPEC, args);
+  const out = new Output(verbosityOf(flags));
+  if (flags.help) {
+    out.stdout(renderHelp(SPEC));
+    return ExitCode.OK;
+  }
+  const icecastUrl = flags.icecast === undefined ? undefined : parseIcecastUrl(flags.icecast);
+  const [cert, key] = await Promise.all([
+    readPem(flags.cert, "certificate"),
+    readPem(flags.key, "private key"),
+  ]);
+  const catalog = await SongCatalog.open(flags.songs, { signal });
+  for (const s of catalog.skipped) out.warn(`skipping ${s.name}: ${s.reason}`);
+  if (catalog.songs.length === 0) throw new Error(`No songs in "${flags.songs}"`);
+  using log = await EventLog.openOptional(flags.log);
+  const icecast = icecastUrl &&
+    new IcecastSource(icecastUrl, {
+      signal,
+      log: (event, fields) => log.event(event, fields),
+    });
+  let server: TlsSongServer;
+  try {
+    server = TlsSongServer.start({
+      catalog,
+      cert,
+      key,
+      hostname: flags.host,
+      port: flags.port,
+      maxClients: flags["max-clients"],
+      idleTimeoutMs: flags["idle-timeout"] * 1000,
+      handshakeTimeoutMs: flags["handshake-timeout"] * 1000,
+      sendQueueBytes: flags["send-queue"] * 1024,
+      log,
+      signal,
+      onStationEvent: icecast ? (event) => icecast.onStationEvent(event) : undefined,
+    });
+  } catch (cause) {
+    throw new Error(`Cannot listen on ${flags.host}:${flags.port}: ${listenReason(cause)}`, {
+      cause,
+    });
+  }
+  const { hostname, port } = server.addr;
+  out.info(`tls-server listening on ${hostname}:${port} (${catalog.songs.length} songs)`);
+  if (flags["ready-json"]) {
+    out.stdout(
+      JSON.stringify({ event: "ready", host: hostname, port, songs: catalog.songs.length }),
+    );
+  }
+  if (icecast) out.info(`tls-server: publishing the radio to ${icecast.description}`);
+  await server.finished;
+  await icecast?.closed;
+  out.info("tls-server stopped");
+  return ExitCode.OK;
+}
+
+async function readPem(path: string, what: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (cause) {
+    const hint = cause instanceof Deno.errors.NotFound ? " (run: deno task certs)" : "";
+    throw new UsageError(`Cannot read ${what} "${path}": ${(cause as Error).message}${hint}`);
+  }
+}
+
+function listenReason(cause: unknown): string {
+  if (cause instanceof Deno.errors.AddrInUse) return "address already in use";
+  if (cause instanceof Deno.errors.AddrNotAvailable) return "address not available";
+  if (cause instanceof Deno.errors.PermissionDenied) return "permission denied";
+  const m = (cause as Error).message ?? String(cause);
+  return /key|cert|pem/i.test(m) ? `bad certificate or key (${m})` : m;
+}
+
+if (import.meta.main) await runMain(main, SPEC);

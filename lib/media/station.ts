@@ -41,6 +41,11 @@ export interface StationOptions {
   maxPayload: number;
   /** Picks the next song; called when one ends. */
   nextSong: () => NextSong;
+  /**
+   * Cuts a song into packets (a server passes its cache, so a looping song is cut once).
+   * @default {packetizeSong}
+   */
+  packetize?: (song: Song) => Promise<PacketizedSong>;
   /** Stops the station. */
   signal: AbortSignal;
   /** Called when a song cannot be played (it is skipped). */
@@ -126,7 +131,8 @@ export class Station {
       const next = this.#options.nextSong();
       let packetized: PacketizedSong;
       try {
-        packetized = await packetizeSong(next.song, this.#options.maxPayload);
+        packetized = await (this.#options.packetize?.(next.song) ??
+          packetizeSong(next.song, this.#options.maxPayload));
         if (packetized.packets.length === 0) throw new Error("no audio in the file");
         failures = 0;
       } catch (error) {

@@ -33,12 +33,26 @@ export function parseAddress(text: string): UdpAddress {
   return { hostname: (m[1] ?? m[2])!, port };
 }
 
+/** Most sends awaiting completion on one socket (about 10 MB of 1232-byte datagrams). */
+export const MAX_SENDS_IN_FLIGHT = 8192;
+
+const RESOLVED_FALSE = Promise.resolve(false);
+
+/** The address as Deno's send() takes it; returned as is if it already is one. */
+export function toNetAddr(addr: UdpAddress | Deno.NetAddr): Deno.NetAddr {
+  return "transport" in addr
+    ? addr
+    : { transport: "udp", hostname: addr.hostname, port: addr.port };
+}
+
 /** A bound UDP socket. */
 export class UdpSocket implements Disposable {
   readonly #conn: Deno.DatagramConn;
   #closed = false;
   /** Sends that failed (unreachable peer, buffer full). */
   sendErrors = 0;
+  /** Datagrams dropped because too many sends were in flight. */
+  sendDropped = 0;
   /** Datagrams sent. */
   sent = 0;
 
@@ -75,18 +89,34 @@ export class UdpSocket implements Disposable {
     return this.#closed;
   }
 
-  /** Sends one datagram; resolves false (and counts) if the OS refused it. */
-  async send(bytes: Uint8Array, to: UdpAddress): Promise<boolean> {
-    if (this.#closed) return false;
-    try {
-      await this.#conn.send(bytes, { transport: "udp", hostname: to.hostname, port: to.port });
-      this.sent++;
-      return true;
-    } catch {
-      this.sendErrors++;
-      return false;
+  /**
+   * Sends one datagram; resolves false (and counts) if the OS refused it, or if
+   * {@linkcode MAX_SENDS_IN_FLIGHT} sends are already waiting — then the datagram is dropped
+   * (`sendDropped`) rather than queued: a sender that outruns the network loses packets, it
+   * does not grow without bound. Pass an address from {@linkcode toNetAddr} on hot paths to
+   * avoid building one per datagram.
+   */
+  send(bytes: Uint8Array, to: UdpAddress | Deno.NetAddr): Promise<boolean> {
+    if (this.#closed) return RESOLVED_FALSE;
+    if (this.#inFlight >= MAX_SENDS_IN_FLIGHT) {
+      this.sendDropped++;
+      return RESOLVED_FALSE;
     }
+    this.#inFlight++;
+    return this.#conn.send(bytes, toNetAddr(to)).then(this.#sent, this.#failed);
   }
+
+  #inFlight = 0;
+  #sent = (): boolean => {
+    this.#inFlight--;
+    this.sent++;
+    return true;
+  };
+  #failed = (): boolean => {
+    this.#inFlight--;
+    this.sendErrors++;
+    return false;
+  };
 
   /**
    * Waits for the next datagram. The returned bytes are a view of `buffer`, valid until the

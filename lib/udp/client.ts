@@ -373,27 +373,26 @@ async function receiveStream(
     }
   };
 
-  // Receive path.
-  const stop = new AbortController();
-  const signal = AbortSignal.any([options.signal, stop.signal]);
+  // Receive path: just the socket. Silence is detected by a watchdog, not a timer per
+  // datagram; closing the socket at the end resolves the pending receive with null.
   const timeoutMs = options.timeoutMs ?? 5000;
+  const watchdog = setInterval(() => {
+    if (!ended && performance.now() - lastArrival >= timeoutMs) {
+      ending = "timeout";
+      log.event("timeout", { silentMs: timeoutMs });
+      ended = true;
+      poke();
+    }
+  }, Math.min(250, timeoutMs));
   const receiver = (async () => {
-    while (!ended && !signal.aborted) {
-      let got;
-      try {
-        got = await receiveUntil(socket, buffer, lastArrival + timeoutMs, signal);
-      } catch {
-        break; // aborted
-      }
-      if (!got) {
-        if (performance.now() - lastArrival >= timeoutMs) {
-          ending = "timeout";
-          log.event("timeout", { silentMs: timeoutMs });
-          ended = true;
-          poke();
-        }
-        continue;
-      }
+    // A receive started during the handshake may still be pending: take it first.
+    let pending = pendingReceive.get(socket);
+    pendingReceive.delete(socket);
+    for (;;) {
+      // The next receive starts only after this datagram is handled: the buffer is reused.
+      const got = await (pending ?? socket.receive(buffer)).catch(() => null);
+      pending = undefined;
+      if (!got || socket.closed) break;
       if (formatAddress(got.from) !== serverKey) {
         stats.malformed++; // not from our server: possibly forged
         continue;
@@ -446,6 +445,7 @@ async function receiveStream(
     for (const i of infos) if (i.start <= seq) found = i;
     return found;
   };
+  options.signal.addEventListener("abort", poke, { once: true });
   try {
     for (;;) {
       if (options.signal.aborted) {
@@ -456,13 +456,14 @@ async function receiveStream(
       const item = jitter.next(now, ended);
       if (!item) {
         if (ended && jitter.size === 0) break;
+        // Wait for a new packet (poke), the buffer's next deadline, or Ctrl+C (one listener
+        // for the whole loop, added below, pokes too).
         await new Promise<void>((resolve) => {
-          wake = resolve;
           const t = setTimeout(resolve, jitter.started ? jitter.waitHintMs(now) : 20);
-          options.signal.addEventListener("abort", () => {
+          wake = () => {
             clearTimeout(t);
             resolve();
-          }, { once: true });
+          };
         });
         continue;
       }
@@ -495,12 +496,13 @@ async function receiveStream(
       await output?.drain?.();
     }
   } finally {
+    options.signal.removeEventListener("abort", poke);
+    clearInterval(watchdog);
     clearInterval(heartbeat);
     clearTimeout(limit);
     clearTimeout(endGrace);
     if (!ended || ending !== "end" || request.op === "radio") await sendControl(FrameType.BYE);
     ended = true;
-    stop.abort();
     socket.close();
     await receiver.catch(() => {});
     options.impairment?.close();

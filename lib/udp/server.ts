@@ -32,7 +32,7 @@ import {
   type SongEntry,
   type StreamInfo,
 } from "../wire/messages.ts";
-import { formatAddress, type UdpAddress, UdpSocket } from "../net/udp_socket.ts";
+import { formatAddress, toNetAddr, type UdpAddress, UdpSocket } from "../net/udp_socket.ts";
 import { type PacketizedSong, packetizeSong } from "../media/packetizer.ts";
 import { type NextSong, Station, type StationEvent } from "../media/station.ts";
 import type { Impairment } from "./impairment.ts";
@@ -89,7 +89,8 @@ const INFO_REPEAT_MS = 5000;
 
 interface Session {
   key: string;
-  addr: UdpAddress;
+  /** Built once: the radio sends to it for every packet. */
+  addr: Deno.NetAddr;
   kind: "song" | "radio";
   streamId: number;
   lastSeen: number;
@@ -122,6 +123,7 @@ export class UdpServer implements AsyncDisposable {
   /** Recent radio DATA frames (about 400 ms), re-sent to a new listener. */
   #burst: Uint8Array[] = [];
   #nextRadioSequence = 0;
+  #listenerCount = 0;
   #malformedLogged = 0;
   /** Counters. */
   readonly stats: UdpServerStats = {
@@ -146,6 +148,7 @@ export class UdpServer implements AsyncDisposable {
     this.#station = new Station({
       maxPayload: this.#maxPayload,
       nextSong: () => this.#nextRadioSong(),
+      packetize: (song) => this.#packetized(song),
       signal,
       onSkip: (song, error) =>
         options.log.event("radio_skip", { song: song.title, error: error.message }),
@@ -352,7 +355,7 @@ export class UdpServer implements AsyncDisposable {
     const now = performance.now();
     const session: Session = {
       key,
-      addr: from,
+      addr: toNetAddr(from),
       kind,
       streamId,
       lastSeen: now,
@@ -367,6 +370,7 @@ export class UdpServer implements AsyncDisposable {
   #endSession(session: Session, reason: string): void {
     if (this.#sessions.get(session.key) !== session) return;
     this.#sessions.delete(session.key);
+    if (session.kind === "radio") this.#listenerCount--;
     session.stop.abort();
     session.ackWaiter?.();
     this.#options.log.event(session.kind === "radio" ? "listener_leave" : "stream_stop", {
@@ -507,6 +511,7 @@ export class UdpServer implements AsyncDisposable {
   #joinRadio(from: UdpAddress, key: string): void {
     const session = this.#newSession("radio", from, key, this.#stationId);
     this.stats.listenersJoined++;
+    this.#listenerCount++;
     this.#options.log.event("listener_join", { from: key, listeners: this.#radioListeners() });
     this.#sendRadioWelcome(session);
   }
@@ -529,9 +534,7 @@ export class UdpServer implements AsyncDisposable {
   }
 
   #radioListeners(): number {
-    let n = 0;
-    for (const s of this.#sessions.values()) if (s.kind === "radio") n++;
-    return n;
+    return this.#listenerCount;
   }
 
   #onStation(event: StationEvent): void {
@@ -589,7 +592,14 @@ export class UdpServer implements AsyncDisposable {
   }
 
   #fanOut(frame: Uint8Array): void {
-    for (const s of this.#sessions.values()) if (s.kind === "radio") this.#send(s.addr, frame);
+    if (this.#options.impairment?.active) {
+      for (const s of this.#sessions.values()) if (s.kind === "radio") this.#send(s.addr, frame);
+      return;
+    }
+    // The hot path at thousands of listeners: one send per listener, nothing else.
+    for (const s of this.#sessions.values()) {
+      if (s.kind === "radio") void this.#socket.send(frame, s.addr);
+    }
   }
 
   // ---- housekeeping ----------------------------------------------------------------------
@@ -676,7 +686,7 @@ export class UdpServer implements AsyncDisposable {
     }
   }
 
-  #send(to: UdpAddress, bytes: Uint8Array): void {
+  #send(to: UdpAddress | Deno.NetAddr, bytes: Uint8Array): void {
     const impairment = this.#options.impairment;
     const send = () => void this.#socket.send(bytes, to);
     if (impairment?.active) impairment.apply(send);

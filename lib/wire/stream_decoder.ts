@@ -21,15 +21,16 @@ import {
 /** Push bytes in, take whole frames out. Not safe to reuse after it has thrown. */
 export class FrameDecoder {
   readonly #maxPayload: number;
-  /** Holds the bytes of at most one partial frame. */
-  #buf: Uint8Array;
+  /** The header being read; reused. */
+  readonly #head = new Uint8Array(HEADER_SIZE);
+  /** The frame being read, sized exactly once its header is valid; handed out when full. */
+  #frame: Uint8Array | undefined;
   #len = 0;
   #header: FrameHeader | undefined;
 
   /** @param options.maxPayload largest accepted payload, default 1 MiB − 32. */
   constructor(options: FrameLimitOptions = {}) {
     this.#maxPayload = options.maxPayload ?? STREAM_MAX_PAYLOAD;
-    this.#buf = new Uint8Array(HEADER_SIZE);
   }
 
   /** Bytes held that do not yet form a whole frame. */
@@ -38,8 +39,8 @@ export class FrameDecoder {
   }
 
   /**
-   * Feeds the next piece of the stream; returns the frames it completes, in order. Payloads
-   * are copies, so the caller may reuse `chunk`'s buffer.
+   * Feeds the next piece of the stream; returns the frames it completes, in order. Each
+   * frame owns its bytes (one copy from `chunk`), so the caller may reuse `chunk`'s buffer.
    *
    * @throws {FrameError} at the first invalid frame.
    */
@@ -50,31 +51,24 @@ export class FrameDecoder {
       if (this.#header === undefined) {
         // Fill the header first; nothing is allocated for the payload until it is validated.
         const take = Math.min(HEADER_SIZE - this.#len, chunk.length - pos);
-        this.#buf.set(chunk.subarray(pos, pos + take), this.#len);
+        this.#head.set(chunk.subarray(pos, pos + take), this.#len);
         this.#len += take;
         pos += take;
         if (this.#len < HEADER_SIZE) break;
-        const header = parseHeader(this.#buf.subarray(0, HEADER_SIZE), this.#maxPayload);
-        this.#header = header;
-        const frameSize = HEADER_SIZE + header.payloadLength;
-        if (this.#buf.length < frameSize) {
-          const grown = new Uint8Array(frameSize);
-          grown.set(this.#buf.subarray(0, HEADER_SIZE));
-          this.#buf = grown;
-        }
+        this.#header = parseHeader(this.#head, this.#maxPayload);
+        this.#frame = new Uint8Array(HEADER_SIZE + this.#header.payloadLength);
+        this.#frame.set(this.#head);
       }
-      const frameSize = HEADER_SIZE + this.#header.payloadLength;
-      const take = Math.min(frameSize - this.#len, chunk.length - pos);
-      this.#buf.set(chunk.subarray(pos, pos + take), this.#len);
+      const frame = this.#frame!;
+      const take = Math.min(frame.length - this.#len, chunk.length - pos);
+      frame.set(chunk.subarray(pos, pos + take), this.#len);
       this.#len += take;
       pos += take;
-      if (this.#len < frameSize) break;
-      const frame = finishFrame(this.#header, this.#buf.subarray(0, frameSize));
-      frames.push({ ...frame, payload: frame.payload.slice() });
+      if (this.#len < frame.length) break;
+      frames.push(finishFrame(this.#header, frame));
       this.#header = undefined;
+      this.#frame = undefined;
       this.#len = 0;
-      // Do not keep a large buffer alive after a large frame: idle connections stay small.
-      if (this.#buf.length > 64 * 1024) this.#buf = new Uint8Array(HEADER_SIZE);
     }
     return frames;
   }

@@ -479,9 +479,10 @@ export class UdpServer implements AsyncDisposable {
         payload: p.payload,
       }, { maxPayload: this.#maxPayload });
       bytes += p.payload.length;
-      this.#send(session.addr, frame);
-      // With --interval 0 and a window open, yield now and then so the socket can receive acks.
-      if (intervalMs === 0 && i % 16 === 15) await new Promise((r) => setTimeout(r, 0));
+      // With --interval 0, wait for every 16th send to complete: that yields to the event loop
+      // (so acknowledgements are read) without a timer's minimum delay.
+      const sent = this.#send(session.addr, frame);
+      if (intervalMs === 0 && i % 16 === 15) await sent;
     }
     this.#options.impairment?.flush();
     const end = encodeControl(FrameType.END, { packets: packets.length, bytes }, {
@@ -686,10 +687,11 @@ export class UdpServer implements AsyncDisposable {
     }
   }
 
-  #send(to: UdpAddress | Deno.NetAddr, bytes: Uint8Array): void {
+  /** Sends through the `--sim-*` impairment if any; resolves when the datagram left (or not). */
+  #send(to: UdpAddress | Deno.NetAddr, bytes: Uint8Array): Promise<unknown> {
     const impairment = this.#options.impairment;
-    const send = () => void this.#socket.send(bytes, to);
-    if (impairment?.active) impairment.apply(send);
-    else send();
+    if (!impairment?.active) return this.#socket.send(bytes, to);
+    impairment.apply(() => void this.#socket.send(bytes, to));
+    return Promise.resolve();
   }
 }

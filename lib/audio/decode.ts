@@ -349,7 +349,7 @@ export async function probeSong(path: string): Promise<SongInfo> {
     sampleRate,
     channels,
     frames,
-    durationMs: frames * 1000 / sampleRate,
+    durationMs: Math.round(frames * 1000 / sampleRate),
   });
   if (codec === "mp3") {
     const s = scanMp3(bytes);

@@ -8,7 +8,7 @@
  */
 
 import { basename, extname, join, SEPARATOR } from "@std/path";
-import type { Codec, SongEntry } from "../wire/messages.ts";
+import type { Codec, SongEntry, SongList } from "../wire/messages.ts";
 import { probeSong } from "../audio/decode.ts";
 
 /** File extensions served, by codec. */
@@ -118,8 +118,10 @@ export class SongCatalog {
   }
 
   /**
-   * Finds a song by 1-based index (`"3"`), exact file name, or file name without extension
-   * (case-insensitive). Anything that looks like a path resolves to nothing.
+   * Finds a song by 1-based index (`"3"`), exact file name, file name without extension, or
+   * that without a leading track number (`nocturne` for `04-nocturne.mp3`, when only one song
+   * matches); names compare case-insensitively. Anything that looks like a path resolves to
+   * nothing.
    */
   find(name: string): Song | undefined {
     const wanted = name.trim();
@@ -129,7 +131,14 @@ export class SongCatalog {
     if (exact) return exact;
     const lower = wanted.toLowerCase();
     return this.songs.find((s) => s.title.toLowerCase() === lower) ??
-      this.songs.find((s) => stem(s.title).toLowerCase() === lower);
+      this.songs.find((s) => stem(s.title).toLowerCase() === lower) ??
+      this.#unique((s) => unnumbered(stem(s.title)).toLowerCase() === lower);
+  }
+
+  /** The one song matching `pred`, or undefined if none or several do. */
+  #unique(pred: (s: Song) => boolean): Song | undefined {
+    const found = this.songs.filter(pred);
+    return found.length === 1 ? found[0] : undefined;
   }
 
   /** Like {@linkcode find}, but throws {@linkcode SongNotFoundError}. */
@@ -137,6 +146,25 @@ export class SongCatalog {
     const song = this.find(name);
     if (!song) throw new SongNotFoundError(name);
     return song;
+  }
+
+  /**
+   * A SONG_LIST page from `offset`: as many entries as fit in `maxBytes` of JSON (one
+   * datagram on UDP, one control frame on TLS). At least one entry if any remain and it fits.
+   */
+  page(offset: number, maxBytes: number): SongList {
+    const start = Math.min(offset, this.songs.length);
+    const songs: SongEntry[] = [];
+    // {"total":N,"offset":N,"songs":[...]} with the numbers at their widest.
+    let bytes = 64;
+    for (const song of this.songs.slice(start)) {
+      const entry = SongCatalog.entry(song);
+      const size = new TextEncoder().encode(JSON.stringify(entry)).length + 1;
+      if (bytes + size > maxBytes) break;
+      bytes += size;
+      songs.push(entry);
+    }
+    return { total: this.songs.length, offset: start, songs };
   }
 
   /** The wire form of one song (SONG_LIST entry). */
@@ -158,6 +186,11 @@ export class SongCatalog {
     const path = await confinedPath(this.root, song.title);
     return await Deno.open(path, { read: true });
   }
+}
+
+/** `04-nocturne` → `nocturne`: the track-number prefix people leave out when they ask. */
+function unnumbered(name: string): string {
+  return name.replace(/^\d+[-_. ]+/, "");
 }
 
 function stem(name: string): string {

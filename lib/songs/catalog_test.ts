@@ -83,3 +83,23 @@ Deno.test("SongCatalog.open names a missing folder in its error", async () => {
     `Cannot open songs folder "/no/such/songs": no such folder`,
   );
 });
+
+Deno.test("SongCatalog.find matches a name without its track number only when unique", async () => {
+  const catalog = await SongCatalog.open(SONGS);
+  assertEquals(catalog.find("nocturne")?.title, "04-nocturne.mp3");
+  assertEquals(catalog.find("Harbour-Chorale")?.title, "06-harbour-chorale.flac");
+  assertEquals(catalog.find("no-such"), undefined);
+});
+
+Deno.test("SongCatalog.page fits entries into the byte budget and covers the list in order", async () => {
+  const catalog = await SongCatalog.open(SONGS);
+  const titles: string[] = [];
+  for (let offset = 0; offset < catalog.songs.length;) {
+    const page = catalog.page(offset, 300);
+    assert(new TextEncoder().encode(JSON.stringify(page)).length <= 300);
+    assert(page.songs.length > 0);
+    titles.push(...page.songs.map((s) => s.title));
+    offset += page.songs.length;
+  }
+  assertEquals(titles, catalog.songs.map((s) => s.title));
+});

@@ -62,7 +62,7 @@ export async function sendSongFile(
     codec: song.codec,
     sampleRate: song.sampleRate,
     channels: song.channels,
-    durationMs: Math.round(song.durationMs),
+    durationMs: song.durationMs,
     packets,
     size,
     sha256: options.sha256,

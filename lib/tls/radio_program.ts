@@ -46,7 +46,7 @@ export class RadioProgram {
 
   /** The waiting requests, next first. */
   queue(): QueueEntry[] {
-    return this.#queue.map((s) => ({ title: s.title, durationMs: Math.round(s.durationMs) }));
+    return this.#queue.map((s) => ({ title: s.title, durationMs: s.durationMs }));
   }
 
   /** Picks the next song (the Station's `nextSong`). */

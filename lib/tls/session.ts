@@ -366,14 +366,5 @@ export function encodeStationEvent(event: StationEvent, stationId: number): Uint
 
 /** The song list from `offset`, as many entries as fit one control frame. */
 export function songListPage(catalog: SongCatalog, offset: number): SongList {
-  const songs = [];
-  let bytes = 64;
-  for (const song of catalog.songs.slice(offset)) {
-    const entry = { ...SongCatalog.entry(song), durationMs: Math.round(song.durationMs) };
-    const size = JSON.stringify(entry).length * 3 + 1; // UTF-8 worst case
-    if (bytes + size > MAX_CONTROL_PAYLOAD) break;
-    bytes += size;
-    songs.push(entry);
-  }
-  return { total: catalog.songs.length, offset, songs };
+  return catalog.page(offset, MAX_CONTROL_PAYLOAD);
 }

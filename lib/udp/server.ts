@@ -29,7 +29,7 @@ import {
   parseJsonObject,
   readRequest,
   type Request,
-  type SongEntry,
+  type SongList,
   type StreamInfo,
 } from "../wire/messages.ts";
 import { formatAddress, toNetAddr, type UdpAddress, UdpSocket } from "../net/udp_socket.ts";
@@ -639,21 +639,8 @@ export class UdpServer implements AsyncDisposable {
     }
   }
 
-  #songListPage(offset: number): { total: number; offset: number; songs: SongEntry[] } {
-    const all = this.#options.catalog.songs;
-    const page = {
-      total: all.length,
-      offset: Math.min(offset, all.length),
-      songs: [] as SongEntry[],
-    };
-    for (let i = page.offset; i < all.length; i++) {
-      page.songs.push(SongCatalog.entry(all[i]!));
-      if (encodeJson(page).length > this.#maxPayload) {
-        page.songs.pop();
-        break;
-      }
-    }
-    return page;
+  #songListPage(offset: number): SongList {
+    return this.#options.catalog.page(offset, this.#maxPayload);
   }
 
   /** Counts one reply against the address's budget; false (and counted) when it is spent. */

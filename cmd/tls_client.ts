@@ -9,12 +9,9 @@ import {
   type CommandSpec,
   EventLog,
   ExitCode,
-  Output,
-  parseCommandLine,
-  renderHelp,
   runMain,
+  startCommand,
   UsageError,
-  verbosityOf,
 } from "../lib/cli/mod.ts";
 import { AUDIO_BACKENDS, type AudioBackend } from "../lib/audio/devices.ts";
 import { normalizePin } from "../lib/tls/certs.ts";
@@ -134,12 +131,8 @@ const SUBCOMMANDS: Record<string, [min: number, max: number]> = {
 
 /** Entry point. */
 export async function main(args: string[], signal: AbortSignal): Promise<number> {
-  const { flags, positionals } = parseCommandLine(SPEC, args);
-  const out = new Output(verbosityOf(flags));
-  if (flags.help) {
-    out.stdout(renderHelp(SPEC));
-    return ExitCode.OK;
-  }
+  const { flags, positionals, out, helped } = startCommand(SPEC, args);
+  if (helped) return ExitCode.OK;
   const [command, ...rest] = positionals as [string, ...string[]];
   const arity = SUBCOMMANDS[command];
   if (!arity) {

@@ -8,12 +8,9 @@ import {
   type CommandSpec,
   EventLog,
   ExitCode,
-  Output,
-  parseCommandLine,
-  renderHelp,
   runMain,
+  startCommand,
   UsageError,
-  verbosityOf,
 } from "../lib/cli/mod.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
 import { IcecastSource, parseIcecastUrl } from "../lib/tls/icecast.ts";
@@ -113,12 +110,8 @@ export const SPEC = {
 
 /** Entry point. */
 export async function main(args: string[], signal: AbortSignal): Promise<number> {
-  const { flags } = parseCommandLine(SPEC, args);
-  const out = new Output(verbosityOf(flags));
-  if (flags.help) {
-    out.stdout(renderHelp(SPEC));
-    return ExitCode.OK;
-  }
+  const { flags, out, helped } = startCommand(SPEC, args);
+  if (helped) return ExitCode.OK;
   const icecastUrl = flags.icecast === undefined ? undefined : parseIcecastUrl(flags.icecast);
   const [cert, key] = await Promise.all([
     readPem(flags.cert, "certificate"),

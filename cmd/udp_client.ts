@@ -10,14 +10,11 @@ import {
   type CommandSpec,
   EventLog,
   ExitCode,
-  Output,
   outputOpener,
-  parseCommandLine,
   printDevices,
-  renderHelp,
   runMain,
+  startCommand,
   UsageError,
-  verbosityOf,
 } from "../lib/cli/mod.ts";
 import { parseAddress } from "../lib/net/udp_socket.ts";
 import { type ClientNotice, listenRadio, listSongs, playSong } from "../lib/udp/client.ts";
@@ -87,12 +84,8 @@ export const SPEC = {
 
 /** Runs udp-client with `args`; resolves to the exit status. */
 export async function main(args: string[], signal: AbortSignal): Promise<number> {
-  const { flags, positionals } = parseCommandLine(SPEC, args);
-  const out = new Output(verbosityOf(flags));
-  if (flags.help) {
-    out.stdout(renderHelp(SPEC));
-    return ExitCode.OK;
-  }
+  const { flags, positionals, out, helped } = startCommand(SPEC, args);
+  if (helped) return ExitCode.OK;
   if (flags["list-devices"]) {
     await printDevices(flags, out);
     return ExitCode.OK;

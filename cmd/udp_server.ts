@@ -8,12 +8,9 @@ import {
   type CommandSpec,
   EventLog,
   ExitCode,
-  Output,
-  parseCommandLine,
-  renderHelp,
   runMain,
+  startCommand,
   UsageError,
-  verbosityOf,
 } from "../lib/cli/mod.ts";
 import { parseAddress } from "../lib/net/udp_socket.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
@@ -112,12 +109,8 @@ export const SPEC = {
 
 /** Runs udp-server with `args`; resolves to the exit status. */
 export async function main(args: string[], signal: AbortSignal): Promise<number> {
-  const { flags } = parseCommandLine(SPEC, args);
-  const out = new Output(verbosityOf(flags));
-  if (flags.help) {
-    out.stdout(renderHelp(SPEC));
-    return ExitCode.OK;
-  }
+  const { flags, out, helped } = startCommand(SPEC, args);
+  if (helped) return ExitCode.OK;
   if (flags.sdp && !flags.rtp) throw new UsageError("--sdp needs --rtp HOST:PORT");
   let rtp;
   try {

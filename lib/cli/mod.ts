@@ -11,3 +11,4 @@ export * from "./flags.ts";
 export * from "./output.ts";
 export * from "./run.ts";
 export * from "./audio_flags.ts";
+export * from "./command.ts";

@@ -1,0 +1,618 @@
+/**
+ * Radio fan-out cost: the real udp-server (in its own process) streaming the radio to N
+ * listeners on loopback, versus a bare Deno sender sending the same packet rate to the same N
+ * sockets. Per N: server CPU seconds per listener-minute, µs of CPU per datagram sent, RSS
+ * (total, and per listener above the server's 0-listener baseline), loss.
+ *
+ *   deno run -A bench/udp_fanout.ts --listeners 100,500,1000 --seconds 20
+ *     [--radio-song 01-morning-arpeggio.mp3 | --radio-song all] [--listener-procs auto|K]
+ *     [--settle 3] [--songs songs]
+ *
+ * How: `deno run -A cmd/udp_server.ts --port 0 --max-clients 100000 --heartbeat-timeout 60`
+ * is spawned (its "listening on" stderr line gives the port). Listener processes (this file
+ * with `--role listeners`, 1 process, 2 when N > 1000) bind N sockets; each sends REQUEST
+ * {"op":"radio"} (lib/wire encodeControl), a HEARTBEAT every 2 s, and counts DATA packets and
+ * sequence gaps. Once all joined and `--settle` s passed, the parent reads the server's
+ * utime+stime (/proc/PID/stat, CLK_TCK 100) and VmRSS (/proc/PID/status) at the start and end
+ * of a `--seconds` window; listeners count only inside it. Then the bare run: bench/_bare_sender.ts
+ * fanout sends 1200-byte datagrams at the radio's measured packet rate to N fresh sockets,
+ * measured the same way.
+ *
+ * By default the radio loops one MP3 song (`--radio-song`), so the packet rate is steady; the
+ * whole library mixes MP3 (~6–10 pkt/s) with PCM from WAV/FLAC (37–147 pkt/s), and a 20 s
+ * window would measure whichever song happens to play. Listeners and server share the 2 cores.
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli/parse-args";
+import { encodeControl } from "../lib/wire/messages.ts";
+import { FrameType } from "../lib/wire/frame.ts";
+import { SongCatalog } from "../lib/songs/catalog.ts";
+import { packetizeSong } from "../lib/media/packetizer.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const SELF = new URL(import.meta.url).pathname;
+const BARE = new URL("./_bare_sender.ts", import.meta.url).pathname;
+const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux x86-64
+const HEARTBEAT_MS = 2000;
+/** Progress on stderr (stdout is the table). */
+const progress = (line: string) => Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+
+const args = parseArgs(Deno.args, {
+  string: [
+    "listeners",
+    "seconds",
+    "radio-song",
+    "listener-procs",
+    "settle",
+    "songs",
+    "role",
+    "port",
+    "count",
+  ],
+});
+
+// ---------------------------------------------------------------------------------------------
+// Child role: N listener sockets, driven by lines on stdin, reporting JSON lines on stdout.
+// ---------------------------------------------------------------------------------------------
+
+interface WindowReport {
+  listeners: number;
+  joined: number;
+  received: number;
+  gaps: number;
+  reordered: number;
+  listenersWithLoss: number;
+  worstLossPct: number;
+  minReceived: number;
+  maxReceived: number;
+}
+
+async function listenerRole(): Promise<void> {
+  const count = Number(args.count);
+  const port = Number(args.port ?? 0); // 0: bare mode, no server to talk to
+  const say = (obj: unknown) =>
+    Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(obj) + "\n"));
+  const server = { transport: "udp" as const, hostname: "127.0.0.1", port };
+  interface L {
+    conn: Deno.DatagramConn;
+    joined: boolean;
+    last: number;
+    /** First sequence number received inside the window, -1 before. */
+    lo: number;
+    received: number;
+    gaps: number;
+    reordered: number;
+  }
+  const ls: L[] = [];
+  for (let i = 0; i < count; i++) {
+    const conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    ls.push({ conn, joined: port === 0, last: -1, lo: -1, received: 0, gaps: 0, reordered: 0 });
+  }
+  let windowOpen = false;
+  let stationId = 0;
+  for (const l of ls) {
+    (async () => {
+      const buf = new Uint8Array(2048);
+      for (;;) {
+        let d: Uint8Array;
+        try {
+          [d] = await l.conn.receive(buf);
+        } catch {
+          return; // closed
+        }
+        if (d.length < 32 || d[0] !== 0x53 || d[1] !== 0x4b) continue;
+        const type = d[3];
+        if (type === FrameType.DATA) {
+          const seq = ((d[12]! << 24) | (d[13]! << 16) | (d[14]! << 8) | d[15]!) >>> 0;
+          if (windowOpen) {
+            l.received++;
+            if (l.lo < 0) l.lo = seq;
+            if (l.last >= 0 && seq <= l.last) l.reordered++;
+          }
+          if (seq > l.last) l.last = seq;
+        } else if (type === FrameType.ACCEPT) {
+          l.joined = true;
+          stationId = ((d[8]! << 24) | (d[9]! << 16) | (d[10]! << 8) | d[11]!) >>> 0;
+        }
+      }
+    })();
+  }
+  const ports = ls.map((l) => (l.conn.addr as Deno.NetAddr).port);
+  let heartbeat: ReturnType<typeof setInterval> | undefined;
+  if (port !== 0) {
+    // Join: REQUEST {"op":"radio"} from every socket, 100 at a time, retrying the silent ones.
+    const request = encodeControl(FrameType.REQUEST, { op: "radio" });
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const waiting = ls.filter((l) => !l.joined);
+      if (waiting.length === 0) break;
+      for (let i = 0; i < waiting.length; i++) {
+        waiting[i]!.conn.send(request, server).catch(() => {});
+        if (i % 100 === 99) await new Promise((r) => setTimeout(r, 10));
+      }
+      const until = performance.now() + 3000;
+      while (performance.now() < until && ls.some((l) => !l.joined)) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    // HEARTBEAT every 2 s per listener, spread over the period (1/20 of them every 100 ms).
+    const hb = encodeControl(FrameType.HEARTBEAT, undefined, { streamId: stationId });
+    let tick = 0;
+    heartbeat = setInterval(() => {
+      const slot = tick++ % 20;
+      for (let i = slot; i < ls.length; i += 20) ls[i]!.conn.send(hb, server).catch(() => {});
+    }, HEARTBEAT_MS / 20);
+  }
+  say({ event: "joined", joined: ls.filter((l) => l.joined).length, ports });
+
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of Deno.stdin.readable) {
+    pending += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      const cmd = pending.slice(0, nl).trim();
+      pending = pending.slice(nl + 1);
+      if (cmd === "start") {
+        for (const l of ls) l.received = l.gaps = l.reordered = 0, l.lo = -1;
+        windowOpen = true;
+      } else if (cmd === "stop") {
+        windowOpen = false;
+        // Lost = the span of sequence numbers seen in the window minus the packets received
+        // (a reordered packet fills its gap; duplicates do not occur on loopback).
+        for (const l of ls) l.gaps = l.lo < 0 ? 0 : Math.max(0, l.last - l.lo + 1 - l.received);
+        const loss = ls.map((l) => l.gaps / Math.max(1, l.received + l.gaps));
+        const report: WindowReport = {
+          listeners: ls.length,
+          joined: ls.filter((l) => l.joined).length,
+          received: ls.reduce((n, l) => n + l.received, 0),
+          gaps: ls.reduce((n, l) => n + l.gaps, 0),
+          reordered: ls.reduce((n, l) => n + l.reordered, 0),
+          listenersWithLoss: ls.filter((l) => l.gaps > 0).length,
+          worstLossPct: 100 * Math.max(...loss),
+          minReceived: Math.min(...ls.map((l) => l.received)),
+          maxReceived: Math.max(...ls.map((l) => l.received)),
+        };
+        say({ event: "window", ...report });
+      } else if (cmd === "quit") {
+        clearInterval(heartbeat);
+        if (port !== 0) {
+          const bye = encodeControl(FrameType.BYE, undefined, { streamId: stationId });
+          await Promise.all(ls.map((l) => l.conn.send(bye, server).catch(() => {})));
+        }
+        for (const l of ls) l.conn.close();
+        Deno.exit(0);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent: orchestration and /proc measurements.
+// ---------------------------------------------------------------------------------------------
+
+/** Reads JSON lines (stdout) or raw lines (stderr) of a child. */
+class Lines {
+  #buf = "";
+  #waiters: ((line: string) => void)[] = [];
+  #queue: string[] = [];
+  closed = false;
+  constructor(stream: ReadableStream<Uint8Array>, onLine?: (line: string) => void) {
+    (async () => {
+      const dec = new TextDecoder();
+      for await (const chunk of stream) {
+        this.#buf += dec.decode(chunk, { stream: true });
+        let nl: number;
+        while ((nl = this.#buf.indexOf("\n")) >= 0) {
+          const line = this.#buf.slice(0, nl);
+          this.#buf = this.#buf.slice(nl + 1);
+          onLine?.(line);
+          const w = this.#waiters.shift();
+          if (w) w(line);
+          else this.#queue.push(line);
+        }
+      }
+      this.closed = true;
+    })().catch(() => (this.closed = true));
+  }
+  /** Next line matching `pred`, within `ms`. */
+  async next(pred: (line: string) => boolean, ms: number, what: string): Promise<string> {
+    const deadline = performance.now() + ms;
+    for (;;) {
+      const i = this.#queue.findIndex(pred);
+      if (i >= 0) return this.#queue.splice(i, 1)[0]!;
+      this.#queue.length = 0;
+      const left = deadline - performance.now();
+      if (left <= 0 || this.closed) throw new Error(`timed out waiting for ${what}`);
+      const line = await new Promise<string | null>((resolve) => {
+        const t = setTimeout(() => resolve(null), left);
+        this.#waiters.push((l) => {
+          clearTimeout(t);
+          resolve(l);
+        });
+      });
+      if (line !== null && pred(line)) return line;
+      if (line === null) throw new Error(`timed out waiting for ${what}`);
+    }
+  }
+}
+
+interface ProcSample {
+  cpuS: number;
+  rssKiB: number;
+}
+
+function sample(pid: number): ProcSample {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15.
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(f[11]) + Number(f[12]);
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+  return { cpuS: ticks / CLK_TCK, rssKiB: rss };
+}
+
+/** Busy fraction of all CPUs between two /proc/stat samples. */
+function machineBusy(): number[] {
+  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = v[3]! + v[4]!;
+  const total = v.reduce((a, b) => a + b, 0);
+  return [total - idle, total];
+}
+
+/** System-wide UDP counters (/proc/net/snmp): datagrams dropped on a full receive buffer. */
+function udpRcvbufErrors(): number {
+  const lines = Deno.readTextFileSync("/proc/net/snmp").split("\n").filter((l) =>
+    l.startsWith("Udp:")
+  );
+  const names = lines[0]!.split(/\s+/);
+  const values = lines[1]!.split(/\s+/);
+  return Number(values[names.indexOf("RcvbufErrors")]);
+}
+
+interface Listeners {
+  procs: { child: Deno.ChildProcess; out: Lines; stdin: WritableStreamDefaultWriter<Uint8Array> }[];
+  ports: number[];
+  joined: number;
+}
+
+async function startListeners(n: number, procs: number, serverPort: number): Promise<Listeners> {
+  const result: Listeners = { procs: [], ports: [], joined: 0 };
+  const per = Math.ceil(n / procs);
+  for (let p = 0; p < procs; p++) {
+    const count = Math.min(per, n - p * per);
+    if (count <= 0) break;
+    const child = new Deno.Command("deno", {
+      args: [
+        "run",
+        "-A",
+        SELF,
+        "--role",
+        "listeners",
+        "--count",
+        String(count),
+        "--port",
+        String(serverPort),
+      ],
+      cwd: ROOT,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    result.procs.push({ child, out: new Lines(child.stdout), stdin: child.stdin.getWriter() });
+  }
+  for (const p of result.procs) {
+    const line = await p.out.next((l) => l.includes('"joined"'), 60_000, "listeners to join");
+    const msg = JSON.parse(line);
+    result.joined += msg.joined;
+    result.ports.push(...msg.ports);
+  }
+  return result;
+}
+
+async function tell(ls: Listeners, cmd: string): Promise<void> {
+  const bytes = new TextEncoder().encode(cmd + "\n");
+  await Promise.all(ls.procs.map((p) => p.stdin.write(bytes)));
+}
+
+async function windowReports(ls: Listeners): Promise<WindowReport> {
+  await tell(ls, "stop");
+  const parts: WindowReport[] = [];
+  for (const p of ls.procs) {
+    parts.push(
+      JSON.parse(await p.out.next((l) => l.includes('"window"'), 30_000, "window report")),
+    );
+  }
+  return {
+    listeners: parts.reduce((n, r) => n + r.listeners, 0),
+    joined: parts.reduce((n, r) => n + r.joined, 0),
+    received: parts.reduce((n, r) => n + r.received, 0),
+    gaps: parts.reduce((n, r) => n + r.gaps, 0),
+    reordered: parts.reduce((n, r) => n + r.reordered, 0),
+    listenersWithLoss: parts.reduce((n, r) => n + r.listenersWithLoss, 0),
+    worstLossPct: Math.max(...parts.map((r) => r.worstLossPct)),
+    minReceived: Math.min(...parts.map((r) => r.minReceived)),
+    maxReceived: Math.max(...parts.map((r) => r.maxReceived)),
+  };
+}
+
+async function stopListeners(ls: Listeners): Promise<void> {
+  await tell(ls, "quit").catch(() => {});
+  await Promise.all(ls.procs.map(async (p) => {
+    const t = setTimeout(() => {
+      try {
+        p.child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 10_000);
+    await p.child.status;
+    clearTimeout(t);
+  }));
+}
+
+interface Measured {
+  n: number;
+  window: WindowReport;
+  seconds: number;
+  cpuS: number;
+  rssBaseKiB: number;
+  rssKiB: number;
+  listenerCpuPct: number;
+  machineBusyPct: number;
+  pktPerListenerS: number;
+  /** Kernel UDP receive-buffer drops during the window, whole machine. */
+  rcvbufDrops: number;
+}
+
+/** Runs the measurement window against the process `pid` with listeners `ls`. */
+async function measureWindow(
+  pid: number,
+  ls: Listeners,
+  seconds: number,
+  rssBaseKiB: number,
+): Promise<Measured> {
+  const lsPids = ls.procs.map((p) => p.child.pid);
+  await tell(ls, "start");
+  const s0 = sample(pid);
+  const l0 = lsPids.map(sample);
+  const m0 = machineBusy();
+  const d0 = udpRcvbufErrors();
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const s1 = sample(pid);
+  const l1 = lsPids.map(sample);
+  const m1 = machineBusy();
+  const d1 = udpRcvbufErrors();
+  const wall = (performance.now() - t0) / 1000;
+  const window = await windowReports(ls);
+  const n = window.listeners;
+  const listenerCpu = l1.reduce((a, s, i) => a + s.cpuS - l0[i]!.cpuS, 0);
+  return {
+    n,
+    window,
+    seconds: wall,
+    cpuS: s1.cpuS - s0.cpuS,
+    rssBaseKiB,
+    rssKiB: s1.rssKiB,
+    listenerCpuPct: (100 * listenerCpu) / wall,
+    machineBusyPct: (100 * (m1[0]! - m0[0]!)) / (m1[1]! - m0[1]!),
+    pktPerListenerS: (window.received + window.gaps) / n / wall,
+    rcvbufDrops: d1 - d0,
+  };
+}
+
+/** SIGTERM, then SIGKILL after 5 s: a saturated server may never get to its signal handler. */
+async function stopProcess(child: Deno.ChildProcess): Promise<void> {
+  try {
+    child.kill("SIGTERM");
+  } catch { /* already gone */ }
+  const killer = setTimeout(() => {
+    progress(`pid ${child.pid} ignored SIGTERM for 5 s: SIGKILL`);
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, 5000);
+  await child.status;
+  clearTimeout(killer);
+}
+
+/** The radio song's own packet rate (packets / duration), from the packetizer. */
+async function nominalRate(songsDir: string, radioSong: string | undefined): Promise<number> {
+  const catalog = await SongCatalog.open(songsDir);
+  const songs = radioSong ? [catalog.get(radioSong)] : catalog.songs;
+  let packets = 0, us = 0;
+  for (const song of songs) {
+    const p = await packetizeSong(song, 1200);
+    packets += p.packets.length;
+    us += p.durationUs;
+  }
+  return packets / (us / 1e6);
+}
+
+async function runReal(
+  n: number,
+  procs: number,
+  seconds: number,
+  settle: number,
+  songsDir: string,
+  radioSong: string | undefined,
+): Promise<Measured> {
+  const serverArgs = [
+    "run",
+    "-A",
+    "cmd/udp_server.ts",
+    "--port",
+    "0",
+    "--max-clients",
+    "100000",
+    "--heartbeat-timeout",
+    "60",
+    "--songs",
+    songsDir,
+  ];
+  if (radioSong) serverArgs.push("--radio-song", radioSong);
+  const server = new Deno.Command("deno", {
+    args: serverArgs,
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const err = new Lines(server.stderr);
+  try {
+    const line = await err.next((l) => l.includes("listening on"), 30_000, "udp-server to listen");
+    const port = Number(/:(\d+) /.exec(line)?.[1]);
+    await new Promise((r) => setTimeout(r, 2000)); // station running, JIT warm, 0 listeners
+    const base = sample(server.pid);
+    const ls = await startListeners(n, procs, port);
+    try {
+      if (ls.joined < n) progress(`warning: only ${ls.joined}/${n} listeners joined`);
+      await new Promise((r) => setTimeout(r, settle * 1000));
+      return await measureWindow(server.pid, ls, seconds, base.rssKiB);
+    } finally {
+      await stopListeners(ls);
+    }
+  } finally {
+    await stopProcess(server);
+  }
+}
+
+async function runBare(
+  n: number,
+  procs: number,
+  seconds: number,
+  settle: number,
+  rate: number,
+): Promise<Measured> {
+  const ls = await startListeners(n, procs, 0);
+  const portsFile = await Deno.makeTempFile({ prefix: "soundsock-fanout-ports-", suffix: ".json" });
+  try {
+    await Deno.writeTextFile(portsFile, JSON.stringify(ls.ports));
+    const sender = new Deno.Command("deno", {
+      args: [
+        "run",
+        "-A",
+        BARE,
+        "fanout",
+        "--ports-file",
+        portsFile,
+        "--rate",
+        String(rate),
+        "--size",
+        "1200",
+        "--seconds",
+        String(settle + seconds + 30),
+      ],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const out = new Lines(sender.stdout);
+    try {
+      await out.next((l) => l.includes('"ready"'), 30_000, "bare sender");
+      // Its 0-listener baseline RSS is not separable (it sends to all from the start): sample
+      // right after start-up instead.
+      const base = sample(sender.pid);
+      await new Promise((r) => setTimeout(r, settle * 1000));
+      return await measureWindow(sender.pid, ls, seconds, base.rssKiB);
+    } finally {
+      await stopProcess(sender);
+    }
+  } finally {
+    await stopListeners(ls);
+    await Deno.remove(portsFile).catch(() => {});
+  }
+}
+
+function fmt(x: number, digits: number): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : "—";
+}
+
+async function parent(): Promise<void> {
+  const ns = String(args.listeners ?? "100,500,1000").split(",").map(Number).filter((x) => x > 0);
+  const seconds = Number(args.seconds ?? 20);
+  const settle = Number(args.settle ?? 3);
+  const songsDir = args.songs ?? `${ROOT}songs`;
+  const radioSong = args["radio-song"] === "all"
+    ? undefined
+    : (args["radio-song"] ?? "01-morning-arpeggio.mp3");
+  const procsFor = (n: number) =>
+    args["listener-procs"] && args["listener-procs"] !== "auto"
+      ? Number(args["listener-procs"])
+      : n > 1000
+      ? 2
+      : 1;
+  const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+  const rows: { real: Measured; bare: Measured }[] = [];
+  const nominal = await nominalRate(songsDir, radioSong);
+  for (const n of ns) {
+    progress(`N=${n}: real udp-server…`);
+    const real = await runReal(n, procsFor(n), seconds, settle, songsDir, radioSong);
+    // The bare sender gets the rate listeners measured, unless the server fell behind (then
+    // listeners see less than the song's own rate, and the bare sender gets the nominal rate).
+    const rate = real.pktPerListenerS >= 0.95 * nominal ? real.pktPerListenerS : nominal;
+    progress(
+      `N=${n}: real ${fmt(real.cpuS, 2)} CPU-s, ${fmt(rate, 2)} pkt/s/listener; bare sender…`,
+    );
+    const bare = await runBare(n, procsFor(n), seconds, settle, rate);
+    rows.push({ real, bare });
+  }
+
+  const perMin = (m: Measured) => m.cpuS / (m.n * m.seconds / 60);
+  const usPerPkt = (m: Measured) => (m.cpuS * 1e6) / (m.window.received + m.window.gaps);
+  const lossPct = (m: Measured) =>
+    (100 * m.window.gaps) / Math.max(1, m.window.received + m.window.gaps);
+  out(
+    `Reproduce: deno run -A bench/udp_fanout.ts --listeners ${ns.join(",")} --seconds ${seconds}` +
+      (args["radio-song"] ? ` --radio-song ${args["radio-song"]}` : "") +
+      (args["listener-procs"] ? ` --listener-procs ${args["listener-procs"]}` : ""),
+  );
+  out(
+    `Radio: ${radioSong ?? "whole library"} (its own rate ${
+      nominal.toFixed(2)
+    } pkt/s); window ${seconds} s after all joined + ${settle} s; ` +
+      `CPU from /proc/PID/stat (utime+stime, 10 ms ticks).`,
+  );
+  out("");
+  out(
+    "| N | sender | pkt/s per listener | CPU-s / listener-min | µs CPU / datagram | % of a core | " +
+      "RSS MiB (0-listener base) | RSS KiB / listener | loss % | listeners with loss | " +
+      "kernel rcvbuf drops | reordered | listener procs CPU % | machine busy % |",
+  );
+  out("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+  for (const { real, bare } of rows) {
+    for (const [name, m] of [["udp-server", real], ["bare Deno", bare]] as const) {
+      out(
+        `| ${m.n} | ${name} | ${fmt(m.pktPerListenerS, 2)} | ${fmt(perMin(m), 5)} | ` +
+          `${fmt(usPerPkt(m), 2)} | ${fmt((100 * m.cpuS) / m.seconds, 1)} | ` +
+          `${fmt(m.rssKiB / 1024, 1)} (${fmt(m.rssBaseKiB / 1024, 1)}) | ` +
+          `${name === "udp-server" ? fmt((m.rssKiB - m.rssBaseKiB) / m.n, 2) : "—"} | ` +
+          `${fmt(lossPct(m), 3)} | ${m.window.listenersWithLoss}/${m.n} | ` +
+          `${m.rcvbufDrops} | ${m.window.reordered} | ` +
+          `${fmt(m.listenerCpuPct, 0)} | ${fmt(m.machineBusyPct, 0)} |`,
+      );
+    }
+  }
+  out("");
+  const issueUs = (0.0056 * 1e6) / (14 * 60); // the issue's bare figure per datagram: 6.67 µs
+  out(
+    "| N | udp-server CPU-s/listener-min | bare CPU-s/listener-min | real/bare | " +
+      "udp-server µs/datagram | ÷ issue's bare 6.67 µs/datagram | ≤ 1.5× bare | loss < 0.1 % |",
+  );
+  out("|---:|---:|---:|---:|---:|---:|---|---|");
+  for (const { real, bare } of rows) {
+    const ratio = perMin(real) / perMin(bare);
+    out(
+      `| ${real.n} | ${fmt(perMin(real), 5)} | ${fmt(perMin(bare), 5)} | ${fmt(ratio, 2)}× | ` +
+        `${fmt(usPerPkt(real), 2)} | ${fmt(usPerPkt(real) / issueUs, 2)}× | ` +
+        `${ratio <= 1.5 ? "met" : "MISSED"} | ${lossPct(real) < 0.1 ? "met" : "MISSED"} |`,
+    );
+  }
+}
+
+if (import.meta.main) {
+  if (args.role === "listeners") await listenerRole();
+  else await parent();
+}

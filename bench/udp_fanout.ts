@@ -30,11 +30,11 @@ import { encodeControl } from "../lib/wire/messages.ts";
 import { FrameType } from "../lib/wire/frame.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
 import { packetizeSong } from "../lib/media/packetizer.ts";
+import { machineBusy, sampleProcess, stopProcess } from "./_proc.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
 const BARE = new URL("./_bare_sender.ts", import.meta.url).pathname;
-const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux x86-64
 const HEARTBEAT_MS = 2000;
 /** Progress on stderr (stdout is the table). */
 const progress = (line: string) => Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
@@ -238,30 +238,6 @@ class Lines {
   }
 }
 
-interface ProcSample {
-  cpuS: number;
-  rssKiB: number;
-}
-
-function sample(pid: number): ProcSample {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15.
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(f[11]) + Number(f[12]);
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
-  return { cpuS: ticks / CLK_TCK, rssKiB: rss };
-}
-
-/** Busy fraction of all CPUs between two /proc/stat samples. */
-function machineBusy(): number[] {
-  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!;
-  const v = line.trim().split(/\s+/).slice(1).map(Number);
-  const idle = v[3]! + v[4]!;
-  const total = v.reduce((a, b) => a + b, 0);
-  return [total - idle, total];
-}
-
 /** System-wide UDP counters (/proc/net/snmp): datagrams dropped on a full receive buffer. */
 function udpRcvbufErrors(): number {
   const lines = Deno.readTextFileSync("/proc/net/snmp").split("\n").filter((l) =>
@@ -374,14 +350,14 @@ async function measureWindow(
 ): Promise<Measured> {
   const lsPids = ls.procs.map((p) => p.child.pid);
   await tell(ls, "start");
-  const s0 = sample(pid);
-  const l0 = lsPids.map(sample);
+  const s0 = sampleProcess(pid);
+  const l0 = lsPids.map(sampleProcess);
   const m0 = machineBusy();
   const d0 = udpRcvbufErrors();
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
-  const s1 = sample(pid);
-  const l1 = lsPids.map(sample);
+  const s1 = sampleProcess(pid);
+  const l1 = lsPids.map(sampleProcess);
   const m1 = machineBusy();
   const d1 = udpRcvbufErrors();
   const wall = (performance.now() - t0) / 1000;
@@ -400,21 +376,6 @@ async function measureWindow(
     pktPerListenerS: (window.received + window.gaps) / n / wall,
     rcvbufDrops: d1 - d0,
   };
-}
-
-/** SIGTERM, then SIGKILL after 5 s: a saturated server may never get to its signal handler. */
-async function stopProcess(child: Deno.ChildProcess): Promise<void> {
-  try {
-    child.kill("SIGTERM");
-  } catch { /* already gone */ }
-  const killer = setTimeout(() => {
-    progress(`pid ${child.pid} ignored SIGTERM for 5 s: SIGKILL`);
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-  }, 5000);
-  await child.status;
-  clearTimeout(killer);
 }
 
 /** The radio song's own packet rate (packets / duration), from the packetizer. */
@@ -464,7 +425,7 @@ async function runReal(
     const line = await err.next((l) => l.includes("listening on"), 30_000, "udp-server to listen");
     const port = Number(/:(\d+) /.exec(line)?.[1]);
     await new Promise((r) => setTimeout(r, 2000)); // station running, JIT warm, 0 listeners
-    const base = sample(server.pid);
+    const base = sampleProcess(server.pid);
     const ls = await startListeners(n, procs, port);
     try {
       if (ls.joined < n) progress(`warning: only ${ls.joined}/${n} listeners joined`);
@@ -474,7 +435,7 @@ async function runReal(
       await stopListeners(ls);
     }
   } finally {
-    await stopProcess(server);
+    await stopProcess(server, progress);
   }
 }
 
@@ -514,11 +475,11 @@ async function runBare(
       await out.next((l) => l.includes('"ready"'), 30_000, "bare sender");
       // Its 0-listener baseline RSS is not separable (it sends to all from the start): sample
       // right after start-up instead.
-      const base = sample(sender.pid);
+      const base = sampleProcess(sender.pid);
       await new Promise((r) => setTimeout(r, settle * 1000));
       return await measureWindow(sender.pid, ls, seconds, base.rssKiB);
     } finally {
-      await stopProcess(sender);
+      await stopProcess(sender, progress);
     }
   } finally {
     await stopListeners(ls);

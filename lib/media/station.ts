@@ -69,6 +69,8 @@ interface Current {
   baseSequence: number;
   /** Index of the next packet to send. */
   position: number;
+  /** Events already sent, by packet index: a joining listener's burst replays the same objects. */
+  events: StationEvent[];
 }
 
 /** A real-time radio station; call {@linkcode Station.run}. */
@@ -153,6 +155,7 @@ export class Station {
       baseUs: this.#timeUs,
       baseSequence: this.#sequence,
       position: 0,
+      events: [],
     };
     this.#current = current;
     this.songsPlayed++;
@@ -187,6 +190,10 @@ export class Station {
   }
 
   #event(current: Current, i: number): StationEvent {
+    return current.events[i] ??= this.#newEvent(current, i);
+  }
+
+  #newEvent(current: Current, i: number): StationEvent {
     const p: MediaPacket = current.packetized.packets[i]!;
     return {
       type: "packet",

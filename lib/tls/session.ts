@@ -131,7 +131,9 @@ export class Session {
     this.#log("connect", {});
     try {
       for await (
-        const frame of readFrames(this.#conn, { signal: this.#abort.signal, readSize: 16 * 1024 })
+        // Clients send only small control frames: a small read buffer per connection keeps a
+        // thousand radio listeners at icecast2's memory (16 KiB cost 15–28 KiB per listener).
+        const frame of readFrames(this.#conn, { signal: this.#abort.signal, readSize: 2048 })
       ) {
         this.lastFrameAt = performance.now();
         if (!(await this.#onFrame(frame))) break;

@@ -1,0 +1,741 @@
+/**
+ * Radio fan-out over TLS: the real tls-server (its own process) streaming the radio to N TLS
+ * listeners on loopback, next to Debian's icecast2 serving the same MP3 to the same N over
+ * TLS. Per N and server: CPU seconds per listener-minute, RSS per listener (above the
+ * server's 0-listener baseline), bytes per second each listener received (min / median), and
+ * failures (listeners that did not join, were dropped, or fell below half the stream's rate).
+ *
+ *   deno run -A bench/tls_fanout.ts --listeners 100,500,1000 --seconds 20
+ *     [--settle 3] [--only soundsock|icecast] [--song songs/01-morning-arpeggio.mp3]
+ *
+ * How. Certificates: lib/tls/certs.ts createCertificates in a temp dir (ECDSA P-256; icecast
+ * gets the same certificate and key in one PEM). Both servers serve one MP3 looped:
+ *
+ * - soundsock: `deno run -A cmd/tls_server.ts --port 0 --ready-json --cert … --key …
+ *   --songs <temp dir holding only the song> --max-clients 100000` (stdout ready line).
+ * - icecast2 (2.4.4 syntax): one `<listen-socket>` with `<ssl>1</ssl>` for the listeners, one
+ *   plain socket for the source and status, `<paths><ssl-certificate>` = cert+key PEM; as root
+ *   it drops to nobody (`<changeowner>`), so the temp dir is 0755. Source: `ffmpeg -re
+ *   -stream_loop -1 -i song.mp3 -c copy -content_type audio/mpeg -f mp3
+ *   icecast://source:…@127.0.0.1:PLAIN/radio.mp3` (ffmpeg's CPU is not counted; tls-server's
+ *   own file reading and pacing is, a small advantage to icecast).
+ *
+ * Listeners run in a child process (this file with `--role listeners`) so the server's CPU
+ * figure is its own: N `Deno.connectTls` connections with `caCerts` (32 handshakes at a time);
+ * soundsock listeners send REQUEST {"op":"radio"} (lib/wire encodeControl), icecast listeners
+ * `GET /radio.mp3 HTTP/1.0`; all then read continuously and count bytes (discarded). The
+ * first bytes are checked (ACCEPT frame / HTTP 200). Once all joined and `--settle` s passed,
+ * the parent reads the server's utime+stime (/proc/PID/stat, CLK_TCK 100) and VmRSS
+ * (/proc/PID/status) at the start and end of a `--seconds` window; listeners count bytes
+ * only inside it. The 0-listener baseline RSS is sampled 2 s after the server is ready (for
+ * icecast: with the source connected). Each N starts fresh server processes. Listener
+ * processes, servers and ffmpeg share the 2 cores.
+ *
+ * Granularity: tls-server packs MP3 frames into DATA packets of up to 16 KiB (its default
+ * radioMaxPayload), i.e. one write per listener every ~1.6 s at 80 kbit/s, so a 20 s window
+ * holds 12–13 packets and per-listener rates vary by ±1 packet (±~800 B/s). icecast writes
+ * whatever the source sent (ffmpeg flushes every MP3 frame, ~26 ms).
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli/parse-args";
+import { basename, join } from "@std/path";
+import { createCertificates } from "../lib/tls/certs.ts";
+import { encodeControl } from "../lib/wire/messages.ts";
+import { FrameType } from "../lib/wire/frame.ts";
+import { packetizeSong } from "../lib/media/packetizer.ts";
+import { SongCatalog } from "../lib/songs/catalog.ts";
+import { machineBusy, sampleProcess, stopProcess } from "./_proc.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const SELF = new URL(import.meta.url).pathname;
+const SOURCE_PASSWORD = "bench-source-pw";
+const MOUNT = "/radio.mp3";
+const enc = new TextEncoder();
+/** Progress on stderr (stdout is the table). */
+const progress = (line: string) => Deno.stderr.writeSync(enc.encode(line + "\n"));
+
+const args = parseArgs(Deno.args, {
+  string: [
+    "listeners",
+    "seconds",
+    "settle",
+    "only",
+    "song",
+    "role",
+    "mode",
+    "port",
+    "count",
+    "ca",
+    "nominal",
+  ],
+});
+
+// ---------------------------------------------------------------------------------------------
+// Child role: N TLS listeners, driven by lines on stdin, reporting JSON lines on stdout.
+// ---------------------------------------------------------------------------------------------
+
+interface WindowReport {
+  listeners: number;
+  /** Connected, answered with ACCEPT / HTTP 200, and received data. */
+  joined: number;
+  /** Join failures (connect/handshake error, REJECT, non-200), with a sample reason. */
+  joinFailed: number;
+  /** Connections that ended (EOF or error) after joining, before the window closed. */
+  dropped: number;
+  /** A sample reason for a failure, if any. */
+  failureSample: string;
+  /** Per-listener bytes/s inside the window. */
+  minBps: number;
+  medianBps: number;
+  maxBps: number;
+  /** Listeners below half of the stream's nominal rate (counted as failures). */
+  slow: number;
+  totalBytes: number;
+}
+
+async function listenerRole(): Promise<void> {
+  const count = Number(args.count);
+  const port = Number(args.port);
+  const mode = args.mode as "soundsock" | "icecast";
+  const nominal = Number(args["nominal"] ?? 0);
+  const ca = await Deno.readTextFile(args.ca!);
+  const say = (obj: unknown) => Deno.stdout.writeSync(enc.encode(JSON.stringify(obj) + "\n"));
+  const hello = mode === "soundsock"
+    ? encodeControl(FrameType.REQUEST, { op: "radio" })
+    : enc.encode(`GET ${MOUNT} HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: tls_fanout\r\n\r\n`);
+  interface L {
+    conn?: Deno.TlsConn;
+    joined: boolean;
+    failed: string;
+    ended: string;
+    windowBytes: number;
+  }
+  const ls: L[] = Array.from(
+    { length: count },
+    () => ({ joined: false, failed: "", ended: "", windowBytes: 0 }),
+  );
+  let windowOpen = false;
+  let totalBytes = 0;
+
+  const run = async (l: L): Promise<void> => {
+    let conn: Deno.TlsConn;
+    try {
+      conn = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [ca] });
+      await conn.handshake();
+      await conn.write(hello);
+    } catch (error) {
+      l.failed = `connect: ${(error as Error).message}`;
+      return;
+    }
+    l.conn = conn;
+    const buf = new Uint8Array(16 * 1024);
+    let first = true;
+    for (;;) {
+      let n: number | null;
+      try {
+        n = await conn.read(buf);
+      } catch (error) {
+        (l.joined ? (x: string) => (l.ended = x) : (x: string) => (l.failed = x))(
+          `read: ${(error as Error).message}`,
+        );
+        return;
+      }
+      if (n === null) {
+        if (l.joined) l.ended = "eof";
+        else l.failed = "eof before any data";
+        return;
+      }
+      if (first) {
+        first = false;
+        if (mode === "soundsock") {
+          if (buf[0] !== 0x53 || buf[1] !== 0x4b || buf[3] !== FrameType.ACCEPT) {
+            l.failed = `first frame type 0x${buf[3]?.toString(16)} (not ACCEPT)`;
+            conn.close();
+            return;
+          }
+        } else {
+          const head = new TextDecoder().decode(buf.subarray(0, Math.min(n, 64)));
+          if (!/^(HTTP\/1\.[01]|ICY) 200/.test(head)) {
+            l.failed = `HTTP: ${head.split("\r\n")[0]}`;
+            conn.close();
+            return;
+          }
+        }
+        l.joined = true;
+      }
+      totalBytes += n;
+      if (windowOpen) l.windowBytes += n;
+    }
+  };
+
+  // Connect 32 at a time (a handshake storm of 1000 would only time itself out).
+  const tasks: Promise<void>[] = [];
+  let next = 0;
+  const connected: Promise<void>[] = [];
+  for (let w = 0; w < 32; w++) {
+    connected.push((async () => {
+      while (next < ls.length) {
+        const l = ls[next++]!;
+        const t = run(l);
+        tasks.push(t);
+        // Wait for this one to join (or fail) before opening the next.
+        while (!l.joined && !l.failed) await Promise.race([t, sleep(5)]);
+      }
+    })());
+  }
+  await Promise.all(connected);
+  say({
+    event: "joined",
+    joined: ls.filter((l) => l.joined).length,
+    failed: ls.filter((l) => l.failed).length,
+    failureSample: ls.find((l) => l.failed)?.failed ?? "",
+  });
+
+  let t0 = 0;
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of Deno.stdin.readable) {
+    pending += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      const cmd = pending.slice(0, nl).trim();
+      pending = pending.slice(nl + 1);
+      if (cmd === "start") {
+        for (const l of ls) l.windowBytes = 0;
+        windowOpen = true;
+        t0 = performance.now();
+      } else if (cmd === "stop") {
+        windowOpen = false;
+        const secs = (performance.now() - t0) / 1000;
+        const joined = ls.filter((l) => l.joined);
+        const bps = joined.map((l) => l.windowBytes / secs).sort((a, b) => a - b);
+        const failed = ls.find((l) => l.failed || l.ended);
+        const report: WindowReport = {
+          listeners: ls.length,
+          joined: joined.length,
+          joinFailed: ls.filter((l) => l.failed).length,
+          dropped: ls.filter((l) => l.ended).length,
+          failureSample: failed ? failed.failed || failed.ended : "",
+          minBps: bps[0] ?? 0,
+          medianBps: bps[Math.floor(bps.length / 2)] ?? 0,
+          maxBps: bps[bps.length - 1] ?? 0,
+          slow: nominal > 0 ? bps.filter((b) => b < nominal / 2).length : 0,
+          totalBytes,
+        };
+        say({ event: "window", ...report });
+      } else if (cmd === "quit") {
+        for (const l of ls) {
+          try {
+            l.conn?.close();
+          } catch { /* closed */ }
+        }
+        Deno.exit(0);
+      }
+    }
+  }
+  void tasks;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent: orchestration and /proc measurements.
+// ---------------------------------------------------------------------------------------------
+
+/** Reads the lines of a child's stdout/stderr. */
+class Lines {
+  #buf = "";
+  #waiters: ((line: string) => void)[] = [];
+  #queue: string[] = [];
+  closed = false;
+  constructor(stream: ReadableStream<Uint8Array>, onLine?: (line: string) => void) {
+    (async () => {
+      const dec = new TextDecoder();
+      for await (const chunk of stream) {
+        this.#buf += dec.decode(chunk, { stream: true });
+        let nl: number;
+        while ((nl = this.#buf.indexOf("\n")) >= 0) {
+          const line = this.#buf.slice(0, nl);
+          this.#buf = this.#buf.slice(nl + 1);
+          onLine?.(line);
+          const w = this.#waiters.shift();
+          if (w) w(line);
+          else this.#queue.push(line);
+        }
+      }
+      this.closed = true;
+      for (const w of this.#waiters.splice(0)) w("");
+    })().catch(() => (this.closed = true));
+  }
+  /** Next line matching `pred`, within `ms`. */
+  async next(pred: (line: string) => boolean, ms: number, what: string): Promise<string> {
+    const deadline = performance.now() + ms;
+    for (;;) {
+      const i = this.#queue.findIndex(pred);
+      if (i >= 0) return this.#queue.splice(i, 1)[0]!;
+      this.#queue.length = 0;
+      const left = deadline - performance.now();
+      if (left <= 0 || this.closed) throw new Error(`timed out waiting for ${what}`);
+      const line = await new Promise<string | null>((resolve) => {
+        const t = setTimeout(() => resolve(null), left);
+        this.#waiters.push((l) => {
+          clearTimeout(t);
+          resolve(l);
+        });
+      });
+      if (line === null) throw new Error(`timed out waiting for ${what}`);
+      if (pred(line)) return line;
+    }
+  }
+}
+
+/** Runs `cmd` with the open-files limit raised as far as allowed (exec keeps the pid). */
+function withNoFile(cmd: string, cmdArgs: string[], options: Deno.CommandOptions): Deno.Command {
+  return new Deno.Command("bash", {
+    ...options,
+    args: [
+      "-c",
+      'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"',
+      "bash",
+      cmd,
+      ...cmdArgs,
+    ],
+  });
+}
+
+interface Listeners {
+  child: Deno.ChildProcess;
+  out: Lines;
+  stdin: WritableStreamDefaultWriter<Uint8Array>;
+  joined: number;
+  failed: number;
+  failureSample: string;
+}
+
+async function startListeners(
+  mode: "soundsock" | "icecast",
+  n: number,
+  port: number,
+  ca: string,
+  nominal: number,
+): Promise<Listeners> {
+  const child = withNoFile(Deno.execPath(), [
+    "run",
+    "-A",
+    SELF,
+    "--role",
+    "listeners",
+    "--mode",
+    mode,
+    "--count",
+    String(n),
+    "--port",
+    String(port),
+    "--ca",
+    ca,
+    "--nominal",
+    String(nominal),
+  ], { cwd: ROOT, stdin: "piped", stdout: "piped", stderr: "inherit" }).spawn();
+  const out = new Lines(child.stdout);
+  const ls: Listeners = {
+    child,
+    out,
+    stdin: child.stdin.getWriter(),
+    joined: 0,
+    failed: 0,
+    failureSample: "",
+  };
+  try {
+    const msg = JSON.parse(await out.next((l) => l.includes('"joined"'), 180_000, "listeners"));
+    ls.joined = msg.joined;
+    ls.failed = msg.failed;
+    ls.failureSample = msg.failureSample;
+  } catch (error) {
+    await stopListeners(ls);
+    throw error;
+  }
+  return ls;
+}
+
+async function tell(ls: Listeners, cmd: string): Promise<void> {
+  await ls.stdin.write(enc.encode(cmd + "\n"));
+}
+
+async function stopListeners(ls: Listeners): Promise<void> {
+  await tell(ls, "quit").catch(() => {});
+  const t = setTimeout(() => {
+    try {
+      ls.child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, 10_000);
+  await ls.child.status;
+  clearTimeout(t);
+}
+
+interface Measured {
+  server: "soundsock" | "icecast2";
+  n: number;
+  seconds: number;
+  cpuS: number;
+  rssBaseKiB: number;
+  rssKiB: number;
+  window: WindowReport;
+  listenerCpuPct: number;
+  machineBusyPct: number;
+}
+
+async function measureWindow(
+  server: Measured["server"],
+  pid: number,
+  ls: Listeners,
+  n: number,
+  seconds: number,
+  rssBaseKiB: number,
+): Promise<Measured> {
+  await tell(ls, "start");
+  const s0 = sampleProcess(pid);
+  const l0 = sampleProcess(ls.child.pid);
+  const m0 = machineBusy();
+  const t0 = performance.now();
+  await sleep(seconds * 1000);
+  const s1 = sampleProcess(pid);
+  const l1 = sampleProcess(ls.child.pid);
+  const m1 = machineBusy();
+  const wall = (performance.now() - t0) / 1000;
+  await tell(ls, "stop");
+  const window = JSON.parse(
+    await ls.out.next((l) => l.includes('"window"'), 30_000, "window report"),
+  ) as WindowReport;
+  return {
+    server,
+    n,
+    seconds: wall,
+    cpuS: s1.cpuS - s0.cpuS,
+    rssBaseKiB,
+    rssKiB: s1.rssKiB,
+    window,
+    listenerCpuPct: (100 * (l1.cpuS - l0.cpuS)) / wall,
+    machineBusyPct: (100 * (m1[0] - m0[0])) / (m1[1] - m0[1]),
+  };
+}
+
+interface Setup {
+  tmp: string;
+  songsDir: string;
+  songPath: string;
+  ca: string;
+  cert: string;
+  key: string;
+  /** cert + key in one file, world-readable (icecast runs as nobody). */
+  icecastPem: string;
+}
+
+async function runSoundsock(
+  setup: Setup,
+  n: number,
+  seconds: number,
+  settle: number,
+  nominal: number,
+): Promise<Measured> {
+  const server = withNoFile(Deno.execPath(), [
+    "run",
+    "-A",
+    "cmd/tls_server.ts",
+    "--port",
+    "0",
+    "--ready-json",
+    "--cert",
+    setup.cert,
+    "--key",
+    setup.key,
+    "--songs",
+    setup.songsDir,
+    "--max-clients",
+    "100000",
+  ], { cwd: ROOT, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
+  const errLines: string[] = [];
+  new Lines(server.stderr, (l) => errLines.push(l));
+  const out = new Lines(server.stdout);
+  try {
+    let port: number;
+    try {
+      const ready = JSON.parse(await out.next((l) => l.includes('"ready"'), 60_000, "tls-server"));
+      port = ready.port;
+    } catch (error) {
+      throw new Error(`tls-server did not start: ${errLines.slice(-5).join(" | ")}`, {
+        cause: error,
+      });
+    }
+    await sleep(2000); // station running, 0 listeners
+    const base = sampleProcess(server.pid);
+    const ls = await startListeners("soundsock", n, port, setup.ca, nominal);
+    try {
+      if (ls.joined < n) {
+        progress(`warning: soundsock ${ls.joined}/${n} joined (${ls.failureSample})`);
+      }
+      await sleep(settle * 1000);
+      return await measureWindow("soundsock", server.pid, ls, n, seconds, base.rssKiB);
+    } finally {
+      await stopListeners(ls);
+    }
+  } finally {
+    await stopProcess(server, progress);
+  }
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function icecastStatus(port: number): Promise<{ icestats: { source?: unknown } } | null> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}/status-json.xsl`);
+    return await r.json();
+  } catch {
+    return null;
+  }
+}
+
+async function runIcecast(
+  setup: Setup,
+  n: number,
+  seconds: number,
+  settle: number,
+  nominal: number,
+): Promise<Measured> {
+  const dir = await Deno.makeTempDir({ dir: setup.tmp, prefix: "icecast-" });
+  await Deno.chmod(dir, 0o755);
+  await Deno.mkdir(join(dir, "log"));
+  await Deno.chmod(join(dir, "log"), 0o777);
+  const plain = freePort();
+  const tls = freePort();
+  const root = Deno.uid() === 0;
+  await Deno.writeTextFile(
+    join(dir, "icecast.xml"),
+    `<icecast>
+  <location>bench</location><admin>bench@localhost</admin>
+  <limits><clients>${n + 100}</clients><sources>2</sources></limits>
+  <authentication><source-password>${SOURCE_PASSWORD}</source-password>
+    <admin-user>admin</admin-user><admin-password>bench-admin-pw</admin-password></authentication>
+  <hostname>127.0.0.1</hostname>
+  <listen-socket><port>${plain}</port><bind-address>127.0.0.1</bind-address></listen-socket>
+  <listen-socket><port>${tls}</port><bind-address>127.0.0.1</bind-address><ssl>1</ssl></listen-socket>
+  <paths><basedir>/usr/share/icecast2</basedir><logdir>${dir}/log</logdir>
+    <webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot>
+    <ssl-certificate>${setup.icecastPem}</ssl-certificate></paths>
+  <logging><errorlog>error.log</errorlog><accesslog>access.log</accesslog><loglevel>2</loglevel></logging>
+  <security><chroot>0</chroot>${
+      root ? "<changeowner><user>nobody</user><group>nogroup</group></changeowner>" : ""
+    }</security>
+</icecast>`,
+  );
+  const errorLog = async () =>
+    (await Deno.readTextFile(join(dir, "log", "error.log")).catch(() => "")).split("\n")
+      .slice(-6).join(" | ");
+  const icecast = withNoFile("icecast2", ["-c", join(dir, "icecast.xml")], {
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const icecastErr: string[] = [];
+  new Lines(icecast.stderr, (l) => icecastErr.push(l));
+  let ffmpeg: Deno.ChildProcess | undefined;
+  try {
+    for (let i = 0; !(await icecastStatus(plain)); i++) {
+      if (i > 200) {
+        throw new Error(`icecast2 did not start: ${icecastErr.join(" | ")} ${await errorLog()}`);
+      }
+      await sleep(50);
+    }
+    ffmpeg = new Deno.Command("ffmpeg", {
+      args: [
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostdin",
+        "-re",
+        "-stream_loop",
+        "-1",
+        "-i",
+        setup.songPath,
+        "-c",
+        "copy",
+        "-content_type",
+        "audio/mpeg",
+        "-f",
+        "mp3",
+        `icecast://source:${SOURCE_PASSWORD}@127.0.0.1:${plain}${MOUNT}`,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+    for (let i = 0; !(await icecastStatus(plain))?.icestats.source; i++) {
+      if (i > 200) throw new Error(`the ${MOUNT} mount did not appear: ${await errorLog()}`);
+      await sleep(50);
+    }
+    await sleep(2000); // source connected and streaming, 0 listeners
+    const base = sampleProcess(icecast.pid);
+    const ls = await startListeners("icecast", n, tls, setup.ca, nominal);
+    try {
+      if (ls.joined < n) {
+        progress(
+          `warning: icecast2 ${ls.joined}/${n} joined (${ls.failureSample}); ${await errorLog()}`,
+        );
+      }
+      await sleep(settle * 1000);
+      return await measureWindow("icecast2", icecast.pid, ls, n, seconds, base.rssKiB);
+    } finally {
+      await stopListeners(ls);
+    }
+  } finally {
+    await stopProcess(ffmpeg, progress);
+    await stopProcess(icecast, progress);
+  }
+}
+
+/** Bytes per second of the radio stream for this song (DATA payload + 32-byte headers). */
+async function nominalRate(songsDir: string): Promise<number> {
+  const catalog = await SongCatalog.open(songsDir);
+  const song = catalog.songs[0]!;
+  const p = await packetizeSong(song, 16 * 1024);
+  const bytes = p.packets.reduce((a, k) => a + k.payload.length + 32, 0);
+  return bytes / (p.durationUs / 1e6);
+}
+
+function fmt(x: number, digits: number): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : "—";
+}
+
+async function parent(): Promise<void> {
+  const ns = String(args.listeners ?? "100,500,1000").split(",").map(Number).filter((x) => x > 0);
+  const seconds = Number(args.seconds ?? 20);
+  const settle = Number(args.settle ?? 3);
+  const only = args.only;
+  const song = args.song ?? join(ROOT, "songs", "01-morning-arpeggio.mp3");
+  const out = (line: string) => Deno.stdout.writeSync(enc.encode(line + "\n"));
+
+  const tmp = await Deno.makeTempDir({ prefix: "soundsock-tls-fanout-" });
+  await Deno.chmod(tmp, 0o755);
+  const results: { soundsock?: Measured; icecast?: Measured; n: number; error?: string }[] = [];
+  let nominal = 0;
+  try {
+    const certs = await createCertificates(join(tmp, "certs"));
+    await Deno.chmod(join(tmp, "certs"), 0o755);
+    const icecastPem = join(tmp, "icecast.pem");
+    await Deno.writeTextFile(
+      icecastPem,
+      (await Deno.readTextFile(certs.serverCert)) + (await Deno.readTextFile(certs.serverKey)),
+    );
+    await Deno.chmod(icecastPem, 0o644); // a throwaway key; icecast reads it as nobody
+    const songsDir = join(tmp, "songs");
+    await Deno.mkdir(songsDir);
+    await Deno.chmod(songsDir, 0o755);
+    const songPath = join(songsDir, basename(song));
+    await Deno.copyFile(song, songPath);
+    await Deno.chmod(songPath, 0o644);
+    const setup: Setup = {
+      tmp,
+      songsDir,
+      songPath,
+      ca: certs.caCert,
+      cert: certs.serverCert,
+      key: certs.serverKey,
+      icecastPem,
+    };
+    nominal = await nominalRate(songsDir);
+    for (const n of ns) {
+      const row: (typeof results)[number] = { n };
+      results.push(row);
+      try {
+        if (only !== "icecast") {
+          progress(`N=${n}: soundsock tls-server…`);
+          row.soundsock = await runSoundsock(setup, n, seconds, settle, nominal);
+          progress(`  ${fmt(row.soundsock.cpuS, 2)} CPU-s in ${fmt(row.soundsock.seconds, 1)} s`);
+        }
+        if (only !== "soundsock") {
+          progress(`N=${n}: icecast2…`);
+          row.icecast = await runIcecast(setup, n, seconds, settle, nominal);
+          progress(`  ${fmt(row.icecast.cpuS, 2)} CPU-s in ${fmt(row.icecast.seconds, 1)} s`);
+        }
+      } catch (error) {
+        row.error = (error as Error).message;
+        progress(`N=${n}: failed: ${row.error}`);
+      }
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+
+  const perMin = (m?: Measured) => m ? m.cpuS / (m.n * m.seconds / 60) : NaN;
+  const rssPer = (m?: Measured) => m ? (m.rssKiB - m.rssBaseKiB) / m.n : NaN;
+  const rate = (m?: Measured) =>
+    m ? `${fmt(m.window.minBps, 0)} / ${fmt(m.window.medianBps, 0)}` : "—";
+  const failures = (m?: Measured) =>
+    m
+      ? String(m.window.joinFailed + m.window.dropped + m.window.slow) +
+        (m.window.joinFailed + m.window.dropped + m.window.slow > 0
+          ? ` (join ${m.window.joinFailed}, dropped ${m.window.dropped}, slow ${m.window.slow})`
+          : "")
+      : "—";
+  out(
+    `Reproduce: deno run -A bench/tls_fanout.ts --listeners ${ns.join(",")} --seconds ${seconds}` +
+      (args.settle ? ` --settle ${settle}` : "") + (only ? ` --only ${only}` : ""),
+  );
+  out(
+    `Stream: ${basename(song)} looped; soundsock radio ${
+      fmt(nominal, 0)
+    } B/s (payload + frame headers). Window ${seconds} s after all joined + ${settle} s; ` +
+      `CPU = utime+stime of the server process (/proc/PID/stat, 10 ms ticks).`,
+  );
+  out("");
+  out(
+    "| N | soundsock CPU-s/listener-min | icecast2 CPU-s/listener-min | ratio | " +
+      "soundsock KiB RSS/listener | icecast2 KiB RSS/listener | ratio | " +
+      "soundsock B/s per listener (min / median) | icecast2 B/s per listener (min / median) | " +
+      "failures soundsock | failures icecast2 |",
+  );
+  out("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+  for (const r of results) {
+    if (r.error && !r.soundsock && !r.icecast) {
+      out(`| ${r.n} | failed: ${r.error} |||||||||| `);
+      continue;
+    }
+    out(
+      `| ${r.n} | ${fmt(perMin(r.soundsock), 5)} | ${fmt(perMin(r.icecast), 5)} | ` +
+        `${fmt(perMin(r.soundsock) / perMin(r.icecast), 2)} | ` +
+        `${fmt(rssPer(r.soundsock), 1)} | ${fmt(rssPer(r.icecast), 1)} | ` +
+        `${fmt(rssPer(r.soundsock) / rssPer(r.icecast), 2)} | ` +
+        `${rate(r.soundsock)} | ${rate(r.icecast)} | ` +
+        `${failures(r.soundsock)} | ${failures(r.icecast)} |`,
+    );
+  }
+  out("");
+  out(
+    "| N | server | CPU-s in window | % of a core | RSS MiB (0-listener base) | " +
+      "listener proc CPU % | machine busy % | sample failure |",
+  );
+  out("|---:|---|---:|---:|---:|---:|---:|---|");
+  for (const r of results) {
+    for (const m of [r.soundsock, r.icecast]) {
+      if (!m) continue;
+      out(
+        `| ${m.n} | ${m.server} | ${fmt(m.cpuS, 2)} | ${fmt((100 * m.cpuS) / m.seconds, 1)} | ` +
+          `${fmt(m.rssKiB / 1024, 1)} (${fmt(m.rssBaseKiB / 1024, 1)}) | ` +
+          `${fmt(m.listenerCpuPct, 0)} | ${fmt(m.machineBusyPct, 0)} | ` +
+          `${m.window.failureSample || "—"} |`,
+      );
+    }
+    if (r.error) out(`| ${r.n} | error | ${r.error} ||||||`);
+  }
+}
+
+if (args.role === "listeners") await listenerRole();
+else await parent();

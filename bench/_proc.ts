@@ -1,6 +1,7 @@
 /**
  * What the fan-out benchmarks read from Linux /proc: a process's CPU time and RSS, the whole
- * machine's busy time, and stopping a child politely then firmly.
+ * machine's busy time, reading a child's output line by line, and stopping a child politely
+ * then firmly.
  *
  * @module
  */
@@ -51,4 +52,51 @@ export async function stopProcess(
   }, 5000);
   await child.status;
   clearTimeout(killer);
+}
+
+/** Reads the lines of a child's stdout or stderr, and waits for one that matches. */
+export class Lines {
+  #buf = "";
+  #waiters: ((line: string) => void)[] = [];
+  #queue: string[] = [];
+  closed = false;
+  constructor(stream: ReadableStream<Uint8Array>, onLine?: (line: string) => void) {
+    (async () => {
+      const dec = new TextDecoder();
+      for await (const chunk of stream) {
+        this.#buf += dec.decode(chunk, { stream: true });
+        let nl: number;
+        while ((nl = this.#buf.indexOf("\n")) >= 0) {
+          const line = this.#buf.slice(0, nl);
+          this.#buf = this.#buf.slice(nl + 1);
+          onLine?.(line);
+          const w = this.#waiters.shift();
+          if (w) w(line);
+          else this.#queue.push(line);
+        }
+      }
+      this.closed = true;
+      for (const w of this.#waiters.splice(0)) w("");
+    })().catch(() => (this.closed = true));
+  }
+  /** Next line matching `pred`, within `ms`. */
+  async next(pred: (line: string) => boolean, ms: number, what: string): Promise<string> {
+    const deadline = performance.now() + ms;
+    for (;;) {
+      const i = this.#queue.findIndex(pred);
+      if (i >= 0) return this.#queue.splice(i, 1)[0]!;
+      this.#queue.length = 0;
+      const left = deadline - performance.now();
+      if (left <= 0 || this.closed) throw new Error(`timed out waiting for ${what}`);
+      const line = await new Promise<string | null>((resolve) => {
+        const t = setTimeout(() => resolve(null), left);
+        this.#waiters.push((l) => {
+          clearTimeout(t);
+          resolve(l);
+        });
+      });
+      if (line === null) throw new Error(`timed out waiting for ${what}`);
+      if (pred(line)) return line;
+    }
+  }
 }

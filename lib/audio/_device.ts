@@ -179,3 +179,42 @@ export function _sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
+
+/**
+ * What a Player and a Recorder both expose about their open device (read-only facts of the
+ * opened device; the subclasses add playing or capturing).
+ */
+export abstract class _DeviceHandle {
+  /** The opened native device. */
+  protected readonly d: _Opened;
+
+  /** Wraps an opened device. */
+  protected constructor(d: _Opened) {
+    this.d = d;
+  }
+
+  /** Backend in use ("null" after a fallback: silent). */
+  get backend(): Exclude<AudioBackend, "auto"> {
+    return this.d.backend;
+  }
+  /** True when backend "auto" found no real device and uses the null backend. */
+  get fellBackToNull(): boolean {
+    return this.d.fellBackToNull;
+  }
+  /** Device name as the backend reports it. */
+  get deviceName(): string {
+    return this.d.deviceName;
+  }
+  /** Stream sample rate. */
+  get sampleRate(): number {
+    return this.d.sampleRate;
+  }
+  /** Stream channels. */
+  get channels(): number {
+    return this.d.channels;
+  }
+  /** Monotonic ns timestamp taken when open() started (compare with stats().firstFrameAtNs). */
+  get openedAtNs(): bigint {
+    return this.d.openedAtNs;
+  }
+}

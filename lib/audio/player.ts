@@ -5,9 +5,8 @@
  * @module
  */
 
-import { _openDevice, _sleep, _stats } from "./_device.ts";
+import { _DeviceHandle, _openDevice, _sleep, _stats } from "./_device.ts";
 import type { _Opened, DeviceOptions, DeviceStats } from "./_device.ts";
-import type { AudioBackend } from "./devices.ts";
 import { _track, _untrack } from "./ffi.ts";
 
 /** Options of {@linkcode Player.open}; see {@linkcode DeviceOptions}. */
@@ -20,13 +19,12 @@ export interface PlayerWaitOptions {
 }
 
 /** A playback device. Create with {@linkcode Player.open}; close with close() or `await using`. */
-export class Player implements AsyncDisposable {
-  #d: _Opened;
+export class Player extends _DeviceHandle implements AsyncDisposable {
   #closed = false;
   #closing: Promise<void> | undefined;
 
   private constructor(d: _Opened) {
-    this.#d = d;
+    super(d);
     _track(this);
   }
 
@@ -38,38 +36,13 @@ export class Player implements AsyncDisposable {
     return new Player(await _openDevice(false, options));
   }
 
-  /** Backend in use ("null" after a fallback). */
-  get backend(): Exclude<AudioBackend, "auto"> {
-    return this.#d.backend;
-  }
-  /** True when backend "auto" found no real device and plays into the null backend. */
-  get fellBackToNull(): boolean {
-    return this.#d.fellBackToNull;
-  }
-  /** Device name as the backend reports it. */
-  get deviceName(): string {
-    return this.#d.deviceName;
-  }
-  /** Stream sample rate (what write() takes). */
-  get sampleRate(): number {
-    return this.#d.sampleRate;
-  }
-  /** Stream channels. */
-  get channels(): number {
-    return this.#d.channels;
-  }
-  /** Monotonic ns timestamp taken when open() started (compare with stats().firstFrameAtNs). */
-  get openedAtNs(): bigint {
-    return this.#d.openedAtNs;
-  }
-
   /** Frames written but not yet consumed by the device. */
   get queuedFrames(): number {
-    return this.#closed ? 0 : this.#d.lib.ss_device_queued(this.#d.ptr);
+    return this.#closed ? 0 : this.d.lib.ss_device_queued(this.d.ptr);
   }
   /** queuedFrames in milliseconds. */
   get queuedMs(): number {
-    return this.queuedFrames * 1000 / this.#d.sampleRate;
+    return this.queuedFrames * 1000 / this.d.sampleRate;
   }
   /** Frames the device has consumed so far. */
   get framesConsumed(): number {
@@ -82,7 +55,7 @@ export class Player implements AsyncDisposable {
   /** All counters at once. */
   stats(): DeviceStats {
     if (this.#closed) throw new Error("Player is closed");
-    return _stats(this.#d.lib, this.#d.ptr);
+    return _stats(this.d.lib, this.d.ptr);
   }
 
   /**
@@ -90,7 +63,7 @@ export class Player implements AsyncDisposable {
    * @throws the signal's reason when aborted; Error when closed
    */
   async write(pcm: Int16Array, options: PlayerWaitOptions = {}): Promise<void> {
-    const ch = this.#d.channels;
+    const ch = this.d.channels;
     if (pcm.length % ch !== 0) {
       throw new RangeError(`PCM length ${pcm.length} is not a multiple of ${ch} channels`);
     }
@@ -99,13 +72,13 @@ export class Player implements AsyncDisposable {
       if (this.#closed) throw new Error("Player is closed");
       options.signal?.throwIfAborted();
       const rest = pcm.subarray(off);
-      const n = this.#d.lib.ss_device_write(this.#d.ptr, rest, rest.length / ch);
+      const n = this.d.lib.ss_device_write(this.d.ptr, rest, rest.length / ch);
       off += n * ch;
       if (off < pcm.length) {
         // Ring full: wait about the time the device needs to free what we still have to write,
         // at least 2 ms and at most one period.
-        const needMs = ((pcm.length - off) / ch) * 1000 / this.#d.sampleRate;
-        await _sleep(Math.max(2, Math.min(this.#d.periodMs, needMs)), options.signal);
+        const needMs = ((pcm.length - off) / ch) * 1000 / this.d.sampleRate;
+        await _sleep(Math.max(2, Math.min(this.d.periodMs, needMs)), options.signal);
       }
     }
   }
@@ -116,13 +89,13 @@ export class Player implements AsyncDisposable {
    */
   async drain(options: PlayerWaitOptions = {}): Promise<void> {
     if (this.#closed) return;
-    this.#d.lib.ss_device_idle(this.#d.ptr);
+    this.d.lib.ss_device_idle(this.d.ptr);
     while (!this.#closed && this.queuedFrames > 0) {
-      await _sleep(Math.max(2, Math.min(this.#d.periodMs, this.queuedMs)), options.signal);
+      await _sleep(Math.max(2, Math.min(this.d.periodMs, this.queuedMs)), options.signal);
     }
     // The backend still holds up to a few periods of audio after the ring is empty.
-    if (!this.#closed && this.#d.backend !== "null") {
-      await _sleep(this.#d.periodMs * 3, options.signal);
+    if (!this.#closed && this.d.backend !== "null") {
+      await _sleep(this.d.periodMs * 3, options.signal);
     }
   }
 
@@ -131,7 +104,7 @@ export class Player implements AsyncDisposable {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     _untrack(this);
-    this.#closing = this.#d.lib.ss_device_close(this.#d.ptr);
+    this.#closing = this.d.lib.ss_device_close(this.d.ptr);
     return this.#closing;
   }
 
@@ -140,7 +113,7 @@ export class Player implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     this.#closing = Promise.resolve();
-    this.#d.lib.ss_device_close_sync(this.#d.ptr);
+    this.d.lib.ss_device_close_sync(this.d.ptr);
   }
 
   /** Same as {@linkcode close}. */

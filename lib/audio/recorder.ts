@@ -5,9 +5,8 @@
  * @module
  */
 
-import { _openDevice, _sleep, _stats } from "./_device.ts";
+import { _DeviceHandle, _openDevice, _sleep, _stats } from "./_device.ts";
 import type { _Opened, DeviceOptions, DeviceStats } from "./_device.ts";
-import type { AudioBackend } from "./devices.ts";
 import { _track, _untrack } from "./ffi.ts";
 
 /** Options of {@linkcode Recorder.open}. */
@@ -20,14 +19,13 @@ export interface RecorderOptions extends DeviceOptions {
 }
 
 /** A capture device. Iterate it for Int16Array chunks; close() ends the iteration. */
-export class Recorder implements AsyncDisposable, AsyncIterable<Int16Array> {
-  #d: _Opened;
+export class Recorder extends _DeviceHandle implements AsyncDisposable, AsyncIterable<Int16Array> {
   #chunkFrames: number;
   #closed = false;
   #closing: Promise<void> | undefined;
 
   private constructor(d: _Opened, chunkMs: number) {
-    this.#d = d;
+    super(d);
     this.#chunkFrames = Math.max(1, Math.round(d.sampleRate * chunkMs / 1000));
     _track(this);
   }
@@ -40,36 +38,16 @@ export class Recorder implements AsyncDisposable, AsyncIterable<Int16Array> {
     return new Recorder(await _openDevice(true, options), options.chunkMs ?? 100);
   }
 
-  /** Backend in use ("null" after a fallback: silence). */
-  get backend(): Exclude<AudioBackend, "auto"> {
-    return this.#d.backend;
-  }
-  /** True when backend "auto" found no real device and records silence from the null backend. */
-  get fellBackToNull(): boolean {
-    return this.#d.fellBackToNull;
-  }
-  /** Device name as the backend reports it. */
-  get deviceName(): string {
-    return this.#d.deviceName;
-  }
-  /** Stream sample rate. */
-  get sampleRate(): number {
-    return this.#d.sampleRate;
-  }
-  /** Stream channels. */
-  get channels(): number {
-    return this.#d.channels;
-  }
   /** Counters (frames captured, frames dropped because JS did not read in time, ...). */
   stats(): DeviceStats {
     if (this.#closed) throw new Error("Recorder is closed");
-    return _stats(this.#d.lib, this.#d.ptr);
+    return _stats(this.d.lib, this.d.ptr);
   }
 
   /** Takes whatever is captured now (maybe empty) without waiting. */
   readAvailable(): Int16Array {
     if (this.#closed) return new Int16Array(0);
-    const { lib, ptr, channels } = this.#d;
+    const { lib, ptr, channels } = this.d;
     const frames = lib.ss_device_queued(ptr);
     const buf = new Int16Array(frames * channels);
     const n = frames > 0 ? lib.ss_device_read(ptr, buf, frames) : 0;
@@ -84,10 +62,10 @@ export class Recorder implements AsyncDisposable, AsyncIterable<Int16Array> {
     for (;;) {
       if (this.#closed) return null;
       options.signal?.throwIfAborted();
-      const queued = this.#d.lib.ss_device_queued(this.#d.ptr);
+      const queued = this.d.lib.ss_device_queued(this.d.ptr);
       if (queued >= this.#chunkFrames) return this.readAvailable();
-      const waitMs = (this.#chunkFrames - queued) * 1000 / this.#d.sampleRate;
-      await _sleep(Math.max(2, Math.min(this.#d.periodMs, waitMs)), options.signal);
+      const waitMs = (this.#chunkFrames - queued) * 1000 / this.d.sampleRate;
+      await _sleep(Math.max(2, Math.min(this.d.periodMs, waitMs)), options.signal);
     }
   }
 
@@ -105,7 +83,7 @@ export class Recorder implements AsyncDisposable, AsyncIterable<Int16Array> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     _untrack(this);
-    this.#closing = this.#d.lib.ss_device_close(this.#d.ptr);
+    this.#closing = this.d.lib.ss_device_close(this.d.ptr);
     return this.#closing;
   }
 
@@ -114,7 +92,7 @@ export class Recorder implements AsyncDisposable, AsyncIterable<Int16Array> {
     if (this.#closed) return;
     this.#closed = true;
     this.#closing = Promise.resolve();
-    this.#d.lib.ss_device_close_sync(this.#d.ptr);
+    this.d.lib.ss_device_close_sync(this.d.ptr);
   }
 
   /** Same as {@linkcode close}. */

@@ -9,7 +9,7 @@
  */
 
 import { AudioDeviceError } from "./errors.ts";
-import { _resultText, type AudioLib, loadAudioLib } from "./ffi.ts";
+import { _resultText, _track, _untrack, type AudioLib, loadAudioLib } from "./ffi.ts";
 import {
   _BACKEND_CODE,
   _backendName,
@@ -184,13 +184,47 @@ export function _sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * What a Player and a Recorder both expose about their open device (read-only facts of the
  * opened device; the subclasses add playing or capturing).
  */
-export abstract class _DeviceHandle {
+export abstract class _DeviceHandle implements AsyncDisposable {
   /** The opened native device. */
   protected readonly d: _Opened;
 
-  /** Wraps an opened device. */
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  /** Wraps an opened device and tracks it, so unloading the library closes it first. */
   protected constructor(d: _Opened) {
     this.d = d;
+    _track(this);
+  }
+
+  /** Whether close() was called. */
+  protected get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Stops the device and frees it (miniaudio stops before uninit, so a capture device without
+   * data cannot hang). Idempotent; a Player does not drain here (call drain() first).
+   */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    _untrack(this);
+    this.#closing = this.d.lib.ss_device_close(this.d.ptr);
+    return this.#closing;
+  }
+
+  /** @internal synchronous close while the library unloads */
+  _closeSync(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing = Promise.resolve();
+    this.d.lib.ss_device_close_sync(this.d.ptr);
+  }
+
+  /** Same as {@linkcode close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** Backend in use ("null" after a fallback: silent). */

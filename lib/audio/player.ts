@@ -7,7 +7,6 @@
 
 import { _DeviceHandle, _openDevice, _sleep, _stats } from "./_device.ts";
 import type { _Opened, DeviceOptions, DeviceStats } from "./_device.ts";
-import { _track, _untrack } from "./ffi.ts";
 
 /** Options of {@linkcode Player.open}; see {@linkcode DeviceOptions}. */
 export type PlayerOptions = DeviceOptions;
@@ -19,13 +18,9 @@ export interface PlayerWaitOptions {
 }
 
 /** A playback device. Create with {@linkcode Player.open}; close with close() or `await using`. */
-export class Player extends _DeviceHandle implements AsyncDisposable {
-  #closed = false;
-  #closing: Promise<void> | undefined;
-
+export class Player extends _DeviceHandle {
   private constructor(d: _Opened) {
     super(d);
-    _track(this);
   }
 
   /**
@@ -38,7 +33,7 @@ export class Player extends _DeviceHandle implements AsyncDisposable {
 
   /** Frames written but not yet consumed by the device. */
   get queuedFrames(): number {
-    return this.#closed ? 0 : this.d.lib.ss_device_queued(this.d.ptr);
+    return this.closed ? 0 : this.d.lib.ss_device_queued(this.d.ptr);
   }
   /** queuedFrames in milliseconds. */
   get queuedMs(): number {
@@ -54,7 +49,7 @@ export class Player extends _DeviceHandle implements AsyncDisposable {
   }
   /** All counters at once. */
   stats(): DeviceStats {
-    if (this.#closed) throw new Error("Player is closed");
+    if (this.closed) throw new Error("Player is closed");
     return _stats(this.d.lib, this.d.ptr);
   }
 
@@ -69,7 +64,7 @@ export class Player extends _DeviceHandle implements AsyncDisposable {
     }
     let off = 0;
     while (off < pcm.length) {
-      if (this.#closed) throw new Error("Player is closed");
+      if (this.closed) throw new Error("Player is closed");
       options.signal?.throwIfAborted();
       const rest = pcm.subarray(off);
       const n = this.d.lib.ss_device_write(this.d.ptr, rest, rest.length / ch);
@@ -88,36 +83,14 @@ export class Player extends _DeviceHandle implements AsyncDisposable {
    * is audible. A short ring after this is not counted as an underrun.
    */
   async drain(options: PlayerWaitOptions = {}): Promise<void> {
-    if (this.#closed) return;
+    if (this.closed) return;
     this.d.lib.ss_device_idle(this.d.ptr);
-    while (!this.#closed && this.queuedFrames > 0) {
+    while (!this.closed && this.queuedFrames > 0) {
       await _sleep(Math.max(2, Math.min(this.d.periodMs, this.queuedMs)), options.signal);
     }
     // The backend still holds up to a few periods of audio after the ring is empty.
-    if (!this.#closed && this.d.backend !== "null") {
+    if (!this.closed && this.d.backend !== "null") {
       await _sleep(this.d.periodMs * 3, options.signal);
     }
-  }
-
-  /** Stops the device and frees it. Idempotent; does not drain (call drain() first). */
-  close(): Promise<void> {
-    if (this.#closing) return this.#closing;
-    this.#closed = true;
-    _untrack(this);
-    this.#closing = this.d.lib.ss_device_close(this.d.ptr);
-    return this.#closing;
-  }
-
-  /** @internal synchronous close while the library unloads */
-  _closeSync(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#closing = Promise.resolve();
-    this.d.lib.ss_device_close_sync(this.d.ptr);
-  }
-
-  /** Same as {@linkcode close}. */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 }

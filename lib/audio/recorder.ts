@@ -7,7 +7,6 @@
 
 import { _DeviceHandle, _openDevice, _sleep, _stats } from "./_device.ts";
 import type { _Opened, DeviceOptions, DeviceStats } from "./_device.ts";
-import { _track, _untrack } from "./ffi.ts";
 
 /** Options of {@linkcode Recorder.open}. */
 export interface RecorderOptions extends DeviceOptions {
@@ -19,15 +18,12 @@ export interface RecorderOptions extends DeviceOptions {
 }
 
 /** A capture device. Iterate it for Int16Array chunks; close() ends the iteration. */
-export class Recorder extends _DeviceHandle implements AsyncDisposable, AsyncIterable<Int16Array> {
+export class Recorder extends _DeviceHandle implements AsyncIterable<Int16Array> {
   #chunkFrames: number;
-  #closed = false;
-  #closing: Promise<void> | undefined;
 
   private constructor(d: _Opened, chunkMs: number) {
     super(d);
     this.#chunkFrames = Math.max(1, Math.round(d.sampleRate * chunkMs / 1000));
-    _track(this);
   }
 
   /**
@@ -40,13 +36,13 @@ export class Recorder extends _DeviceHandle implements AsyncDisposable, AsyncIte
 
   /** Counters (frames captured, frames dropped because JS did not read in time, ...). */
   stats(): DeviceStats {
-    if (this.#closed) throw new Error("Recorder is closed");
+    if (this.closed) throw new Error("Recorder is closed");
     return _stats(this.d.lib, this.d.ptr);
   }
 
   /** Takes whatever is captured now (maybe empty) without waiting. */
   readAvailable(): Int16Array {
-    if (this.#closed) return new Int16Array(0);
+    if (this.closed) return new Int16Array(0);
     const { lib, ptr, channels } = this.d;
     const frames = lib.ss_device_queued(ptr);
     const buf = new Int16Array(frames * channels);
@@ -60,7 +56,7 @@ export class Recorder extends _DeviceHandle implements AsyncDisposable, AsyncIte
    */
   async read(options: { signal?: AbortSignal } = {}): Promise<Int16Array | null> {
     for (;;) {
-      if (this.#closed) return null;
+      if (this.closed) return null;
       options.signal?.throwIfAborted();
       const queued = this.d.lib.ss_device_queued(this.d.ptr);
       if (queued >= this.#chunkFrames) return this.readAvailable();
@@ -76,27 +72,5 @@ export class Recorder extends _DeviceHandle implements AsyncDisposable, AsyncIte
       if (c === null) return;
       yield c;
     }
-  }
-
-  /** Stops the device (before uninit: miniaudio can hang otherwise) and frees it. Idempotent. */
-  close(): Promise<void> {
-    if (this.#closing) return this.#closing;
-    this.#closed = true;
-    _untrack(this);
-    this.#closing = this.d.lib.ss_device_close(this.d.ptr);
-    return this.#closing;
-  }
-
-  /** @internal synchronous close while the library unloads */
-  _closeSync(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#closing = Promise.resolve();
-    this.d.lib.ss_device_close_sync(this.d.ptr);
-  }
-
-  /** Same as {@linkcode close}. */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 }

@@ -95,8 +95,11 @@ Deno.test({
     if (!a) throw new Error("no tone captured");
     assertAlmostEquals(a.hz, 1000, 3);
     assertAlmostEquals(a.seconds, 1.5, 0.05, `tone lasted ${a.seconds} s`);
-    assertAlmostEquals(a.peak, 16384, 1500);
+    // Level as sustained RMS (sine 16384 → 11585), not a single-sample peak: PulseAudio
+    // resamples the file into the virtual mic, and resampler ringing at the tone's edges
+    // pushed one peak to 17915 in a CI run while the tone itself was intact.
     assert(a.minWindowRms > 10000, `gap: a 10 ms window had RMS ${a.minWindowRms}`);
+    assert(a.maxWindowRms < 13000, `level: RMS ${a.maxWindowRms}`);
   },
 });
 

@@ -1,7 +1,11 @@
 /**
- * The lifetime of a tool's process: an AbortSignal that SIGINT/SIGTERM abort (a second
- * Ctrl+C exits at once), errors turned into `error: <message>` and an exit status, never a
- * stack trace unless `--verbose`.
+ * The lifetime of a tool's process: an AbortSignal that SIGINT/SIGTERM abort, errors turned
+ * into `error: <message>` and an exit status, never a stack trace unless `--verbose`.
+ *
+ * One Ctrl+C usually arrives twice: from the terminal (to the whole foreground process group)
+ * and forwarded by `deno task`, within a millisecond of each other. Signals within
+ * {@linkcode SIGNAL_GRACE_MS} of the first count as the same Ctrl+C and start the clean stop;
+ * a later one is a deliberate second Ctrl+C and exits at once with status 130.
  *
  * @module
  */
@@ -13,16 +17,53 @@ import { Output } from "./output.ts";
 /** A tool's entry point: resolves to its exit status. */
 export type Main = (args: string[], signal: AbortSignal) => Promise<number>;
 
+/** Signals this soon after the first one are the same Ctrl+C delivered twice. */
+export const SIGNAL_GRACE_MS = 300;
+
+/**
+ * Pause before `Deno.exit`: closed TLS connections send their close_notify from the event
+ * loop, and exiting in the same turn drops it (clients then see an unexpected EOF).
+ */
+const EXIT_SETTLE_MS = 10;
+
+/** What to do with one SIGINT/SIGTERM: see {@linkcode Interrupts}. */
+export type InterruptAction = "stop" | "ignore" | "force";
+
+/**
+ * Decides what each stop signal means: the first one stops cleanly, repeats within
+ * `graceMs` of it are ignored (the same Ctrl+C, delivered by the terminal and by `deno task`),
+ * any later one forces an immediate exit.
+ */
+export class Interrupts {
+  readonly #graceMs: number;
+  #first: number | undefined;
+
+  /** @param graceMs how long repeats count as the same signal. @default {SIGNAL_GRACE_MS} */
+  constructor(graceMs: number = SIGNAL_GRACE_MS) {
+    this.#graceMs = graceMs;
+  }
+
+  /** Classifies a signal received at `now` (milliseconds on a monotonic clock). */
+  next(now: number): InterruptAction {
+    if (this.#first === undefined) {
+      this.#first = now;
+      return "stop";
+    }
+    return now - this.#first < this.#graceMs ? "ignore" : "force";
+  }
+}
+
 /**
  * Runs `main` with the process arguments and exits with its status.
  * Used as `if (import.meta.main) await runMain(main, spec)` in every cmd file.
  */
 export async function runMain(main: Main, spec: CommandSpec): Promise<never> {
   const controller = new AbortController();
-  let signals = 0;
+  const interrupts = new Interrupts();
   const onSignal = () => {
-    if (++signals > 1) Deno.exit(ExitCode.INTERRUPTED);
-    controller.abort(new DOMException("Interrupted", "AbortError"));
+    const action = interrupts.next(performance.now());
+    if (action === "force") Deno.exit(ExitCode.INTERRUPTED);
+    if (action === "stop") controller.abort(new DOMException("Interrupted", "AbortError"));
   };
   const sigs: Deno.Signal[] = ["SIGINT", "SIGTERM"];
   for (const s of sigs) Deno.addSignalListener(s, onSignal);
@@ -32,9 +73,9 @@ export async function runMain(main: Main, spec: CommandSpec): Promise<never> {
     code = await main(Deno.args, controller.signal);
   } catch (error) {
     code = reportError(error, spec, new Output(verbose ? "verbose" : "normal"));
-  } finally {
-    for (const s of sigs) Deno.removeSignalListener(s, onSignal);
   }
+  // Listeners stay: a signal now must not kill the process before it exits with `code`.
+  await new Promise((resolve) => setTimeout(resolve, EXIT_SETTLE_MS));
   Deno.exit(code);
 }
 

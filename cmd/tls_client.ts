@@ -154,9 +154,11 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     if (!pin) throw new UsageError("--pin: expected 64 hex digits (a SHA-256)");
   }
   if (flags.insecure) {
+    // Even with --quiet: a security warning is never hidden.
     out.warn(
       "--insecure: the server's certificate is NOT verified; anyone on the path can " +
         "impersonate it",
+      { always: true },
     );
   }
   const caCerts = pin || flags.insecure ? undefined : await readCa(flags.ca, args);

@@ -8,6 +8,35 @@
 
 import { bold, red, yellow } from "@std/fmt/colors";
 
+// Characters that must never reach a terminal from a peer: C0 controls (ESC starts escape
+// sequences; CR, BS and LF rewrite or fake lines), DEL, C1 controls (0x9B is a one-byte CSI),
+// bidi overrides/isolates and line/paragraph separators (text that displays as something it
+// is not), and lone surrogates.
+const PEER_UNSAFE =
+  // deno-lint-ignore no-control-regex
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]/gu;
+// The same, minus tab and newline: what this printer removes from anything it writes to
+// stderr, as a second line of defence behind {@linkcode escapePeerText}.
+// deno-lint-ignore no-control-regex
+const STDERR_UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/gu;
+
+function escapeChar(ch: string): string {
+  const c = ch.codePointAt(0)!;
+  return c <= 0xff ? `\\x${c.toString(16).padStart(2, "0")}` : `\\u{${c.toString(16)}}`;
+}
+
+/**
+ * Text that came from a peer (song titles, server messages and reasons, error texts), made safe
+ * to print: every control character, bidi override and line separator is shown as an escape
+ * (`\x1b`, `\x0a`, `\u{202e}`), so a server cannot move the cursor, rewrite the screen, set
+ * the window title or fake extra output lines. Every print of peer text goes through this.
+ *
+ * @example `escapePeerText("a\x1b[2Jb")` → `"a\\x1b[2Jb"` (printed as `a\x1b[2Jb`)
+ */
+export function escapePeerText(text: string): string {
+  return String(text).replace(PEER_UNSAFE, escapeChar);
+}
+
 /** How much a tool says. */
 export type Verbosity = "quiet" | "normal" | "verbose";
 
@@ -33,8 +62,9 @@ export class Output {
     return this.#level;
   }
 
-  #write(text: string): void {
-    const bytes = this.#encoder.encode(text + "\n");
+  /** Writes a line on stderr: `prefix` is ours (it may hold colour codes), `text` is filtered. */
+  #write(text: string, prefix = ""): void {
+    const bytes = this.#encoder.encode(prefix + text.replace(STDERR_UNSAFE, escapeChar) + "\n");
     let n = 0;
     while (n < bytes.length) n += Deno.stderr.writeSync(bytes.subarray(n));
   }
@@ -49,16 +79,19 @@ export class Output {
     if (this.#level === "verbose") this.#write(text);
   }
 
-  /** A warning: printed unless `--quiet`. */
-  warn(text: string): void {
-    if (this.#level !== "quiet") {
-      this.#write(this.#color ? `${bold(yellow("warning"))}: ${text}` : `warning: ${text}`);
+  /**
+   * A warning: printed unless `--quiet`, or always with `always` (a security warning such as
+   * `--insecure` must never be hidden).
+   */
+  warn(text: string, options: { always?: boolean } = {}): void {
+    if (this.#level !== "quiet" || options.always) {
+      this.#write(text, this.#color ? `${bold(yellow("warning"))}: ` : "warning: ");
     }
   }
 
   /** An error: always printed, as `error: <message>`. */
   error(text: string): void {
-    this.#write(this.#color ? `${bold(red("error"))}: ${text}` : `error: ${text}`);
+    this.#write(text, this.#color ? `${bold(red("error"))}: ` : "error: ");
   }
 
   /** Writes `text` to stdout (data, not commentary). */

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { escapePeerText as peer } from "../cli/output.ts";
 import { type Frame, FrameType, frameTypeName, STREAM_MAX_PAYLOAD } from "../wire/frame.ts";
 import { readFrames } from "../wire/stream_decoder.ts";
 import {
@@ -166,15 +167,17 @@ export class TlsSongClient implements Disposable {
         const r = readReject(frame);
         throw new ServerRefusedError(
           r.code,
-          r.code === "server_full" ? `Server ${this.server} is full — try again later` : r.reason,
+          r.code === "server_full"
+            ? `Server ${this.server} is full — try again later`
+            : peer(r.reason),
         );
       }
       if (frame.type === FrameType.ERROR) {
         const e = readError(frame);
         if (e.code === "not_found" || e.code === "bad_request") {
-          throw new ServerRefusedError(e.code, e.message);
+          throw new ServerRefusedError(e.code, peer(e.message));
         }
-        throw new ServerConnectionError(`Server ${this.server}: ${e.message} (${e.code})`);
+        throw new ServerConnectionError(`Server ${this.server}: ${peer(e.message)} (${e.code})`);
       }
       return frame;
     } catch (error) {
@@ -263,7 +266,7 @@ export class TlsSongClient implements Disposable {
         const end = readEnd(frame);
         if (bytes !== expected || end.bytes !== bytes) {
           throw new ServerConnectionError(
-            `Download of "${info.title}" is incomplete (${bytes} of ${expected} bytes)`,
+            `Download of "${peer(info.title)}" is incomplete (${bytes} of ${expected} bytes)`,
           );
         }
         return { info, end };

@@ -7,12 +7,13 @@
  */
 
 import type { EventLog } from "../cli/event_log.ts";
-import type { Output } from "../cli/output.ts";
+import { escapePeerText as peer, type Output } from "../cli/output.ts";
 import { ExitCode, UsageError } from "../cli/errors.ts";
 import type { AudioBackend } from "../audio/devices.ts";
 import type { NowPlaying, SongEntry, StreamInfo } from "../wire/messages.ts";
 import { join } from "@std/path";
 import { AtomicFile } from "./atomic_file.ts";
+import { savedFileName } from "./safe_name.ts";
 import { TlsSongClient } from "./client.ts";
 import type { ConnectOptions, ServerAddress } from "./connect.ts";
 import { Playback } from "./playback.ts";
@@ -40,17 +41,17 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
-/** One line of `list`. */
+/** One line of `list` (the server's title escaped, see {@linkcode peer}). */
 export function formatSongEntry(e: SongEntry): string {
   const kib = Math.round(e.size / 1024);
-  return `${String(e.index).padStart(3)}. ${e.title}  ${
+  return `${String(e.index).padStart(3)}. ${peer(e.title)}  ${
     formatDuration(e.durationMs)
   }  ${e.codec}  ${kib} KiB`;
 }
 
-/** The line radio prints at each song change. */
+/** The line radio prints at each song change (the title escaped). */
 export function formatNowPlaying(n: NowPlaying): string {
-  return `Now playing: ${n.title} (${formatDuration(n.durationMs)}), ${
+  return `Now playing: ${peer(n.title)} (${formatDuration(n.durationMs)}), ${
     n.source === "request" ? "requested" : "random pick"
   }`;
 }
@@ -84,7 +85,7 @@ export async function requestCommand(
   try {
     const r = await c.requestSong(song, ctx.signal);
     ctx.log.event("play_result", { song, ...r });
-    ctx.out.stdout(r.message);
+    ctx.out.stdout(peer(r.message));
     return r.result === "not_found" ? ExitCode.REFUSED : ExitCode.OK;
   } finally {
     if (!client) await c.bye();
@@ -98,7 +99,7 @@ export async function queueCommand(ctx: ClientContext, client?: TlsSongClient): 
     const queue = await c.queue(ctx.signal);
     if (queue.length === 0) ctx.out.stdout("The request queue is empty.");
     queue.forEach((e, i) =>
-      ctx.out.stdout(`${i + 1}. ${e.title} (${formatDuration(e.durationMs)})`)
+      ctx.out.stdout(`${i + 1}. ${peer(e.title)} (${formatDuration(e.durationMs)})`)
     );
     return ExitCode.OK;
   } finally {
@@ -120,7 +121,10 @@ export async function nowCommand(ctx: ClientContext, client?: TlsSongClient): Pr
 
 /** Options of {@linkcode playCommand}. */
 export interface PlayCommandOptions {
-  /** Save the file here (verified, atomic). */
+  /**
+   * Save the file here (verified, atomic). A folder gets a file named after the song asked
+   * for (see {@linkcode savedFileName}), never a path the server chose.
+   */
   save?: string;
   /** Play it (false: only save). @default {true} */
   play?: boolean;
@@ -150,14 +154,16 @@ export async function playCommand(
         info = i;
         ctx.log.event("stream_info", { ...i });
         out.info(
-          `${playing ? "Playing" : "Downloading"} ${i.title} (${
+          `${playing ? "Playing" : "Downloading"} ${peer(i.title)} (${
             formatDuration(i.durationMs)
           }, ${i.codec}, ` +
             `${Math.round((i.size ?? 0) / 1024)} KiB)`,
         );
         if (options.save) {
+          // Into a folder: a safe base name of the song asked for, inside that folder. A file
+          // path the user typed is used as given.
           const target = (await isDirectory(options.save))
-            ? join(options.save, i.title)
+            ? join(options.save, savedFileName(song, i.title, i.codec))
             : options.save;
           file = await AtomicFile.create(target);
         }
@@ -182,10 +188,10 @@ export async function playCommand(
   }
   if (file && info?.sha256) {
     await file.commit(info.sha256);
-    out.info(`Saved ${file.path} (SHA-256 verified)`);
+    out.info(`Saved ${peer(file.path)} (SHA-256 verified)`);
   } else if (file) {
     await file[Symbol.asyncDispose]();
-    throw new Error(`Not saving "${file.path}": the server sent no SHA-256`);
+    throw new Error(`Not saving "${peer(file.path)}": the server sent no SHA-256`);
   }
   if (playback) {
     await playback.finish();
@@ -236,7 +242,7 @@ const SHELL_HELP = [
   "Commands:",
   "  list                 numbered song list",
   "  play SONG            download and play a song (name or number)",
-  "  get SONG [FILE]      download and save (SHA-256 checked)",
+  "  get SONG [FILE|DIR] download and save (SHA-256 checked; default: this folder)",
   "  request SONG         ask the radio to play a song",
   "  queue                the radio's request queue",
   "  now                  what the radio plays now",
@@ -274,12 +280,12 @@ export async function shellCommand(ctx: ClientContext): Promise<number> {
           else if (cmd === "request" && arg) await requestCommand(ctx, arg, client);
           else if (cmd === "play" && arg) await playCommand(ctx, arg, {}, client);
           else if (cmd === "get" && rest[0]) {
-            await playCommand(ctx, rest[0], { play: false, save: rest[1] ?? rest[0] }, client);
+            await playCommand(ctx, rest[0], { play: false, save: rest[1] ?? "." }, client);
           } else out.error(`unknown command "${line.trim()}" — type "help"`);
         }
       } catch (error) {
         if (ctx.signal.aborted) break;
-        out.error((error as Error).message);
+        out.error(peer((error as Error).message));
         // A refusal leaves the connection usable; anything else: reconnect next time.
         if ((error as { exitCode?: number }).exitCode !== ExitCode.REFUSED) {
           client?.close();

@@ -274,19 +274,33 @@ export function readReject(frame: Frame): Reject {
   };
 }
 
-/** Reads a STREAM_INFO payload. */
+/** Lowest STREAM_INFO `sampleRate` accepted (Hz). */
+export const MIN_SAMPLE_RATE = 8000;
+/** Highest STREAM_INFO `sampleRate` accepted (Hz). */
+export const MAX_SAMPLE_RATE = 192_000;
+/** Most STREAM_INFO `channels` accepted. */
+export const MAX_CHANNELS = 8;
+
+/** Reads a STREAM_INFO payload; rates, channels and sizes out of range are refused. */
 export function readStreamInfo(frame: Frame): StreamInfo {
   const o = parseJsonObject(frame);
   const what = "STREAM_INFO";
   const info: StreamInfo = {
     title: str(o, "title", what),
     codec: oneOf(o, "codec", what, CODECS),
-    sampleRate: int(o, "sampleRate", what, 768_000),
-    channels: int(o, "channels", what, 32),
+    sampleRate: int(o, "sampleRate", what),
+    channels: int(o, "channels", what),
     durationMs: int(o, "durationMs", what),
   };
-  if (info.sampleRate === 0 || info.channels === 0) {
-    throw new MessageError(`${what}: sampleRate and channels must be positive`);
+  // A rate or channel count no audio file has is a lie that would open (and fill) an output
+  // at that format: refuse it here, with the field named.
+  if (info.sampleRate < MIN_SAMPLE_RATE || info.sampleRate > MAX_SAMPLE_RATE) {
+    throw new MessageError(
+      `${what}: "sampleRate" must be an integer in ${MIN_SAMPLE_RATE}..${MAX_SAMPLE_RATE}`,
+    );
+  }
+  if (info.channels === 0 || info.channels > MAX_CHANNELS) {
+    throw new MessageError(`${what}: "channels" must be an integer in 1..${MAX_CHANNELS}`);
   }
   const sha256 = o.sha256;
   if (sha256 !== undefined && (typeof sha256 !== "string" || !/^[0-9a-f]{64}$/.test(sha256))) {
@@ -295,7 +309,7 @@ export function readStreamInfo(frame: Frame): StreamInfo {
   if (o.live !== undefined && typeof o.live !== "boolean") {
     throw new MessageError(`${what}: "live" must be a boolean`);
   }
-  return withOptional(info, {
+  const result = withOptional(info, {
     frames: optInt(o, "frames", what),
     skip: optInt(o, "skip", what),
     packets: optInt(o, "packets", what),
@@ -304,6 +318,10 @@ export function readStreamInfo(frame: Frame): StreamInfo {
     offset: optInt(o, "offset", what),
     live: o.live,
   });
+  if (result.offset !== undefined && result.size !== undefined && result.offset > result.size) {
+    throw new MessageError(`${what}: "offset" is beyond "size"`);
+  }
+  return result;
 }
 
 /** Reads an END payload. */

@@ -69,7 +69,43 @@ Deno.test("hostile: control payloads with wrong types, bounds or encodings are M
     [
       FrameType.STREAM_INFO,
       '{"title":"a","codec":"mp3","sampleRate":0,"channels":1,"durationMs":1}',
-      "must be positive",
+      '"sampleRate" must be an integer in 8000..192000',
+    ],
+    // A lying server's STREAM_INFO: formats no file has, sizes past 2^53 − 1, NaN smuggled in.
+    [
+      FrameType.STREAM_INFO,
+      '{"title":"a","codec":"pcm_s16le","sampleRate":768000,"channels":2,"durationMs":1}',
+      '"sampleRate" must be an integer in 8000..192000',
+    ],
+    [
+      FrameType.STREAM_INFO,
+      '{"title":"a","codec":"pcm_s16le","sampleRate":44100,"channels":32,"durationMs":1}',
+      '"channels" must be an integer in 1..8',
+    ],
+    [
+      FrameType.STREAM_INFO,
+      '{"title":"a","codec":"pcm_s16le","sampleRate":44100,"channels":0,"durationMs":1}',
+      '"channels" must be an integer in 1..8',
+    ],
+    [
+      FrameType.STREAM_INFO,
+      '{"title":"a","codec":"wav","sampleRate":8000,"channels":1,"durationMs":1,"size":9007199254740992}',
+      '"size" must be an integer in 0..9007199254740991',
+    ],
+    [
+      FrameType.STREAM_INFO,
+      '{"title":"a","codec":"wav","sampleRate":"NaN","channels":1,"durationMs":1}',
+      '"sampleRate" must be an integer',
+    ],
+    [
+      FrameType.STREAM_INFO,
+      '{"title":"a","codec":"wav","sampleRate":8000,"channels":1,"durationMs":1e400}',
+      '"durationMs" must be an integer',
+    ],
+    [
+      FrameType.STREAM_INFO,
+      '{"title":"a","codec":"wav","sampleRate":8000,"channels":1,"durationMs":1,"size":5,"offset":6}',
+      '"offset" is beyond "size"',
     ],
     [
       FrameType.STREAM_INFO,

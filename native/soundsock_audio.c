@@ -10,7 +10,8 @@
  * Sample format everywhere: interleaved signed 16-bit PCM.
  *
  * Build: scripts/build_native.ts (cc -O2 -fPIC -shared ... -lm -lpthread -ldl). miniaudio loads
- * libpulse / libasound with dlopen at run time, so we link nothing but libc, libm, pthread, dl.
+ * libpulse / libasound with dlopen at run time, and so do we for libopus (ss_opus_ctl_*), so we
+ * link nothing but libc, libm, pthread, dl.
  */
 #define MINIAUDIO_IMPLEMENTATION
 /* We decode MP3 with the low-level frame decoder (ss_mp3_*) and never encode or use the
@@ -23,6 +24,7 @@
 #include "miniaudio.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +33,7 @@
 #define SS_EXPORT __attribute__((visibility("default")))
 
 /* ABI version: ffi.ts refuses a library whose version differs (stale .so from an older shim). */
-SS_EXPORT int32_t ss_abi_version(void) { return 3; }
+SS_EXPORT int32_t ss_abi_version(void) { return 4; }
 
 /* Monotonic clock in nanoseconds, the same clock the callbacks use for their timestamps. */
 SS_EXPORT uint64_t ss_now_ns(void) {
@@ -425,4 +427,49 @@ SS_EXPORT int32_t ss_mp3_decode(ma_dr_mp3dec* dec, const uint8_t* bytes, int32_t
   info_out[3] = info.layer;
   info_out[4] = info.bitrate_kbps;
   return samples;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * libopus ctl calls. lib/codec binds libopus.so.0 directly with Deno FFI, except
+ * opus_encoder_ctl / opus_decoder_ctl: they are variadic, and Deno FFI has only fixed-argument
+ * calls. Calling a variadic function through a fixed prototype happens to work on x86-64 SysV
+ * and Linux arm64 but is undefined behaviour (and wrong on Apple arm64), so the C compiler makes
+ * the variadic call here. We dlopen the same libopus.so.0 (the loader returns the one instance
+ * Deno opened, so encoder / decoder pointers are shared) and need no libopus headers to build:
+ * the request codes are libopus's stable ABI values (opus_defines.h), passed through from JS.
+ *
+ * kind: 0 = OpusEncoder*, 1 = OpusDecoder*. Returns the libopus result (OPUS_OK = 0, < 0 error)
+ * or SS_OPUS_UNAVAILABLE when libopus.so.0 or the symbol cannot be loaded.
+ */
+#define SS_OPUS_UNAVAILABLE (-1000)
+typedef int (*ss_opus_ctl_fn)(void* st, int request, ...);
+
+static ss_opus_ctl_fn ss_opus_ctl_fns[2];
+static pthread_once_t ss_opus_once = PTHREAD_ONCE_INIT;
+
+/* Runs once per process (workers may race): the handle stays open for the process's life. */
+static void ss_opus_load(void) {
+  void* h = dlopen("libopus.so.0", RTLD_NOW | RTLD_LOCAL);
+  if (!h) return;
+  ss_opus_ctl_fns[0] = (ss_opus_ctl_fn)dlsym(h, "opus_encoder_ctl");
+  ss_opus_ctl_fns[1] = (ss_opus_ctl_fn)dlsym(h, "opus_decoder_ctl");
+}
+
+static ss_opus_ctl_fn ss_opus_ctl_lookup(int32_t kind) {
+  pthread_once(&ss_opus_once, ss_opus_load);
+  return kind == 0 || kind == 1 ? ss_opus_ctl_fns[kind] : NULL;
+}
+
+/* A setter (OPUS_SET_*, and OPUS_RESET_STATE, which ignores the value): opus_*_ctl(st, req, v). */
+SS_EXPORT int32_t ss_opus_ctl_set(int32_t kind, void* st, int32_t request, int32_t value) {
+  ss_opus_ctl_fn fn = ss_opus_ctl_lookup(kind);
+  if (!fn || !st) return SS_OPUS_UNAVAILABLE;
+  return (int32_t)fn(st, (int)request, (int32_t)value);
+}
+
+/* A getter (OPUS_GET_*): opus_*_ctl(st, req, &out). */
+SS_EXPORT int32_t ss_opus_ctl_get(int32_t kind, void* st, int32_t request, int32_t* out) {
+  ss_opus_ctl_fn fn = ss_opus_ctl_lookup(kind);
+  if (!fn || !st) return SS_OPUS_UNAVAILABLE;
+  return (int32_t)fn(st, (int)request, out);
 }

@@ -11,7 +11,7 @@ import { DEFAULT_LIBRARY_PATH, ensureNativeLibrary } from "./build.ts";
 import { AudioLibraryError } from "./errors.ts";
 
 /** ABI version the shim must report (bumped with every incompatible C change). */
-const ABI_VERSION = 3;
+const ABI_VERSION = 4;
 
 /** The C functions we bind. `buffer` parameters are typed arrays read/written synchronously. */
 export const symbols = {
@@ -176,6 +176,25 @@ export const symbols = {
       "buffer", // int32_t* info_out: frame_bytes, channels, hz, layer, bitrate_kbps
     ],
     result: "i32", // samples per channel (0 = skipped data or need more)
+  },
+  /** Variadic opus_*_ctl made from C (lib/codec/opus.ts); -1000 = libopus.so.0 not loadable. */
+  ss_opus_ctl_set: {
+    parameters: [
+      "i32", // int32_t kind: 0 OpusEncoder*, 1 OpusDecoder*
+      "pointer", // void* st
+      "i32", // int32_t request (OPUS_SET_*)
+      "i32", // int32_t value
+    ],
+    result: "i32", // libopus result code
+  },
+  ss_opus_ctl_get: {
+    parameters: [
+      "i32", // int32_t kind: 0 OpusEncoder*, 1 OpusDecoder*
+      "pointer", // void* st
+      "i32", // int32_t request (OPUS_GET_*)
+      "buffer", // int32_t* out
+    ],
+    result: "i32", // libopus result code
   },
 } as const;
 

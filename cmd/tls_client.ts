@@ -9,6 +9,7 @@ import {
   type CommandSpec,
   EventLog,
   ExitCode,
+  resolveUserPath,
   runMain,
   startCommand,
   UsageError,
@@ -53,6 +54,7 @@ export const SPEC = {
       type: "string",
       default: "certs/ca.crt",
       valueName: "FILE",
+      path: true,
       description: "CA certificate that signed the server's (chain and host name are verified).",
     },
     pin: {
@@ -67,12 +69,14 @@ export const SPEC = {
     save: {
       type: "string",
       valueName: "FILE",
+      path: true,
       description: "play: also save the song (only if its SHA-256 matches).",
     },
     output: {
       type: "string",
       short: "o",
       valueName: "FILE.wav|-",
+      path: true,
       description: "Write audio to a WAV file, or raw s16le PCM to stdout (-), not a device.",
     },
     "audio-backend": {
@@ -183,7 +187,10 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     case "play":
       return await playCommand(ctx, rest[0]!, { save: flags.save });
     case "get":
-      return await playCommand(ctx, rest[0]!, { play: false, save: rest[1] ?? "." });
+      return await playCommand(ctx, rest[0]!, {
+        play: false,
+        save: resolveUserPath(rest[1] ?? "."),
+      });
     case "radio":
       return await radioCommand(ctx);
     case "request":

@@ -36,17 +36,25 @@ export const SPEC = {
       valueName: "PORT",
       description: "Listen port (0 = any free port).",
     },
-    songs: { type: "string", default: "songs", valueName: "DIR", description: "Songs folder." },
+    songs: {
+      type: "string",
+      default: "songs",
+      valueName: "DIR",
+      path: true,
+      description: "Songs folder.",
+    },
     cert: {
       type: "string",
       default: "certs/server.crt",
       valueName: "FILE",
+      path: true,
       description: "Server certificate (PEM).",
     },
     key: {
       type: "string",
       default: "certs/server.key",
       valueName: "FILE",
+      path: true,
       description: "Server private key (PEM).",
     },
     "max-clients": {

@@ -40,6 +40,7 @@ export const SPEC = {
       type: "string",
       default: "songs",
       valueName: "DIR",
+      path: true,
       description: "Folder of mp3/wav/flac files to serve.",
     },
     "max-clients": {
@@ -88,6 +89,7 @@ export const SPEC = {
     sdp: {
       type: "string",
       valueName: "FILE",
+      path: true,
       description: "With --rtp: write the SDP that players open (ffplay, VLC).",
     },
     ...SIM_FLAGS,

@@ -16,6 +16,7 @@ export const AUDIO_OUTPUT_FLAGS = {
   output: {
     type: "string",
     valueName: "FILE.wav|-",
+    path: true,
     description: "Write a WAV file, or raw s16le PCM to stdout with -, instead of playing.",
   },
   "audio-backend": {

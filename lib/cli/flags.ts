@@ -7,6 +7,7 @@
  */
 
 import { parseArgs } from "@std/cli/parse-args";
+import { fromFileUrl, isAbsolute, resolve } from "@std/path";
 import { UsageError } from "./errors.ts";
 
 /** One flag's declaration. */
@@ -29,6 +30,13 @@ export interface FlagSpec {
   integer?: boolean;
   /** For strings: the allowed values. */
   choices?: readonly string[];
+  /**
+   * For strings: the value names a file or folder. A relative value the user gives resolves
+   * against the folder the command was started in ({@linkcode userCwd}), which under
+   * `deno task` is not the process's cwd; `-` (stdin/stdout) stays. Defaults are left as
+   * declared (they name places in the project, e.g. `certs/ca.crt`). @default {false}
+   */
+  path?: boolean;
 }
 
 /** A command's declaration: enough to parse it and to print its help. */
@@ -56,6 +64,7 @@ export const COMMON_FLAGS = {
     type: "string",
     valueName: "FILE",
     description: "Append every event to FILE as JSON lines.",
+    path: true,
   },
   quiet: { type: "boolean", short: "q", description: "Print only errors." },
   verbose: { type: "boolean", short: "v", description: "Print more detail (and stack traces)." },
@@ -80,6 +89,12 @@ export interface ParsedCommandLine<F extends Record<string, FlagSpec>> {
   positionals: string[];
 }
 
+/** Options for {@linkcode parseCommandLine}. */
+export interface ParseOptions {
+  /** Folder that relative `path` flag values resolve against. @default {userCwd()} */
+  cwd?: string;
+}
+
 /**
  * Parses `args` against `spec` plus {@linkcode COMMON_FLAGS}.
  *
@@ -90,7 +105,9 @@ export interface ParsedCommandLine<F extends Record<string, FlagSpec>> {
 export function parseCommandLine<F extends Record<string, FlagSpec>>(
   spec: CommandSpec & { flags: F },
   args: string[],
+  options: ParseOptions = {},
 ): ParsedCommandLine<F> {
+  const cwd = options.cwd ?? userCwd();
   const all: Record<string, FlagSpec> = { ...COMMON_FLAGS, ...spec.flags };
   const strings = Object.keys(all).filter((k) => all[k]!.type !== "boolean");
   const booleans = Object.keys(all).filter((k) => all[k]!.type === "boolean");
@@ -135,6 +152,8 @@ export function parseCommandLine<F extends Record<string, FlagSpec>>(
     }
     flags[name] = flag.type === "number"
       ? parseNumber(name, value as string, flag)
+      : flag.path
+      ? resolveUserPath(value as string, cwd)
       : checkChoice(name, value as string, flag);
   }
   const positionals = [...raw._.map(String), ...(raw["--"] ?? [])];
@@ -146,6 +165,61 @@ export function parseCommandLine<F extends Record<string, FlagSpec>>(
     if (positionals.length < min) throw new UsageError("missing argument");
   }
   return { flags: flags as FlagValues<F & typeof COMMON_FLAGS>, positionals };
+}
+
+/** The repository root when running from source (where deno.json and its tasks are). */
+const PROJECT_ROOT = import.meta.url.startsWith("file:")
+  ? fromFileUrl(new URL("../../", import.meta.url))
+  : undefined;
+
+/** Where {@linkcode userCwd} looks. */
+export interface UserCwdSources {
+  /** `INIT_CWD`: the folder `deno task` (or `npm run`) was started in. */
+  initCwd?: string | undefined;
+  /** The process's working directory. */
+  cwd: string;
+  /** The folder `deno task` runs its commands in: the folder of deno.json. */
+  projectRoot?: string | undefined;
+}
+
+/**
+ * The folder the user ran the command in. `deno task` runs every task in the folder of
+ * deno.json and passes the user's folder as `INIT_CWD`; that is honoured only while the
+ * process still runs in the project root (a program that started the tool elsewhere, with
+ * its own `cwd`, meant that folder — `INIT_CWD` is inherited and may be stale).
+ */
+export function userCwd(
+  sources: UserCwdSources = {
+    initCwd: Deno.env.get("INIT_CWD"),
+    cwd: Deno.cwd(),
+    projectRoot: PROJECT_ROOT,
+  },
+): string {
+  const { initCwd, cwd, projectRoot } = sources;
+  if (!initCwd || !isAbsolute(initCwd) || projectRoot === undefined) return cwd;
+  return samePlace(cwd, projectRoot) ? initCwd : cwd;
+}
+
+function samePlace(a: string, b: string): boolean {
+  const real = (p: string) => {
+    try {
+      return Deno.realPathSync(p);
+    } catch {
+      return resolve(p);
+    }
+  };
+  return resolve(a) === resolve(b) || real(a) === real(b);
+}
+
+/**
+ * A path the user typed, made to mean what they meant: relative to `base` (the folder they
+ * ran the command in). Absolute paths and `-` (stdin/stdout) are returned unchanged, and so
+ * is every path when `base` is the process's own cwd (messages then show what was typed).
+ */
+export function resolveUserPath(path: string, base: string = userCwd()): string {
+  if (path === "-" || path === "" || isAbsolute(path)) return path;
+  if (samePlace(base, Deno.cwd())) return path;
+  return resolve(base, path);
 }
 
 /**

@@ -1,5 +1,11 @@
 import { assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
-import { type CommandSpec, parseCommandLine, renderHelp } from "./flags.ts";
+import {
+  type CommandSpec,
+  parseCommandLine,
+  renderHelp,
+  resolveUserPath,
+  userCwd,
+} from "./flags.ts";
 import { UsageError } from "./errors.ts";
 
 const spec = {
@@ -68,4 +74,54 @@ Deno.test("parseCommandLine takes - and negative numbers as values of flags that
   assertEquals(flags.out, "-");
   assertEquals(flags.gain, -5);
   assertEquals(parseCommandLine(s, ["x", "--out=-"]).flags.out, "-");
+});
+
+Deno.test("path flags the user gives resolve against the folder the command was run in", () => {
+  const s = {
+    ...spec,
+    flags: {
+      ...spec.flags,
+      songs: { type: "string", default: "songs", path: true, description: "Songs." },
+      output: { type: "string", path: true, description: "Out." },
+      name: { type: "string", description: "Not a path." },
+    },
+  } as const satisfies CommandSpec;
+  const cwd = "/home/ada/music"; // not this process's cwd
+  const parsed = parseCommandLine(s, [
+    "x",
+    "--songs",
+    ".",
+    "--output",
+    "out/x.wav",
+    "--log",
+    "../run.jsonl",
+    "--name",
+    "a/b",
+  ], { cwd });
+  assertEquals(parsed.flags.songs, "/home/ada/music");
+  assertEquals(parsed.flags.output, "/home/ada/music/out/x.wav");
+  assertEquals(parsed.flags.log, "/home/ada/run.jsonl");
+  assertEquals(parsed.flags.name, "a/b");
+  // Defaults name places in the project and stay; "-" and absolute paths stay.
+  const other = parseCommandLine(s, ["x", "--output", "-", "--log", "/tmp/l"], { cwd });
+  assertEquals(other.flags.songs, "songs");
+  assertEquals(other.flags.output, "-");
+  assertEquals(other.flags.log, "/tmp/l");
+  // Run where the user is (no deno task): the path is kept as typed.
+  assertEquals(
+    parseCommandLine(s, ["x", "--output", "a.wav"], { cwd: Deno.cwd() }).flags.output,
+    "a.wav",
+  );
+});
+
+Deno.test("userCwd honours INIT_CWD only while the process runs in the project root", () => {
+  const projectRoot = "/repo";
+  assertEquals(userCwd({ initCwd: "/repo/songs", cwd: "/repo", projectRoot }), "/repo/songs");
+  // Started elsewhere by a program (e.g. a test with its own cwd): INIT_CWD is inherited.
+  assertEquals(userCwd({ initCwd: "/repo", cwd: "/tmp/t", projectRoot }), "/tmp/t");
+  assertEquals(userCwd({ initCwd: undefined, cwd: "/repo", projectRoot }), "/repo");
+  assertEquals(userCwd({ initCwd: "rel", cwd: "/repo", projectRoot }), "/repo");
+  assertEquals(userCwd({ initCwd: "/x", cwd: "/repo", projectRoot: undefined }), "/repo");
+  assertEquals(resolveUserPath("a.wav", "/home/ada"), "/home/ada/a.wav");
+  assertEquals(resolveUserPath("-", "/home/ada"), "-");
 });

@@ -407,6 +407,8 @@ async function runSoundsock(
     setup.key,
     "--songs",
     setup.songsDir,
+    "--max-per-ip",
+    "0",
     "--max-clients",
     "100000",
   ], { cwd: ROOT, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();

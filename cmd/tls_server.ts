@@ -65,6 +65,15 @@ export const SPEC = {
       valueName: "N",
       description: "Clients served at once; more get REJECT server_full.",
     },
+    "max-per-ip": {
+      type: "number",
+      default: 16,
+      min: 0,
+      max: 100000,
+      valueName: "N",
+      description:
+        "Clients served at once from one IP address (0: no limit); more get REJECT busy.",
+    },
     "idle-timeout": {
       type: "number",
       default: 30,
@@ -72,16 +81,17 @@ export const SPEC = {
       max: 86400,
       integer: false,
       valueName: "S",
-      description: "Close a connection idle (or not reading) for S seconds.",
+      description:
+        "Close a connection that sends no request (heartbeats do not count) or stops reading for S seconds.",
     },
     "handshake-timeout": {
       type: "number",
-      default: 10,
+      default: 5,
       min: 0.05,
       max: 3600,
       integer: false,
       valueName: "S",
-      description: "Time allowed for the TLS handshake.",
+      description: "Time allowed for the TLS handshake; the socket is closed after it.",
     },
     "send-queue": {
       type: "number",
@@ -143,6 +153,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       hostname: flags.host,
       port: flags.port,
       maxClients: flags["max-clients"],
+      maxClientsPerIp: flags["max-per-ip"],
       idleTimeoutMs: flags["idle-timeout"] * 1000,
       handshakeTimeoutMs: flags["handshake-timeout"] * 1000,
       sendQueueBytes: flags["send-queue"] * 1024,

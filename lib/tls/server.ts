@@ -6,10 +6,13 @@
  * @module
  */
 
+import tls from "node:tls";
 import { type EventFields, EventLog } from "../cli/event_log.ts";
 import { Station, type StationEvent } from "../media/station.ts";
 import type { SongCatalog } from "../songs/catalog.ts";
 import { RadioProgram } from "./radio_program.ts";
+import { type AcceptStats, acceptTls } from "./acceptor.ts";
+import type { ServerTlsConn } from "./server_conn.ts";
 import { Session } from "./session.ts";
 import { SongHashes } from "./song_hashes.ts";
 
@@ -28,13 +31,23 @@ export interface TlsSongServerOptions {
   /** Most clients served at once; more get REJECT server_full. @default {64} */
   maxClients?: number;
   /**
-   * A connection that sends no frame for this long while nothing is streaming to it, or whose
-   * pending write makes no progress for this long, is closed.
+   * Most clients served at once from one IP address; more get REJECT busy. 0: no limit.
+   * @default {16}
+   */
+  maxClientsPerIp?: number;
+  /**
+   * A connection that sends no request for this long while nothing is streaming to it
+   * (HEARTBEATs do not count), or whose pending write makes no progress for this long, is
+   * closed.
    * @default {30000}
    */
   idleTimeoutMs?: number;
-  /** Time allowed for the TLS handshake. @default {10000} */
+  /** Time allowed for the TLS handshake; the TCP socket is closed after it. @default {5000} */
   handshakeTimeoutMs?: number;
+  /** TLS handshakes in progress from one IP address; past it its oldest is dropped. @default {64} */
+  maxHandshakesPerIp?: number;
+  /** TLS handshakes in progress in total; past it the oldest is dropped. @default {256} */
+  maxHandshakes?: number;
   /**
    * Bytes queued per connection before a radio listener counts as too slow.
    * @default {1048576}
@@ -60,10 +73,10 @@ export interface TlsSongServerOptions {
 }
 
 /** Counters for tests, benchmarks and logs. */
-export interface TlsServerStats {
-  accepted: number;
+export interface TlsServerStats extends AcceptStats {
+  /** Clients refused with REJECT (server full, too many from one address). */
   rejected: number;
-  handshakeFailures: number;
+  /** Clients being served now. */
   active: number;
 }
 
@@ -77,29 +90,36 @@ export class TlsSongServer implements AsyncDisposable {
   readonly program: RadioProgram;
   /** Resolves when the server has stopped and every connection is closed. */
   readonly finished: Promise<void>;
-  readonly stats: TlsServerStats = { accepted: 0, rejected: 0, handshakeFailures: 0, active: 0 };
-  readonly #listener: Deno.TlsListener;
+  readonly stats: TlsServerStats = {
+    accepted: 0,
+    rejected: 0,
+    handshakeFailures: 0,
+    dropped: 0,
+    acceptErrors: 0,
+    active: 0,
+  };
+  readonly #listener: Deno.TcpListener;
   readonly #sessions = new Set<Session>();
   readonly #stop = new AbortController();
   readonly #log: EventLog;
-  #ctxLog: (event: string, fields: EventFields) => void = () => {};
 
   private constructor(options: TlsSongServerOptions) {
     const {
       catalog,
       maxClients = 64,
+      maxClientsPerIp = 16,
       idleTimeoutMs = 30_000,
-      handshakeTimeoutMs = 10_000,
+      handshakeTimeoutMs = 5_000,
     } = options;
     this.#log = options.log ?? EventLog.none();
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#stop.signal])
       : this.#stop.signal;
-    const listener = Deno.listenTls({
+    // Checked before listening so that a bad certificate or key is the first error.
+    const secureContext = tls.createSecureContext({ cert: options.cert, key: options.key });
+    const listener = Deno.listen({
       hostname: options.hostname ?? "127.0.0.1",
       port: options.port ?? 8443,
-      cert: options.cert,
-      key: options.key,
     });
     this.#listener = listener;
     this.addr = listener.addr;
@@ -150,8 +170,15 @@ export class TlsSongServer implements AsyncDisposable {
       () => this.#watch(idleTimeoutMs),
       Math.max(50, Math.min(1000, idleTimeoutMs / 4)),
     );
-    this.#ctxLog = log;
-    const accepting = this.#accept(ctx, maxClients, handshakeTimeoutMs);
+    const accepting = acceptTls(listener, {
+      secureContext,
+      signal,
+      handshakeTimeoutMs,
+      maxPendingPerIp: options.maxHandshakesPerIp ?? 64,
+      maxPending: options.maxHandshakes ?? 256,
+      log,
+      onConnection: (conn) => this.#serve(conn, ctx, maxClients, maxClientsPerIp),
+    }, this.stats);
     this.finished = (async () => {
       await new Promise<void>((resolve) => {
         if (signal.aborted) resolve();
@@ -192,55 +219,52 @@ export class TlsSongServer implements AsyncDisposable {
     return this.close();
   }
 
-  async #accept(
+  /** Clients per IP address (served or being refused). */
+  readonly #perIp = new Map<string, number>();
+
+  #serve(
+    conn: ServerTlsConn,
     ctx: ConstructorParameters<typeof Session>[1],
     maxClients: number,
-    handshakeTimeoutMs: number,
-  ): Promise<void> {
-    // Sockets still in handshake or being refused count too, up to a hard ceiling, so a flood
-    // of half-open connections cannot exhaust file descriptors.
-    const ceiling = maxClients + 64;
-    let open = 0;
-    for (;;) {
-      let conn: Deno.TlsConn;
+    maxClientsPerIp: number,
+  ): void {
+    const session = new Session(conn, ctx);
+    const ip = conn.remoteAddr.hostname;
+    const fromIp = (this.#perIp.get(ip) ?? 0) + 1;
+    this.#perIp.set(ip, fromIp);
+    // Sessions being refused still hold a socket for up to 2 s: past this ceiling they are
+    // closed without a word, so a flood of refused clients cannot pile up descriptors.
+    const refusing = this.#sessions.size - this.stats.active;
+    this.#sessions.add(session);
+    void (async () => {
       try {
-        conn = await this.#listener.accept();
-      } catch {
-        return; // listener closed
-      }
-      if (open >= ceiling) {
-        this.#ctxLog("drop_connection", { reason: "too many pending connections" });
-        conn.close();
-        continue;
-      }
-      open++;
-      this.stats.accepted++;
-      const session = new Session(conn, ctx);
-      this.#sessions.add(session);
-      void (async () => {
-        try {
-          if (!(await session.handshake(handshakeTimeoutMs))) {
-            this.stats.handshakeFailures++;
-            return;
-          }
+        if (this.stats.active >= maxClients || (maxClientsPerIp > 0 && fromIp > maxClientsPerIp)) {
+          this.stats.rejected++;
+          if (refusing >= 64) return;
           if (this.stats.active >= maxClients) {
-            this.stats.rejected++;
             await session.reject("server_full", `The server is full (${maxClients} clients)`);
-            return;
+          } else {
+            await session.reject(
+              "busy",
+              `Too many connections from your address (${maxClientsPerIp}); close one first`,
+            );
           }
-          this.stats.active++;
-          try {
-            await session.run();
-          } finally {
-            this.stats.active--;
-          }
-        } finally {
-          session.close();
-          this.#sessions.delete(session);
-          open--;
+          return;
         }
-      })();
-    }
+        this.stats.active++;
+        try {
+          await session.run();
+        } finally {
+          this.stats.active--;
+        }
+      } finally {
+        session.close();
+        this.#sessions.delete(session);
+        const left = (this.#perIp.get(ip) ?? 1) - 1;
+        if (left > 0) this.#perIp.set(ip, left);
+        else this.#perIp.delete(ip);
+      }
+    })();
   }
 
   #watch(idleTimeoutMs: number): void {
@@ -251,7 +275,7 @@ export class TlsSongServer implements AsyncDisposable {
         // The peer stopped reading in the middle of a write.
         void s.close("write_stalled", { ms: Math.round(now - s.queue.lastProgress) });
       } else if (
-        !s.listening && !s.inRequest && !s.queue.busy && now - s.lastFrameAt > idleTimeoutMs
+        !s.listening && !s.inRequest && !s.queue.busy && now - s.lastRequestAt > idleTimeoutMs
       ) {
         void s.closeWithError("timeout", `No request for ${Math.round(idleTimeoutMs / 1000)} s`);
       }

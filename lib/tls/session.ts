@@ -30,6 +30,7 @@ import type { EventFields } from "../cli/event_log.ts";
 import { SendQueue } from "./send_queue.ts";
 import { BadOffsetError, sendSongFile } from "./download.ts";
 import type { SongHashes } from "./song_hashes.ts";
+import type { ServerTlsConn } from "./server_conn.ts";
 import type { RadioProgram } from "./radio_program.ts";
 
 /** What every session shares: the library, the station and the server's settings. */
@@ -51,7 +52,7 @@ export interface SessionContext {
 }
 
 /** Connection state the server's watchdog looks at. */
-export type SessionState = "handshake" | "open" | "closing" | "closed";
+export type SessionState = "open" | "closing" | "closed";
 
 let nextSessionId = 1;
 
@@ -61,15 +62,15 @@ export class Session {
   readonly id = nextSessionId++;
   /** The peer's address, for logs. */
   readonly remote: string;
-  readonly #conn: Deno.TlsConn;
+  readonly #conn: ServerTlsConn;
   readonly #ctx: SessionContext;
   readonly queue: SendQueue;
   /** performance.now() when the connection was accepted. */
   readonly acceptedAt = performance.now();
-  /** performance.now() of the last complete frame received. */
-  lastFrameAt = performance.now();
-  /** Handshake done, not yet closing. */
-  state: SessionState = "handshake";
+  /** performance.now() of the last REQUEST received (HEARTBEATs do not keep a slot). */
+  lastRequestAt = performance.now();
+  /** Open (handshake done), closing, or closed. */
+  state: SessionState = "open";
   /** A request is being served (a download in progress). */
   inRequest = false;
   #unsubscribe: (() => void) | undefined;
@@ -78,11 +79,11 @@ export class Session {
   /** Resolves when the connection is closed. */
   readonly closed: Promise<void> = new Promise((r) => (this.#closedResolve = r));
 
-  /** Wraps an accepted connection; call {@linkcode run}. */
-  constructor(conn: Deno.TlsConn, ctx: SessionContext) {
+  /** Wraps a connection whose TLS handshake is complete; call {@linkcode run}. */
+  constructor(conn: ServerTlsConn, ctx: SessionContext) {
     this.#conn = conn;
     this.#ctx = ctx;
-    const addr = conn.remoteAddr as Deno.NetAddr;
+    const addr = conn.remoteAddr;
     this.remote = `${addr.hostname}:${addr.port}`;
     this.queue = new SendQueue(conn, {
       maxBytes: ctx.sendQueueBytes,
@@ -93,30 +94,6 @@ export class Session {
   /** Whether this session listens to the radio. */
   get listening(): boolean {
     return this.#unsubscribe !== undefined;
-  }
-
-  /** Completes the TLS handshake within `timeoutMs`; false (and closed) if it fails. */
-  async handshake(timeoutMs: number): Promise<boolean> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      await Promise.race([
-        this.#conn.handshake(),
-        new Promise((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`no handshake within ${timeoutMs} ms`)),
-            timeoutMs,
-          );
-        }),
-      ]);
-      this.state = "open";
-      return true;
-    } catch (error) {
-      this.#log("handshake_failed", { error: (error as Error).message });
-      this.close();
-      return false;
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** Refuses the client (server full) and closes. */
@@ -132,16 +109,24 @@ export class Session {
     try {
       for await (
         // Clients send only small control frames: a small read buffer per connection keeps a
-        // thousand radio listeners at icecast2's memory (16 KiB cost 15–28 KiB per listener).
-        const frame of readFrames(this.#conn, { signal: this.#abort.signal, readSize: 2048 })
+        // thousand radio listeners at icecast2's memory (16 KiB cost 15–28 KiB per listener),
+        // and a header announcing more than a control payload is refused before any of it
+        // is buffered.
+        const frame of readFrames(this.#conn, {
+          signal: this.#abort.signal,
+          readSize: 2048,
+          maxPayload: MAX_CONTROL_PAYLOAD,
+        })
       ) {
-        this.lastFrameAt = performance.now();
+        if (frame.type === FrameType.REQUEST) this.lastRequestAt = performance.now();
         if (!(await this.#onFrame(frame))) break;
       }
     } catch (error) {
       if (this.state === "open") {
         if (error instanceof FrameError) {
+          // The stream position is lost, but the peer can still be told why it is dropped.
           this.#log("bad_frame", { code: error.code, error: error.message });
+          await this.closeWithError("bad_request", `Invalid frame: ${error.message}`, 500);
         } else if (!(error instanceof DOMException && error.name === "AbortError")) {
           this.#log("read_failed", { error: (error as Error).message });
         }

@@ -1,0 +1,251 @@
+/**
+ * The server side of one TLS connection over a TCP socket we own.
+ *
+ * Why not `Deno.listenTls`: its `TlsConn.close()` waits for the handshake to finish, so a peer
+ * that opens a socket and never speaks keeps a file descriptor for as long as it likes (500
+ * such sockets held 526 FDs; ~20k exhaust the server). Here the TCP socket comes from
+ * `Deno.listen` and the TLS layer is `node:tls`'s `TLSSocket` over it, which can be torn down
+ * at any moment: {@linkcode ServerTlsConn.close} closes the TCP socket itself, handshake or not.
+ * Measured on loopback: as fast as `Deno.listenTls` (346 vs 336 MiB/s for one download).
+ *
+ * The class offers the small `read`/`write`/`close` surface the session code uses, with
+ * bounded buffering in both directions: reads pause the socket once `readLimit` bytes wait,
+ * and a write resolves only when the kernel has taken its bytes, so a peer that stops reading
+ * holds at most the caller's own queue plus the write in flight.
+ *
+ * @module
+ */
+
+import { Duplex } from "node:stream";
+import tls from "node:tls";
+
+/** Why a handshake did not complete. */
+export class HandshakeError extends Error {
+  override name = "HandshakeError";
+}
+
+/** Options for {@linkcode ServerTlsConn.accept}. */
+export interface ServerTlsConnOptions {
+  /** Certificate and key, made once with `tls.createSecureContext`. */
+  secureContext: tls.SecureContext;
+  /** The TCP socket is closed if the handshake has not finished by then. */
+  handshakeTimeoutMs: number;
+  /** Closes the socket (mid-handshake too). */
+  signal?: AbortSignal;
+  /**
+   * Decrypted bytes buffered before the socket is paused (the peer waits in TCP).
+   * @default {16384}
+   */
+  readLimit?: number;
+}
+
+/** A server-side TLS connection whose TCP socket can be closed at any time. */
+export class ServerTlsConn {
+  /** The peer's address. */
+  readonly remoteAddr: Deno.NetAddr;
+  readonly #tcp: Deno.TcpConn;
+  readonly #tls: tls.TLSSocket;
+  readonly #readLimit: number;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #ended = false;
+  #error: Error | undefined;
+  #wakeReader: (() => void) | undefined;
+  #closed = false;
+  /** The handshake completed. */
+  #secure = false;
+
+  private constructor(tcp: Deno.TcpConn, secureContext: tls.SecureContext, readLimit: number) {
+    this.#tcp = tcp;
+    this.remoteAddr = tcp.remoteAddr;
+    this.#readLimit = readLimit;
+    this.#tls = new tls.TLSSocket(tcpDuplex(tcp), {
+      isServer: true,
+      secureContext,
+      // TLS 1.0/1.1 are deprecated (RFC 8996).
+      minVersion: "TLSv1.2",
+    } as tls.TLSSocketOptions);
+  }
+
+  /**
+   * Runs the server handshake on `tcp`. Resolves once it is complete; on failure, timeout or
+   * abort the TCP socket is closed and the promise rejects with {@linkcode HandshakeError}.
+   */
+  static accept(tcp: Deno.TcpConn, options: ServerTlsConnOptions): Promise<ServerTlsConn> {
+    const conn = new ServerTlsConn(tcp, options.secureContext, options.readLimit ?? 16384);
+    return new Promise((resolve, reject) => {
+      const socket = conn.#tls;
+      const fail = (message: string) => {
+        cleanup();
+        conn.close();
+        reject(new HandshakeError(message));
+      };
+      const onSecure = () => {
+        cleanup();
+        conn.#secure = true;
+        conn.#listen();
+        resolve(conn);
+      };
+      const onError = (error: Error) => fail(error.message);
+      const onClose = () => fail("the peer closed the connection during the handshake");
+      const onAbort = () => fail("the server is stopping");
+      const timer = setTimeout(
+        () => fail(`no TLS handshake within ${options.handshakeTimeoutMs} ms`),
+        options.handshakeTimeoutMs,
+      );
+      const cleanup = () => {
+        clearTimeout(timer);
+        socket.off("secure", onSecure);
+        socket.off("error", onError);
+        socket.off("close", onClose);
+        options.signal?.removeEventListener("abort", onAbort);
+      };
+      if (options.signal?.aborted) return onAbort();
+      socket.once("secure", onSecure);
+      socket.once("error", onError);
+      socket.once("close", onClose);
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** Negotiated protocol, e.g. `TLSv1.3`. */
+  get protocol(): string | null {
+    return this.#tls.getProtocol();
+  }
+
+  /** Reads decrypted bytes into `p`; null at the end of the stream. */
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#error) throw this.#error;
+      if (this.#ended || this.#closed) return null;
+      await new Promise<void>((resolve) => (this.#wakeReader = resolve));
+    }
+    let n = 0;
+    while (n < p.length && this.#chunks.length > 0) {
+      const chunk = this.#chunks[0]!;
+      const take = Math.min(chunk.length, p.length - n);
+      p.set(chunk.subarray(0, take), n);
+      n += take;
+      if (take === chunk.length) this.#chunks.shift();
+      else this.#chunks[0] = chunk.subarray(take);
+    }
+    this.#buffered -= n;
+    if (this.#buffered < this.#readLimit && this.#tls.isPaused()) this.#tls.resume();
+    return n;
+  }
+
+  /** Encrypts and writes all of `p`; resolves (to `p.length`) when the kernel has taken it. */
+  write(p: Uint8Array): Promise<number> {
+    if (this.#closed) return Promise.reject(new Deno.errors.BadResource("connection closed"));
+    return new Promise((resolve, reject) => {
+      this.#tls.write(p, (error) => error ? reject(error) : resolve(p.length));
+    });
+  }
+
+  /**
+   * Closes the connection. After a completed handshake the peer is sent TLS close_notify and
+   * given up to `graceMs` to answer; the TCP socket is closed then at the latest (at once
+   * when the handshake never finished). Idempotent.
+   */
+  close(graceMs = 1000): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#wake();
+    const socket = this.#tls;
+    if (!this.#secure || this.#error || socket.destroyed) {
+      socket.destroy();
+      closeQuietly(this.#tcp);
+      return;
+    }
+    const hard = setTimeout(() => {
+      socket.destroy();
+      closeQuietly(this.#tcp);
+    }, graceMs);
+    socket.once("close", () => {
+      clearTimeout(hard);
+      closeQuietly(this.#tcp);
+    });
+    socket.end();
+  }
+
+  #listen(): void {
+    const socket = this.#tls;
+    socket.on("data", (chunk: Uint8Array) => {
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+      if (this.#buffered >= this.#readLimit) socket.pause();
+      this.#wake();
+    });
+    socket.on("end", () => {
+      this.#ended = true;
+      this.#wake();
+    });
+    socket.on("error", (error: Error) => {
+      this.#error ??= error;
+      this.#wake();
+    });
+    socket.on("close", () => {
+      this.#ended = true;
+      this.#wake();
+    });
+  }
+
+  #wake(): void {
+    const wake = this.#wakeReader;
+    this.#wakeReader = undefined;
+    wake?.();
+  }
+}
+
+/** Closes a Deno connection, ignoring "already closed". */
+export function closeQuietly(conn: { close(): void }): void {
+  try {
+    conn.close();
+  } catch { /* already closed */ }
+}
+
+/**
+ * A Node duplex stream over a Deno TCP connection, for `tls.TLSSocket` to run on. Reads are
+ * small (clients send short control frames; the handshake arrives in a few reads) and stop
+ * while the TLS layer is not asking for more; each write resolves when the kernel took it.
+ */
+function tcpDuplex(tcp: Deno.TcpConn, readSize = 4096): Duplex {
+  let reading = false;
+  const duplex: Duplex = new Duplex({
+    read() {
+      if (reading) return;
+      reading = true;
+      void (async () => {
+        const buf = new Uint8Array(readSize);
+        try {
+          for (;;) {
+            const n = await tcp.read(buf);
+            if (n === null) {
+              duplex.push(null);
+              return;
+            }
+            if (!duplex.push(buf.slice(0, n))) break;
+          }
+        } catch (error) {
+          duplex.destroy(error as Error);
+        } finally {
+          reading = false;
+        }
+      })();
+    },
+    write(chunk: Uint8Array, _encoding, callback) {
+      void (async () => {
+        let at = 0;
+        while (at < chunk.length) at += await tcp.write(chunk.subarray(at));
+      })().then(() => callback(), (error) => callback(error));
+    },
+    final(callback) {
+      tcp.closeWrite().then(() => callback(), () => callback());
+    },
+    destroy(error, callback) {
+      closeQuietly(tcp);
+      callback(error);
+    },
+  });
+  return duplex;
+}

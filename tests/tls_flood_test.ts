@@ -1,0 +1,216 @@
+/**
+ * Hostile-input tests against a real tls-server process: descriptor exhaustion (accept
+ * errors), slowloris floods of sockets that never finish the TLS handshake, and the per-address
+ * connection cap. The server runs as its own process so its file descriptors can be counted
+ * in /proc/PID/fd and limited with prlimit.
+ *
+ * @module
+ */
+
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { delay } from "@std/async/delay";
+import { join } from "@std/path";
+import net from "node:net";
+import { ServerRefusedError, TlsSongClient } from "../lib/tls/client.ts";
+import { makeSongs, testCerts } from "./_tls_helpers.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+interface ServerProcess extends AsyncDisposable {
+  pid: number;
+  port: number;
+  log: string;
+  /** Open file descriptors of the server process. */
+  fds(): number;
+  /** A verified client. */
+  connect(): Promise<TlsSongClient>;
+}
+
+async function spawnServer(args: string[], prlimit?: string[]): Promise<ServerProcess> {
+  const certs = await testCerts();
+  const songs = await makeSongs({ "a.wav": [1], "b.wav": [1] });
+  const log = join(await Deno.makeTempDir({ prefix: "soundsock-flood-" }), "server.log");
+  const deno = [
+    Deno.execPath(),
+    "run",
+    "-A",
+    join(ROOT, "cmd/tls_server.ts"),
+    "--port",
+    "0",
+    "--songs",
+    songs,
+    "--cert",
+    certs.serverCert,
+    "--key",
+    certs.serverKey,
+    "--ready-json",
+    "--log",
+    log,
+    ...args,
+  ];
+  const argv = prlimit ? ["prlimit", ...prlimit, ...deno] : deno;
+  const proc = new Deno.Command(argv[0]!, {
+    args: argv.slice(1),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("tls-server exited before it was ready");
+    text += value;
+  }
+  void (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  const port = JSON.parse(text.split("\n")[0]!).port as number;
+  const caCert = await Deno.readTextFile(certs.caCert);
+  return {
+    pid: proc.pid,
+    port,
+    log,
+    fds: () => [...Deno.readDirSync(`/proc/${proc.pid}/fd`)].length,
+    connect: () =>
+      TlsSongClient.connect({ hostname: "localhost", port }, { caCerts: [caCert], timeoutMs: 5000 }),
+    async [Symbol.asyncDispose]() {
+      try {
+        proc.kill("SIGTERM");
+      } catch { /* gone */ }
+      await proc.status;
+    },
+  };
+}
+
+/** Opens `n` TCP sockets from `localAddress` that send `prefix` (maybe nothing) and then wait. */
+async function silentSockets(
+  port: number,
+  n: number,
+  localAddress: string,
+  prefix?: Uint8Array,
+): Promise<net.Socket[]> {
+  const sockets: net.Socket[] = [];
+  await Promise.all(
+    Array.from({ length: n }, () =>
+      new Promise<void>((resolve) => {
+        const s = net.connect({ host: "127.0.0.1", port, localAddress }, () => {
+          if (prefix) s.write(prefix);
+          resolve();
+        });
+        s.on("error", () => resolve());
+        sockets.push(s);
+      })),
+  );
+  return sockets;
+}
+
+async function logEvents(path: string): Promise<string[]> {
+  const text = await Deno.readTextFile(path).catch(() => "");
+  return text.split("\n").filter(Boolean).map((l) => JSON.parse(l).event as string);
+}
+
+Deno.test(
+  "hostile: accept errors (descriptors exhausted) do not stop tls-server; it serves again after the flood",
+  opts,
+  async () => {
+    // The server waits 30 s for handshakes, so the flood really holds its descriptors.
+    await using server = await spawnServer(["--handshake-timeout", "30"], ["--nofile=96"]);
+    {
+      using c = await server.connect();
+      assertEquals((await c.list()).length, 2);
+    }
+    const flood = await silentSockets(server.port, 150, "127.0.0.2");
+    let failed = false;
+    for (let i = 0; i < 50 && !failed; i++) {
+      await delay(100);
+      failed = (await logEvents(server.log)).includes("accept_failed");
+    }
+    assert(failed, "the flood did not exhaust the server's descriptors (no accept_failed)");
+    for (const s of flood) s.destroy();
+    // Served again once the attacker is gone (accept backs off at most 1 s).
+    let served = false;
+    for (let i = 0; i < 20 && !served; i++) {
+      try {
+        using c = await server.connect();
+        served = (await c.list()).length === 2;
+      } catch {
+        await delay(250);
+      }
+    }
+    assert(served, "tls-server did not serve a client after the flood ended");
+  },
+);
+
+Deno.test(
+  "hostile: 300 sockets that never finish the TLS handshake: FDs back to baseline, a client connects during the flood",
+  opts,
+  async () => {
+    const handshakeTimeoutS = 1;
+    await using server = await spawnServer(["--handshake-timeout", String(handshakeTimeoutS)]);
+    {
+      using c = await server.connect();
+      assertEquals((await c.list()).length, 2);
+    }
+    await delay(200);
+    const baseline = server.fds();
+    // Half never speak; half send the start of a TLS record and stall inside the ClientHello.
+    const partial = new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]);
+    const flood = [
+      ...await silentSockets(server.port, 150, "127.0.0.2"),
+      ...await silentSockets(server.port, 150, "127.0.0.3", partial),
+    ];
+    try {
+      const started = performance.now();
+      {
+        using c = await server.connect();
+        assertEquals((await c.list()).length, 2, "a legit client is served during the flood");
+      }
+      const connectMs = performance.now() - started;
+      assert(connectMs < handshakeTimeoutS * 1000 * 5, `connect took ${connectMs} ms`);
+      // Every flood socket is closed by the server within the handshake timeout + 2 s.
+      let fds = server.fds();
+      const deadline = performance.now() + handshakeTimeoutS * 1000 + 2000;
+      while (fds > baseline && performance.now() < deadline) {
+        await delay(100);
+        fds = server.fds();
+      }
+      assert(fds <= baseline, `server holds ${fds} FDs, baseline ${baseline}`);
+      // And the attacker's sockets really were closed by the server (EOF on this side).
+      const closed = flood.filter((s) => s.readableEnded || s.destroyed).length;
+      assertEquals(closed, flood.length);
+    } finally {
+      for (const s of flood) s.destroy();
+    }
+  },
+);
+
+Deno.test(
+  "hostile: connections per IP are capped (REJECT busy); a freed slot is usable again",
+  opts,
+  async () => {
+    await using server = await spawnServer(["--max-per-ip", "2"]);
+    using a = await server.connect();
+    using b = await server.connect();
+    await a.list();
+    await b.list();
+    const refused = await assertRejects(async () => {
+      using c = await server.connect();
+      await c.list();
+    }, ServerRefusedError);
+    assertEquals(refused.code, "busy");
+    assert(refused.message.includes("Too many connections from your address"), refused.message);
+    a.close();
+    let served = false;
+    for (let i = 0; i < 20 && !served; i++) {
+      try {
+        using c = await server.connect();
+        served = (await c.list()).length === 2;
+      } catch {
+        await delay(100);
+      }
+    }
+    assert(served, "a slot freed by a leaving client is not usable");
+  },
+);

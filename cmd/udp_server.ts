@@ -21,7 +21,7 @@ import { impairmentFromFlags, SIM_FLAGS } from "../lib/udp/sim_flags.ts";
 /** Command-line declaration of udp-server. */
 export const SPEC = {
   name: "udp-server",
-  summary: "Serve songs on demand and a looping radio over UDP (soundsock/1).",
+  summary: "Serve songs on demand and a looping radio over UDP (soundsock/2).",
   usage: ["[--host H] [--port P] [--songs DIR] [options]"],
   flags: {
     host: {
@@ -49,6 +49,13 @@ export const SPEC = {
       min: 1,
       max: 100_000,
       description: "Most concurrent streams and radio listeners.",
+    },
+    "max-per-ip": {
+      type: "number",
+      default: 8,
+      min: 1,
+      max: 100_000,
+      description: "Most of those from one source IP (any port; IPv6: one /64).",
     },
     interval: {
       type: "number",
@@ -132,6 +139,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     hostname: flags.host,
     port: flags.port,
     maxClients: flags["max-clients"],
+    maxClientsPerIp: flags["max-per-ip"],
     intervalMs: flags.interval,
     maxPayload: flags["payload-size"],
     heartbeatTimeoutMs: flags["heartbeat-timeout"] * 1000,

@@ -2,7 +2,9 @@
 import { EventLog } from "../lib/cli/event_log.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
 import { UdpServer, type UdpServerOptions } from "../lib/udp/server.ts";
-import { decodeDatagram, type Frame } from "../lib/wire/frame.ts";
+import { decodeDatagram, type Frame, FrameType } from "../lib/wire/frame.ts";
+import { encodeControl, readAccept, readChallenge } from "../lib/wire/messages.ts";
+import type { UdpAddress } from "../lib/net/udp_socket.ts";
 import type { PcmFormat } from "../lib/media/pcm_convert.ts";
 import type { PcmOutput } from "../lib/udp/client.ts";
 
@@ -28,9 +30,12 @@ export async function startServer(
   });
 }
 
-/** A raw UDP socket for speaking the protocol by hand (or lying in it). */
-export function rawSocket(): Deno.DatagramConn & Disposable {
-  const conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+/**
+ * A raw UDP socket for speaking the protocol by hand (or lying in it). Any 127.x.y.z works as
+ * `hostname` on Linux loopback: a second source IP for per-IP tests.
+ */
+export function rawSocket(hostname = "127.0.0.1"): Deno.DatagramConn & Disposable {
+  const conn = Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
   return Object.assign(conn, {
     [Symbol.dispose]() {
       try {
@@ -101,4 +106,23 @@ export function maxDiff(a: Int16Array, b: Int16Array): number {
   let d = 0;
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
   return d;
+}
+
+/**
+ * The UDP handshake by hand (docs/PROTOCOL.md §5.0): REQUEST, CHALLENGE, REQUEST with the
+ * cookie, then the first answer that is not a CHALLENGE (ACCEPT, REJECT, SONG_LIST, ...).
+ */
+export async function handshake(
+  sock: Deno.DatagramConn,
+  server: UdpAddress,
+  body: Record<string, unknown>,
+): Promise<{ answer: Frame; cookie: string; token?: string; streamId: number }> {
+  const to = { transport: "udp" as const, ...server };
+  await sock.send(encodeControl(FrameType.REQUEST, body), to);
+  const challenge = await receiveFrame(sock, (f) => f.type === FrameType.CHALLENGE);
+  const { cookie } = readChallenge(challenge);
+  await sock.send(encodeControl(FrameType.REQUEST, { ...body, cookie }), to);
+  const answer = await receiveFrame(sock, (f) => f.type !== FrameType.CHALLENGE);
+  const token = answer.type === FrameType.ACCEPT ? readAccept(answer).token : undefined;
+  return { answer, cookie, ...(token ? { token } : {}), streamId: answer.streamId };
 }

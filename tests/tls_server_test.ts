@@ -2,8 +2,9 @@ import { assert, assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
 import { Sha256, sha256File } from "../lib/hash/sha256.ts";
 import { ServerRefusedError } from "../lib/tls/client.ts";
-import { FrameType } from "../lib/wire/frame.ts";
-import { readNowPlaying, readPlayResult } from "../lib/wire/messages.ts";
+import { FrameFlag, FrameType } from "../lib/wire/frame.ts";
+import { encodeControl, readNowPlaying, readPlayResult } from "../lib/wire/messages.ts";
+import { readFrames } from "../lib/wire/stream_decoder.ts";
 import { makeSongs, startTestServer } from "./_tls_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -218,3 +219,32 @@ Deno.test("tls: raw frames — PLAY_RESULT and NOW_PLAYING payloads on the wire"
   const n = readNowPlaying(await c.next());
   assert(n.positionMs <= n.durationMs);
 });
+
+Deno.test(
+  "tls radio: each STREAM_INFO carries the sequence number of the SONG_START frame it describes",
+  opts,
+  async () => {
+    const dir = await makeSongs({ "x.wav": [0.3], "y.wav": [0.3] });
+    await using t = await startTestServer(dir);
+    const conn = await Deno.connectTls({
+      hostname: "localhost",
+      port: t.port,
+      caCerts: [t.caCert],
+    });
+    try {
+      await conn.write(encodeControl(FrameType.REQUEST, { op: "radio" }));
+      let announced: number | undefined;
+      let checked = 0;
+      for await (const f of readFrames(conn)) {
+        if (f.type === FrameType.STREAM_INFO) announced = f.sequence;
+        if (f.type === FrameType.DATA && (f.flags & FrameFlag.SONG_START) !== 0) {
+          assertEquals(f.sequence, announced, "STREAM_INFO.sequence = SONG_START sequence");
+          if (++checked === 3) break;
+        }
+      }
+      assertEquals(checked, 3);
+    } finally {
+      conn.close();
+    }
+  },
+);

@@ -6,11 +6,12 @@
 import { assert, assertEquals, assertGreater, assertRejects } from "@std/assert";
 import { EventLog } from "../lib/cli/event_log.ts";
 import { decodeDatagram, encodeFrame, FrameType } from "../lib/wire/frame.ts";
-import { encodeControl, readReject, readSongList } from "../lib/wire/messages.ts";
+import { encodeControl, readReject } from "../lib/wire/messages.ts";
 import { Impairment } from "../lib/udp/impairment.ts";
 import { listenRadio, listSongs, playSong, RequestRefusedError } from "../lib/udp/client.ts";
 import {
   ffmpegDecode,
+  handshake,
   maxDiff,
   MemoryOutput,
   rawSocket,
@@ -251,14 +252,12 @@ Deno.test("udp: admission — client N+1 gets REJECT server_full", async () => {
   await using server = await startServer({ maxClients: 2 });
   const socks = [rawSocket(), rawSocket(), rawSocket()];
   try {
-    const to = { transport: "udp" as const, ...server.address };
-    const radio = encodeControl(FrameType.REQUEST, { op: "radio" });
     for (const s of socks.slice(0, 2)) {
-      await s.send(radio, to);
-      await receiveFrame(s, (f) => f.type === FrameType.ACCEPT);
+      const { answer } = await handshake(s, server.address, { op: "radio" });
+      assertEquals(answer.type, FrameType.ACCEPT);
     }
-    await socks[2]!.send(radio, to);
-    const reject = await receiveFrame(socks[2]!, (f) => f.type === FrameType.REJECT);
+    const { answer: reject } = await handshake(socks[2]!, server.address, { op: "radio" });
+    assertEquals(reject.type, FrameType.REJECT);
     assertEquals(readReject(reject).code, "server_full");
     assertEquals(server.clientCount, 2);
     assertEquals(server.stats.rejected, 1);
@@ -270,11 +269,8 @@ Deno.test("udp: admission — client N+1 gets REJECT server_full", async () => {
 Deno.test("udp: a radio listener that stops sending heartbeats is dropped after the timeout", async () => {
   await using server = await startServer({ heartbeatTimeoutMs: 600 });
   using sock = rawSocket();
-  await sock.send(encodeControl(FrameType.REQUEST, { op: "radio" }), {
-    transport: "udp",
-    ...server.address,
-  });
-  await receiveFrame(sock, (f) => f.type === FrameType.ACCEPT);
+  const { answer } = await handshake(sock, server.address, { op: "radio" });
+  assertEquals(answer.type, FrameType.ACCEPT);
   assertEquals(server.clientCount, 1);
   const deadline = performance.now() + 3000;
   while (server.clientCount > 0 && performance.now() < deadline) {
@@ -290,10 +286,7 @@ Deno.test("udp: radio listeners receive byte-identical DATA frames", async () =>
   try {
     const seen: Map<number, string>[] = [new Map(), new Map()];
     await Promise.all(socks.map(async (s, i) => {
-      await s.send(encodeControl(FrameType.REQUEST, { op: "radio" }), {
-        transport: "udp",
-        ...server.address,
-      });
+      await handshake(s, server.address, { op: "radio" });
       const buf = new Uint8Array(65536);
       const until = performance.now() + 2500;
       while (performance.now() < until) {
@@ -363,8 +356,8 @@ Deno.test("hostile: a flood of list requests from one address is rate-limited (n
   let answers = 0;
   try {
     for (;;) {
-      const f = await receiveFrame(flooder, (f) => f.type === FrameType.SONG_LIST, 500);
-      readSongList(f);
+      // Without the cookie every answer is a CHALLENGE (§5.0); the budget bounds those too.
+      await receiveFrame(flooder, (f) => f.type === FrameType.CHALLENGE, 500);
       answers++;
     }
   } catch {

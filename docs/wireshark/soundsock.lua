@@ -1,4 +1,4 @@
--- soundsock.lua — Wireshark / tshark dissector for the soundsock/1 frame (docs/PROTOCOL.md).
+-- soundsock.lua — Wireshark / tshark dissector for the soundsock/2 frame (docs/PROTOCOL.md).
 --
 -- Install: copy to ~/.local/lib/wireshark/plugins/ (Wireshark >= 2.6, or
 -- ~/.config/wireshark/plugins/ on older versions), or load it for one run:
@@ -14,13 +14,13 @@
 --   * notes gaps in DATA sequence numbers (soundsock.seq.lost) per stream and direction;
 --   * registers on UDP port 9000 and TCP port 8443 (plaintext captures only: TLS traffic is
 --     encrypted and is left to the TLS dissector) and as a UDP heuristic dissector, so captures
---     on any UDP port are recognised (magic 0x534b, version 1, datagram length = 32 + length).
+--     on any UDP port are recognised (magic 0x534b, version 2, datagram length = 32 + length).
 --
 -- Works with the Lua 5.2 (bit32) and Lua 5.3/5.4 builds of Wireshark 3.x / 4.x.
 
 local HEADER_SIZE = 32
 local MAGIC = 0x534b
-local VERSION = 1
+local VERSION = 2
 local UDP_MAX_PAYLOAD = 1200
 local STREAM_MAX_PAYLOAD = 1024 * 1024 - HEADER_SIZE
 local DEFAULT_UDP_PORT = 9000
@@ -41,6 +41,7 @@ local TYPE_NAMES = {
   [0x0b] = "PLAY_RESULT",
   [0x0c] = "QUEUE",
   [0x0d] = "NOW_PLAYING",
+  [0x0e] = "CHALLENGE",
 }
 local TYPE_DATA = 0x05
 local FLAG_SONG_START = 0x0001
@@ -102,7 +103,7 @@ assert(crc32c_final(crc32c_update(0xffffffff, "123456789")) == 0xE3069283,
 ---------------------------------------------------------------------------------------------
 -- Protocol, fields, expert info
 ---------------------------------------------------------------------------------------------
-local soundsock = Proto("soundsock", "soundsock/1 networked audio protocol")
+local soundsock = Proto("soundsock", "soundsock/2 networked audio protocol")
 
 local f = {
   magic = ProtoField.uint16("soundsock.magic", "Magic", base.HEX),
@@ -327,7 +328,7 @@ local function dissect_frame(tvb, pinfo, root, transport)
   return covered
 end
 
--- Whether `tvb` (a whole UDP datagram) looks like one soundsock/1 frame.
+-- Whether `tvb` (a whole UDP datagram) looks like one soundsock/2 frame.
 local function looks_like_datagram(tvb)
   local len = tvb:len()
   if len < HEADER_SIZE or tvb:reported_length_remaining() ~= len then return false end

@@ -32,7 +32,13 @@ export interface StationPacket {
 
 /** What subscribers are told. */
 export type StationEvent =
-  | { type: "song"; info: StreamInfo; nowPlaying: NowPlaying }
+  | {
+    type: "song";
+    info: StreamInfo;
+    nowPlaying: NowPlaying;
+    /** Sequence number of the song's first (SONG_START) packet. */
+    sequence: number;
+  }
   | { type: "packet"; packet: StationPacket };
 
 /** Options for {@linkcode Station}. */
@@ -100,7 +106,7 @@ export class Station {
   subscribe(listener: (event: StationEvent) => void): () => void {
     const current = this.#current;
     if (current) {
-      listener({ type: "song", info: this.#info(current), nowPlaying: this.#nowPlaying(current) });
+      listener(this.#songEvent(current));
       const burstUs = (this.#options.joinBurstMs ?? 400) * 1000;
       const packets = current.packetized.packets;
       const sentUntil = packets[current.position - 1];
@@ -159,7 +165,7 @@ export class Station {
     };
     this.#current = current;
     this.songsPlayed++;
-    this.#emit({ type: "song", info: this.#info(current), nowPlaying: this.#nowPlaying(current) });
+    this.#emit(this.#songEvent(current));
     const packets = packetized.packets;
     while (current.position < packets.length) {
       const due = current.startedAt + packets[current.position]!.timestampUs / 1000;
@@ -203,6 +209,15 @@ export class Station {
         songStart: i === 0,
         payload: p.payload,
       },
+    };
+  }
+
+  #songEvent(current: Current): StationEvent {
+    return {
+      type: "song",
+      info: this.#info(current),
+      nowPlaying: this.#nowPlaying(current),
+      sequence: current.baseSequence,
     };
   }
 

@@ -121,10 +121,10 @@ export class SongCatalog {
    * Finds a song by 1-based index (`"3"`), exact file name, file name without extension, or
    * that without a leading track number (`nocturne` for `04-nocturne.mp3`, when only one song
    * matches); names compare case-insensitively. Anything that looks like a path resolves to
-   * nothing.
+   * nothing. The name is taken exactly as given (`" 2"` is not index 2): docs/PROTOCOL.md §3.1.
    */
   find(name: string): Song | undefined {
-    const wanted = name.trim();
+    const wanted = name;
     if (wanted === "" || /[\/\\\0]/.test(wanted) || wanted.startsWith(".")) return undefined;
     if (/^\d+$/.test(wanted)) return this.songs[Number(wanted) - 1];
     const exact = this.songs.find((s) => s.title === wanted);

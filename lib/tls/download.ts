@@ -1,8 +1,10 @@
 /**
  * The server side of `get`: STREAM_INFO, the file's bytes in DATA frames, END. The file is
- * read in blocks of one frame's payload (1 MiB − 32 bytes) straight into the frame buffer
- * behind its header — no web streams and no extra copy on this path (web streams measured
- * 0.55× of direct reads and writes).
+ * read in blocks of one frame's payload straight into the frame buffer behind its header — no
+ * web streams and no extra copy on this path (web streams measured 0.55× of direct reads and
+ * writes). A block is read only when it fits in the connection's send queue, so a client that
+ * never reads costs the server at most the queue's bound: frames are half the bound (512 KiB
+ * by default) so that one block is read while the previous one is written.
  *
  * @module
  */
@@ -49,7 +51,11 @@ export async function sendSongFile(
 ): Promise<End | undefined> {
   const offset = options.offset ?? 0;
   const streamId = options.streamId ?? 0;
-  const maxPayload = Math.min(options.maxPayload ?? STREAM_MAX_PAYLOAD, STREAM_MAX_PAYLOAD);
+  const maxPayload = Math.min(
+    options.maxPayload ?? STREAM_MAX_PAYLOAD,
+    STREAM_MAX_PAYLOAD,
+    Math.max(16 * 1024, Math.floor(queue.maxBytes / 2) - HEADER_SIZE),
+  );
   using file = await catalog.openFile(song);
   // The size from the open file, not the scan: what is sent must match what is announced.
   const size = (await file.stat()).size;
@@ -76,6 +82,7 @@ export async function sendSongFile(
   while (sent < total) {
     options.signal?.throwIfAborted();
     const want = Math.min(maxPayload, total - sent);
+    if (!(await queue.waitForRoom(HEADER_SIZE + want, options.signal))) return;
     const frame = new Uint8Array(HEADER_SIZE + want);
     const payload = frame.subarray(HEADER_SIZE);
     let filled = 0;

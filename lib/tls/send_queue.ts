@@ -22,8 +22,9 @@ export interface SendQueueOptions {
    */
   maxBytes?: number;
   /**
-   * Largest single write; a stalled peer is noticed within one slice of progress.
-   * @default {262144}
+   * Largest single write; a stalled peer is noticed within one slice of progress, and the
+   * TLS layer holds at most one slice of ciphertext beyond the bound.
+   * @default {65536}
    */
   writeSlice?: number;
   /** Called once when a write fails (peer gone); the queue is closed. */
@@ -54,13 +55,18 @@ export class SendQueue {
   constructor(writer: ByteWriter, options: SendQueueOptions = {}) {
     this.#writer = writer;
     this.#maxBytes = options.maxBytes ?? 1024 * 1024;
-    this.#slice = options.writeSlice ?? 256 * 1024;
+    this.#slice = options.writeSlice ?? 64 * 1024;
     this.#onError = options.onError ?? (() => {});
   }
 
   /** Bytes waiting to be written. */
   get queuedBytes(): number {
     return this.#queued;
+  }
+
+  /** The bound in bytes. */
+  get maxBytes(): number {
+    return this.#maxBytes;
   }
 
   /** Whether a write is in progress (the peer owes us reading). */
@@ -97,6 +103,21 @@ export class SendQueue {
     if (this.#closed || this.#final) return false;
     this.#enqueue(bytes);
     return true;
+  }
+
+  /**
+   * Resolves true once `bytes` more would fit under the bound (or the queue is empty), false
+   * if the queue closes first. A producer calls it *before* making a block, so the block it
+   * is preparing counts against the same bound as what is queued.
+   */
+  async waitForRoom(bytes: number, signal?: AbortSignal): Promise<boolean> {
+    while (
+      !this.#closed && !this.#final && this.#queued > 0 && this.#queued + bytes > this.#maxBytes
+    ) {
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+    }
+    return !this.#closed && !this.#final;
   }
 
   /** Resolves once everything queued is written (or the queue closed). */

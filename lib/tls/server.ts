@@ -208,6 +208,11 @@ export class TlsSongServer implements AsyncDisposable {
     return [...this.#sessions].filter((s) => s.listening).length;
   }
 
+  /** Bytes held in the server for each connected client (send queue + TLS buffers). */
+  clientBufferedBytes(): number[] {
+    return [...this.#sessions].map((s) => s.bufferedBytes);
+  }
+
   /** Stops the server; resolves when everything is closed. */
   async close(): Promise<void> {
     this.#stop.abort();

@@ -45,6 +45,7 @@ export class ServerTlsConn {
   readonly remoteAddr: Deno.NetAddr;
   readonly #tcp: Deno.TcpConn;
   readonly #tls: tls.TLSSocket;
+  readonly #duplex: Duplex;
   readonly #readLimit: number;
   #chunks: Uint8Array[] = [];
   #buffered = 0;
@@ -59,7 +60,8 @@ export class ServerTlsConn {
     this.#tcp = tcp;
     this.remoteAddr = tcp.remoteAddr;
     this.#readLimit = readLimit;
-    this.#tls = new tls.TLSSocket(tcpDuplex(tcp), {
+    this.#duplex = tcpDuplex(tcp);
+    this.#tls = new tls.TLSSocket(this.#duplex, {
       isServer: true,
       secureContext,
       // TLS 1.0/1.1 are deprecated (RFC 8996).
@@ -106,6 +108,14 @@ export class ServerTlsConn {
       socket.once("close", onClose);
       options.signal?.addEventListener("abort", onAbort, { once: true });
     });
+  }
+
+  /**
+   * Ciphertext waiting for the kernel. (The plaintext of a pending {@linkcode write} is the
+   * caller's own buffer, counted by the caller.)
+   */
+  get bufferedBytes(): number {
+    return this.#duplex.writableLength;
   }
 
   /** Negotiated protocol, e.g. `TLSv1.3`. */

@@ -91,6 +91,11 @@ export class Session {
     });
   }
 
+  /** Bytes held for this client in the server: the send queue plus the TLS layer's buffers. */
+  get bufferedBytes(): number {
+    return this.queue.queuedBytes + this.#conn.bufferedBytes;
+  }
+
   /** Whether this session listens to the radio. */
   get listening(): boolean {
     return this.#unsubscribe !== undefined;
@@ -335,7 +340,11 @@ export function encodeStationEvent(event: StationEvent, stationId: number): Uint
   if (event.type === "song") {
     return [
       encodeControl(FrameType.NOW_PLAYING, event.nowPlaying, { streamId: stationId }),
-      encodeControl(FrameType.STREAM_INFO, event.info, { streamId: stationId }),
+      // Its sequence field names the SONG_START frame it describes (PROTOCOL.md §2).
+      encodeControl(FrameType.STREAM_INFO, event.info, {
+        streamId: stationId,
+        sequence: event.sequence,
+      }),
     ];
   }
   const p = event.packet;

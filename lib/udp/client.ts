@@ -16,6 +16,7 @@ import {
   MessageError,
   type NowPlaying,
   readAccept,
+  readChallenge,
   readEnd,
   readError,
   readNowPlaying,
@@ -86,8 +87,17 @@ export interface UdpClientOptions {
   onNotice?: (notice: ClientNotice) => void;
 }
 
+/** Wait this long for an answer before sending a REQUEST again. */
 const REQUEST_RETRY_MS = 1000;
+/** Sends of one REQUEST in a row without hearing anything before giving up. */
 const REQUEST_TRIES = 3;
+/** Sends of one REQUEST in all, the re-sends that echo a CHALLENGE's cookie included. */
+const REQUEST_SENDS = 6;
+
+/** The cookie of the server's last CHALLENGE: echoed in every later REQUEST to it. */
+interface Handshake {
+  cookie?: string;
+}
 
 /** Resolves `localhost` and IP literals; other names through the system's DNS. */
 export async function resolveServer(server: UdpAddress): Promise<UdpAddress> {
@@ -120,6 +130,7 @@ export async function listSongs(
   using socket = bindFor(to);
   const songs: SongEntry[] = [];
   const buffer = new Uint8Array(65536);
+  const handshake: Handshake = {};
   let total = Infinity;
   while (songs.length < total) {
     const offset = songs.length;
@@ -130,6 +141,7 @@ export async function listSongs(
       buffer,
       options,
       (f) => f.type === FrameType.SONG_LIST || f.type === FrameType.ERROR,
+      handshake,
     );
     if (frame.type === FrameType.ERROR) throw new RequestRefusedError(readError(frame).message);
     const page = readSongList(frame);
@@ -145,37 +157,56 @@ export async function listSongs(
   return songs;
 }
 
-/** Sends a request and waits for the first frame `accept` takes, retrying on silence. */
+/**
+ * Sends a request and waits for the first frame `accept` takes (docs/PROTOCOL.md §5.0): a
+ * CHALLENGE makes it send the request again at once with the challenge's cookie; silence for
+ * 1 s makes it send again. It gives up after 3 sends in a row without any answer, or 6 in all.
+ */
 async function requestOnce(
   socket: UdpSocket,
   to: UdpAddress,
-  body: unknown,
+  body: object,
   buffer: Uint8Array,
   options: UdpClientOptions,
   accept: (frame: Frame) => boolean,
+  handshake: Handshake = {},
 ): Promise<Frame> {
-  const bytes = encodeControl(FrameType.REQUEST, body, { maxPayload: 1200 });
-  for (let attempt = 1; attempt <= REQUEST_TRIES; attempt++) {
+  let silent = 0;
+  let sends = 0;
+  while (sends < REQUEST_SENDS && silent < REQUEST_TRIES) {
     options.signal.throwIfAborted();
-    if (attempt > 1) options.onNotice?.({ type: "retry", attempt });
-    await socket.send(bytes, to);
+    if (silent > 0) options.onNotice?.({ type: "retry", attempt: silent + 1 });
+    const payload = handshake.cookie === undefined ? body : { ...body, cookie: handshake.cookie };
+    await socket.send(encodeControl(FrameType.REQUEST, payload, { maxPayload: 1200 }), to);
+    sends++;
     const deadline = performance.now() + REQUEST_RETRY_MS;
-    while (performance.now() < deadline) {
+    let challenged = false;
+    while (!challenged && performance.now() < deadline) {
       const got = await receiveUntil(socket, buffer, deadline, options.signal);
       if (!got) break;
       if (formatAddress(got.from) !== formatAddress(to)) continue;
       try {
         const frame = decodeDatagram(got.data);
-        if (accept(frame)) return { ...frame, payload: frame.payload.slice() };
+        if (frame.type === FrameType.CHALLENGE) {
+          // A repeat of the cookie already echoed answers an earlier send: keep waiting.
+          const { cookie } = readChallenge(frame);
+          if (cookie !== handshake.cookie) challenged = true;
+          handshake.cookie = cookie;
+        } else if (accept(frame)) {
+          return { ...frame, payload: frame.payload.slice() };
+        }
       } catch (error) {
-        if (!(error instanceof FrameError)) throw error;
+        if (!(error instanceof FrameError || error instanceof MessageError)) throw error;
       }
     }
+    silent = challenged ? 0 : silent + 1;
   }
   throw new NoAnswerError(
-    `No answer from ${
-      formatAddress(to)
-    } after ${REQUEST_TRIES} tries (is udp-server running there?)`,
+    silent < REQUEST_TRIES
+      ? `${formatAddress(to)} answered ${sends} requests with CHALLENGE only (is it udp-server?)`
+      : `No answer from ${
+        formatAddress(to)
+      } after ${REQUEST_TRIES} tries (is udp-server running there?)`,
   );
 }
 
@@ -275,9 +306,11 @@ async function receiveStream(
   }
   const accept = readAccept(first);
   const streamId = first.streamId;
+  const token = accept.token;
+  if (token === undefined) throw new Error("Server sent ACCEPT without a session token");
   const heartbeatMs = accept.heartbeatMs ?? 1000;
   options.onNotice?.({ type: "accepted", op: accept.op, streamId });
-  log.event("accepted", { ...accept, streamId });
+  log.event("accepted", { op: accept.op, maxPayload: accept.maxPayload, heartbeatMs, streamId });
 
   // State shared by the two paths.
   const infos: { start: number; info: StreamInfo }[] = [];
@@ -290,8 +323,9 @@ async function receiveStream(
     wake?.();
     wake = undefined;
   };
-  const sendControl = (type: typeof FrameType.HEARTBEAT | typeof FrameType.BYE, body?: unknown) =>
-    socket.send(encodeControl(type, body, { streamId }), to);
+  // HEARTBEAT and BYE carry the session's token, so nobody else can send them for us (§5.0).
+  const sendControl = (type: typeof FrameType.HEARTBEAT | typeof FrameType.BYE, body?: object) =>
+    socket.send(encodeControl(type, { token, ...body }, { streamId }), to);
   let highest = -1;
   let sinceAck = 0;
   const ack = () => void sendControl(FrameType.HEARTBEAT, { ack: highest + 1 });

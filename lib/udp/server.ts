@@ -2,8 +2,16 @@
  * The UDP server: songs on demand (a private, paced stream per client) and a radio station
  * (one stream fanned out to every listener, byte-identical). Admission is limited, silent
  * clients are dropped, and anything that is not a valid request is counted and ignored —
- * UDP source addresses can be forged, so no datagram is trusted to be what it claims.
- * The message flows are in docs/PROTOCOL.md §5.1–5.2.
+ * UDP source addresses can be forged, so no datagram is trusted to be what it claims:
+ *
+ * - a REQUEST is served only once it echoes the cookie of a CHALLENGE sent to its source
+ *   address (address_check.ts); before that the address gets the CHALLENGE alone, at most
+ *   3x the bytes it sent, so a forged REQUEST cannot make the server stream to a victim;
+ * - HEARTBEAT and BYE must carry the session's secret token from ACCEPT, so knowing the
+ *   public stream id is not enough to drop or keep alive someone else's session;
+ * - request budgets and admission count per source IP, not per IP:port.
+ *
+ * The message flows are in docs/PROTOCOL.md §5.0–5.2.
  *
  * @module
  */
@@ -26,9 +34,10 @@ import {
   encodeControl,
   encodeJson,
   MessageError,
-  parseJsonObject,
-  readRequest,
+  readSessionControl,
+  readUdpRequest,
   type Request,
+  type SessionControl,
   type SongList,
   type StreamInfo,
 } from "../wire/messages.ts";
@@ -38,6 +47,13 @@ import { type NextSong, Station, type StationEvent } from "../media/station.ts";
 import type { Impairment } from "./impairment.ts";
 import { RtpSender } from "./rtp.ts";
 import { ACK_EVERY, ACK_STALL_MS, FLOW_WINDOW } from "./flow_control.ts";
+import {
+  AddressCheck,
+  newToken,
+  sourceKey,
+  tokensEqual,
+  UNVALIDATED_FACTOR,
+} from "./address_check.ts";
 
 /** Options for {@linkcode UdpServer.start}. */
 export interface UdpServerOptions {
@@ -49,6 +65,8 @@ export interface UdpServerOptions {
   port?: number;
   /** Most concurrent clients (on-demand streams + radio listeners). @default {32} */
   maxClients?: number;
+  /** Most concurrent clients from one source IP (any ports; IPv6: one /64). @default {8} */
+  maxClientsPerIp?: number;
   /**
    * Gap between DATA packets of on-demand streams in ms; undefined paces in real time from
    * media timestamps; 0 sends as fast as the client acknowledges.
@@ -73,22 +91,38 @@ export interface UdpServerOptions {
 /** Counters the server keeps (also logged at shutdown). */
 export interface UdpServerStats {
   datagrams: number;
+  /** Invalid frames and invalid control payloads, counted and ignored. */
   malformed: number;
   rejected: number;
   streamsStarted: number;
   streamsCompleted: number;
   listenersJoined: number;
   timedOut: number;
+  /** REQUESTs over the per-IP budget, counted and ignored. */
   rateLimited: number;
+  /** CHALLENGEs sent (to REQUESTs without a valid cookie). */
+  challenges: number;
+  /** REQUESTs whose cookie was wrong or expired (answered with a new CHALLENGE). */
+  badCookies: number;
+  /** HEARTBEAT / BYE for a session without its token, counted and ignored. */
+  forged: number;
+  /** Bytes received in REQUESTs that carried no valid cookie. */
+  unvalidatedBytesIn: number;
+  /** Bytes sent in answer to those (CHALLENGEs only): at most 3x unvalidatedBytesIn. */
+  unvalidatedBytesOut: number;
 }
 
-/** Requests answered per source address and second (docs/PROTOCOL.md §5.2). */
+/** REQUESTs answered per source IP and second (docs/PROTOCOL.md §5.0). */
 const REPLIES_PER_SECOND = 20;
 /** Radio listeners get NOW_PLAYING and STREAM_INFO again this often (they may be lost). */
 const INFO_REPEAT_MS = 5000;
 
 interface Session {
   key: string;
+  /** Source IP key (admission per IP). */
+  ip: string;
+  /** Secret from ACCEPT that HEARTBEAT and BYE must carry. */
+  token: string;
   /** Built once: the radio sends to it for every packet. */
   addr: Deno.NetAddr;
   kind: "song" | "radio";
@@ -115,6 +149,11 @@ export class UdpServer implements AsyncDisposable {
   readonly #maxPayload: number;
   readonly #cache = new Map<string, Promise<PacketizedSong>>();
   readonly #replyBudget = new Map<string, { second: number; count: number }>();
+  readonly #perIp = new Map<string, number>();
+  /** Sessions that ended lately: their late HEARTBEATs (acks in flight) are not malformed. */
+  readonly #ended = new Map<string, { streamId: number; token: string; at: number }>();
+  readonly #check = new AddressCheck();
+  #forgedLogged = 0;
   #radioInfo: { info: StreamInfo; startSequence: number; frame: Uint8Array } | undefined;
   #nowPlayingFrame: Uint8Array | undefined;
   #rtp: RtpSender | undefined;
@@ -135,6 +174,11 @@ export class UdpServer implements AsyncDisposable {
     listenersJoined: 0,
     timedOut: 0,
     rateLimited: 0,
+    challenges: 0,
+    badCookies: 0,
+    forged: 0,
+    unvalidatedBytesIn: 0,
+    unvalidatedBytesOut: 0,
   };
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;
@@ -234,58 +278,108 @@ export class UdpServer implements AsyncDisposable {
       this.#malformed(from, error.message);
       return;
     }
-    const key = formatAddress(from);
-    const session = this.#sessions.get(key);
     switch (frame.type) {
-      case FrameType.REQUEST: {
-        let request: Request;
-        try {
-          request = readRequest(frame);
-        } catch (error) {
-          if (!(error instanceof MessageError)) throw error;
-          this.#malformed(from, error.message);
-          if (this.#withinReplyBudget(key)) {
-            this.#reply(from, FrameType.ERROR, { code: "bad_request", message: error.message });
-          }
-          return;
-        }
-        this.#onRequest(request, from, key, session);
+      case FrameType.REQUEST:
+        this.#onRequestFrame(frame, from, data.length);
         return;
-      }
       case FrameType.HEARTBEAT:
-        if (session && session.streamId === frame.streamId) {
-          session.lastSeen = performance.now();
-          if (frame.payload.length > 0) this.#onAck(session, frame);
-        } else {
-          this.#malformed(from, "HEARTBEAT for no stream of this address");
-        }
-        return;
       case FrameType.BYE:
-        if (session && session.streamId === frame.streamId) this.#endSession(session, "bye");
+        this.#onSessionFrame(frame, from);
         return;
       default:
         this.#malformed(from, `unexpected ${frameTypeName(frame.type)} from a client`);
     }
   }
 
-  #onAck(session: Session, frame: Frame): void {
+  /**
+   * A REQUEST: invalid ones are counted and never answered; valid ones within the source IP's
+   * budget get a CHALLENGE unless they echo a valid cookie, and only then are served (§5.0).
+   */
+  #onRequestFrame(frame: Frame, from: UdpAddress, size: number): void {
+    let request: Request;
+    let cookie: string | undefined;
     try {
-      const ack = parseJsonObject(frame).ack;
-      if (typeof ack === "number" && Number.isInteger(ack) && ack > session.acked) {
-        session.acked = ack;
-        session.ackAt = performance.now();
-        session.ackWaiter?.();
+      ({ request, cookie } = readUdpRequest(frame));
+    } catch (error) {
+      if (!(error instanceof MessageError)) throw error;
+      this.#malformed(from, error.message);
+      return;
+    }
+    const ip = sourceKey(from.hostname);
+    // Requests are answered (and logged) within a per-IP budget, so a flood can neither fill
+    // the log nor make the server send more than 20 answers a second to one host.
+    if (!this.#withinReplyBudget(ip)) return;
+    if (cookie === undefined || !this.#check.verify(from, cookie)) {
+      if (cookie !== undefined) this.stats.badCookies++;
+      this.#challenge(from, size);
+      return;
+    }
+    const key = formatAddress(from);
+    this.#onRequest(request, from, key, ip, this.#sessions.get(key));
+  }
+
+  /** Answers an unproven address: one CHALLENGE, never more than 3x what it sent. */
+  #challenge(to: UdpAddress, receivedBytes: number): void {
+    const frame = encodeControl(FrameType.CHALLENGE, { cookie: this.#check.cookieFor(to) });
+    this.stats.unvalidatedBytesIn += receivedBytes;
+    if (frame.length > UNVALIDATED_FACTOR * receivedBytes) return;
+    this.stats.challenges++;
+    this.stats.unvalidatedBytesOut += frame.length;
+    this.#send(to, frame);
+  }
+
+  /** HEARTBEAT or BYE: only for this address's session, and only with its token. */
+  #onSessionFrame(frame: Frame, from: UdpAddress): void {
+    const what = frameTypeName(frame.type);
+    const key = formatAddress(from);
+    const session = this.#sessions.get(key);
+    let control: SessionControl;
+    try {
+      control = readSessionControl(frame);
+    } catch (error) {
+      if (!(error instanceof MessageError)) throw error;
+      this.#malformed(from, error.message);
+      return;
+    }
+    if (!session || session.streamId !== frame.streamId) {
+      const ended = this.#ended.get(key);
+      if (ended?.streamId === frame.streamId && tokensEqual(control.token, ended.token)) return;
+      this.#malformed(from, `${what} for no stream of this address`);
+      return;
+    }
+    if (!tokensEqual(control.token, session.token)) {
+      this.stats.forged++;
+      if (this.#forgedLogged < 100 || this.stats.forged % 1000 === 0) {
+        this.#forgedLogged++;
+        this.#options.log.event("forged", {
+          from: session.key,
+          type: what,
+          reason: control.token === undefined ? "no token" : "wrong token",
+          total: this.stats.forged,
+        });
       }
-    } catch {
-      // An unreadable heartbeat still counts as a heartbeat.
+      return;
+    }
+    if (frame.type === FrameType.BYE) {
+      this.#endSession(session, "bye");
+      return;
+    }
+    session.lastSeen = performance.now();
+    if (control.ack !== undefined && control.ack > session.acked) {
+      session.acked = control.ack;
+      session.ackAt = performance.now();
+      session.ackWaiter?.();
     }
   }
 
-  #onRequest(request: Request, from: UdpAddress, key: string, session: Session | undefined): void {
+  #onRequest(
+    request: Request,
+    from: UdpAddress,
+    key: string,
+    ip: string,
+    session: Session | undefined,
+  ): void {
     const { log, catalog } = this.#options;
-    // Requests are answered (and logged) within a per-address budget, so a flood from a
-    // forged address can neither amplify nor fill the log. A real client sends at most 3.
-    if (!this.#withinReplyBudget(key)) return;
     log.event("request", { from: key, ...request });
     switch (request.op) {
       case "list":
@@ -312,8 +406,8 @@ export class UdpServer implements AsyncDisposable {
           return;
         }
         if (session) this.#endSession(session, "replaced");
-        if (!this.#admit(from, key)) return;
-        this.#startSong(song, from, key);
+        if (!this.#admit(from, key, ip)) return;
+        this.#startSong(song, from, key, ip);
         return;
       }
       case "radio": {
@@ -323,8 +417,8 @@ export class UdpServer implements AsyncDisposable {
           return;
         }
         if (session) this.#endSession(session, "replaced");
-        if (!this.#admit(from, key)) return;
-        this.#joinRadio(from, key);
+        if (!this.#admit(from, key, ip)) return;
+        this.#joinRadio(from, key, ip);
         return;
       }
       default:
@@ -335,10 +429,20 @@ export class UdpServer implements AsyncDisposable {
     }
   }
 
-  #admit(from: UdpAddress, key: string): boolean {
+  #admit(from: UdpAddress, key: string, ip: string): boolean {
     const max = this.#options.maxClients ?? 32;
-    if (this.#sessions.size < max) return true;
+    const maxPerIp = this.#options.maxClientsPerIp ?? 8;
+    const fromIp = this.#perIp.get(ip) ?? 0;
+    if (this.#sessions.size < max && fromIp < maxPerIp) return true;
     this.stats.rejected++;
+    if (fromIp >= maxPerIp) {
+      this.#options.log.event("reject", { from: key, reason: "busy", fromIp });
+      this.#reply(from, FrameType.REJECT, {
+        code: "busy",
+        reason: `Too many clients from ${ip}: ${maxPerIp} of ${maxPerIp}, try again later`,
+      });
+      return false;
+    }
     this.#options.log.event("reject", {
       from: key,
       reason: "server_full",
@@ -351,10 +455,18 @@ export class UdpServer implements AsyncDisposable {
     return false;
   }
 
-  #newSession(kind: Session["kind"], from: UdpAddress, key: string, streamId: number): Session {
+  #newSession(
+    kind: Session["kind"],
+    from: UdpAddress,
+    key: string,
+    ip: string,
+    streamId: number,
+  ): Session {
     const now = performance.now();
     const session: Session = {
       key,
+      ip,
+      token: newToken(),
       addr: toNetAddr(from),
       kind,
       streamId,
@@ -364,12 +476,20 @@ export class UdpServer implements AsyncDisposable {
       stop: new AbortController(),
     };
     this.#sessions.set(key, session);
+    this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
     return session;
   }
 
   #endSession(session: Session, reason: string): void {
     if (this.#sessions.get(session.key) !== session) return;
     this.#sessions.delete(session.key);
+    const { streamId, token } = session;
+    if (this.#ended.size < 10_000) {
+      this.#ended.set(session.key, { streamId, token, at: performance.now() });
+    }
+    const fromIp = (this.#perIp.get(session.ip) ?? 1) - 1;
+    if (fromIp > 0) this.#perIp.set(session.ip, fromIp);
+    else this.#perIp.delete(session.ip);
     if (session.kind === "radio") this.#listenerCount--;
     session.stop.abort();
     session.ackWaiter?.();
@@ -381,10 +501,10 @@ export class UdpServer implements AsyncDisposable {
 
   // ---- on demand -------------------------------------------------------------------------
 
-  #startSong(song: Song, from: UdpAddress, key: string): void {
+  #startSong(song: Song, from: UdpAddress, key: string, ip: string): void {
     let streamId = crypto.getRandomValues(new Uint32Array(1))[0]!;
     if (streamId === this.#stationId || streamId === 0) streamId ^= 0x5a5a5a5a;
-    const session = this.#newSession("song", from, key, streamId);
+    const session = this.#newSession("song", from, key, ip, streamId);
     session.song = song;
     this.stats.streamsStarted++;
     const task = this.#streamSong(session, song).catch((error) => {
@@ -423,7 +543,11 @@ export class UdpServer implements AsyncDisposable {
     const { streamId } = session;
     this.#send(
       session.addr,
-      encodeControl(FrameType.ACCEPT, { op: "song", maxPayload: this.#maxPayload }, { streamId }),
+      encodeControl(FrameType.ACCEPT, {
+        op: "song",
+        maxPayload: this.#maxPayload,
+        token: session.token,
+      }, { streamId }),
     );
     if (session.info) {
       this.#send(session.addr, encodeControl(FrameType.STREAM_INFO, session.info, { streamId }));
@@ -509,8 +633,8 @@ export class UdpServer implements AsyncDisposable {
     return { song, source: "random" };
   }
 
-  #joinRadio(from: UdpAddress, key: string): void {
-    const session = this.#newSession("radio", from, key, this.#stationId);
+  #joinRadio(from: UdpAddress, key: string, ip: string): void {
+    const session = this.#newSession("radio", from, key, ip, this.#stationId);
     this.stats.listenersJoined++;
     this.#listenerCount++;
     this.#options.log.event("listener_join", { from: key, listeners: this.#radioListeners() });
@@ -525,6 +649,7 @@ export class UdpServer implements AsyncDisposable {
         op: "radio",
         maxPayload: this.#maxPayload,
         heartbeatMs: Math.max(500, Math.floor((this.#options.heartbeatTimeoutMs ?? 10_000) / 4)),
+        token: session.token,
       }, { streamId }),
     );
     if (this.#nowPlayingFrame) this.#send(session.addr, this.#nowPlayingFrame);
@@ -611,6 +736,7 @@ export class UdpServer implements AsyncDisposable {
     while (!signal.aborted) {
       await delay(Math.min(500, timeout / 4), { signal }).catch(() => {});
       const now = performance.now();
+      for (const [key, e] of this.#ended) if (now - e.at > timeout) this.#ended.delete(key);
       for (const s of [...this.#sessions.values()]) {
         if (now - s.lastSeen > timeout) {
           this.stats.timedOut++;
@@ -635,7 +761,12 @@ export class UdpServer implements AsyncDisposable {
         }
         if (this.#radioInfo) this.#fanOut(this.#radioInfo.frame);
       }
-      if (this.#replyBudget.size > 10_000) this.#replyBudget.clear();
+      // Budgets of past seconds are done with; a flood from very many addresses is bounded.
+      const second = Math.floor(now / 1000);
+      for (const [ip, b] of this.#replyBudget) {
+        if (b.second !== second) this.#replyBudget.delete(ip);
+      }
+      if (this.#replyBudget.size > 100_000) this.#replyBudget.clear();
     }
   }
 
@@ -643,7 +774,7 @@ export class UdpServer implements AsyncDisposable {
     return this.#options.catalog.page(offset, this.#maxPayload);
   }
 
-  /** Counts one reply against the address's budget; false (and counted) when it is spent. */
+  /** Counts one request against the source IP's budget; false (and counted) when spent. */
   #withinReplyBudget(key: string): boolean {
     const second = Math.floor(performance.now() / 1000);
     const budget = this.#replyBudget.get(key);

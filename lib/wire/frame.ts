@@ -1,12 +1,12 @@
 /**
- * The soundsock/1 frame: one format for UDP datagrams (one frame per datagram) and for TCP/TLS
+ * The soundsock/2 frame: one format for UDP datagrams (one frame per datagram) and for TCP/TLS
  * byte streams (frames back to back). docs/PROTOCOL.md is the normative description.
  *
  * ```text
  *  0                   1                   2                   3
  *  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
  * +---------------+---------------+---------------+---------------+
- * |  magic 'S'    |  magic 'K'    |  version = 1  |     type      |   0
+ * |  magic 'S'    |  magic 'K'    |  version = 2  |     type      |   0
  * +---------------+---------------+---------------+---------------+
  * |             flags             |       reserved (zero)         |   4
  * +---------------+---------------+---------------+---------------+
@@ -32,10 +32,14 @@ import { crc32c } from "./crc32c.ts";
 
 /** First two bytes of every frame: ASCII "SK". */
 export const MAGIC = 0x534b;
-/** Protocol version carried in byte 2; this module speaks soundsock/1. */
-export const VERSION = 1;
+/**
+ * Protocol version carried in byte 2; this module speaks soundsock/2. The single source of the
+ * version for every transport: senders write it, receivers reject any other. (2 added the UDP
+ * return-address check: CHALLENGE, cookies and session tokens, docs/PROTOCOL.md §5.0.)
+ */
+export const VERSION = 2;
 /** Protocol name with version, as printed by tools and used in docs. */
-export const PROTOCOL_NAME = "soundsock/1";
+export const PROTOCOL_NAME = `soundsock/${VERSION}`;
 /** Size of the fixed frame header in bytes. */
 export const HEADER_SIZE = 32;
 /**
@@ -76,6 +80,11 @@ export const FrameType = {
   QUEUE: 0x0c,
   /** The radio's current song: answer to `now_playing`, and pushed at every song change. */
   NOW_PLAYING: 0x0d,
+  /**
+   * UDP: answer to a REQUEST whose source address is not yet proven, with a cookie the client
+   * echoes in the REQUEST before anything else is sent to that address.
+   */
+  CHALLENGE: 0x0e,
 } as const;
 
 /** A message type number. */
@@ -131,7 +140,7 @@ export type FrameErrorCode =
   | "trailing"
   | "crc";
 
-/** Bytes that are not a valid soundsock/1 frame. */
+/** Bytes that are not a valid soundsock frame of this version. */
 export class FrameError extends Error {
   /** What was wrong. */
   readonly code: FrameErrorCode;

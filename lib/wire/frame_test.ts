@@ -70,7 +70,8 @@ Deno.test("hostile: decodeDatagram names each kind of bad input with a typed err
     return b;
   };
   expectFrameError(() => decodeDatagram(mutate(0, 0x00)), "magic");
-  expectFrameError(() => decodeDatagram(mutate(2, 2)), "version");
+  expectFrameError(() => decodeDatagram(mutate(2, 1)), "version"); // soundsock/1 frames too
+  expectFrameError(() => decodeDatagram(mutate(2, 3)), "version");
   expectFrameError(() => decodeDatagram(mutate(3, 0x7f)), "type");
   expectFrameError(() => decodeDatagram(mutate(7, 1)), "reserved");
   expectFrameError(() => decodeDatagram(good.subarray(0, 10)), "truncated");

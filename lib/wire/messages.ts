@@ -1,5 +1,5 @@
 /**
- * Payloads of the soundsock/1 control messages. Control payloads are UTF-8 JSON objects (easy
+ * Payloads of the soundsock/2 control messages. Control payloads are UTF-8 JSON objects (easy
  * to read in Wireshark and to produce from any language); DATA payloads are binary and
  * HEARTBEAT is empty. Every reader here validates field types and bounds and throws
  * {@linkcode MessageError} — a peer's JSON is never trusted as-is.
@@ -13,6 +13,12 @@ import { encodeFrame, type Frame, FrameType, frameTypeName } from "./frame.ts";
 export const MAX_CONTROL_PAYLOAD = 64 * 1024;
 /** Longest song name or title, in UTF-16 code units. */
 export const MAX_NAME_LENGTH = 255;
+/**
+ * UDP cookies (CHALLENGE, REQUEST `cookie`) and session tokens (ACCEPT, HEARTBEAT, BYE `token`)
+ * are 16 bytes written as exactly 32 lowercase hex digits.
+ */
+export const SECRET_BYTES = 16;
+const SECRET_HEX = /^[0-9a-f]{32}$/;
 
 /** Codecs a stream can carry. `pcm_s16le`: interleaved signed 16-bit little-endian samples. */
 export type Codec = "mp3" | "wav" | "flac" | "pcm_s16le";
@@ -43,6 +49,24 @@ export interface Accept {
   maxPayload: number;
   /** For radio on UDP: send a HEARTBEAT at least this often (milliseconds). */
   heartbeatMs?: number;
+  /** UDP: the session's secret; HEARTBEAT and BYE carry it (32 lowercase hex digits). */
+  token?: string;
+}
+
+/** CHALLENGE payload (UDP): echo `cookie` in the REQUEST to prove the source address. */
+export interface Challenge {
+  /** Opaque, 32 lowercase hex digits. */
+  cookie: string;
+}
+
+/** HEARTBEAT / BYE payload fields (all optional; an empty payload has none). */
+export interface SessionControl {
+  /** UDP: the token from ACCEPT. */
+  token?: string;
+  /** HEARTBEAT on an on-demand UDP stream: next sequence number expected. */
+  ack?: number;
+  /** BYE: why the sender leaves. */
+  reason?: string;
 }
 
 /** REJECT payload. `code` is stable for programs, `reason` is for people. */
@@ -211,6 +235,18 @@ function optInt(o: Record<string, unknown>, key: string, what: string, max?: num
   return o[key] === undefined ? undefined : int(o, key, what, max);
 }
 
+function secret(o: Record<string, unknown>, key: string, what: string): string {
+  const v = o[key];
+  if (typeof v !== "string" || !SECRET_HEX.test(v)) {
+    throw new MessageError(`${what}: "${key}" must be 32 lowercase hex digits`);
+  }
+  return v;
+}
+
+function optSecret(o: Record<string, unknown>, key: string, what: string) {
+  return o[key] === undefined ? undefined : secret(o, key, what);
+}
+
 function oneOf<T extends string>(
   o: Record<string, unknown>,
   key: string,
@@ -235,7 +271,19 @@ const REQUEST_OPS = ["list", "song", "get", "radio", "play", "requests", "now_pl
 
 /** Reads a REQUEST payload. */
 export function readRequest(frame: Frame): Request {
+  return requestFrom(parseJsonObject(frame));
+}
+
+/**
+ * Reads a REQUEST received over UDP: the request and the `cookie` it echoes from a CHALLENGE,
+ * if any (docs/PROTOCOL.md §5.0).
+ */
+export function readUdpRequest(frame: Frame): { request: Request; cookie: string | undefined } {
   const o = parseJsonObject(frame);
+  return { request: requestFrom(o), cookie: optSecret(o, "cookie", "REQUEST") };
+}
+
+function requestFrom(o: Record<string, unknown>): Request {
   const what = "REQUEST";
   const op = oneOf(o, "op", what, REQUEST_OPS);
   switch (op) {
@@ -261,8 +309,28 @@ export function readAccept(frame: Frame): Accept {
   const what = "ACCEPT";
   return withOptional(
     { op: oneOf(o, "op", what, REQUEST_OPS), maxPayload: int(o, "maxPayload", what) },
-    { heartbeatMs: optInt(o, "heartbeatMs", what) },
+    { heartbeatMs: optInt(o, "heartbeatMs", what), token: optSecret(o, "token", what) },
   );
+}
+
+/** Reads a CHALLENGE payload. */
+export function readChallenge(frame: Frame): Challenge {
+  return { cookie: secret(parseJsonObject(frame), "cookie", "CHALLENGE") };
+}
+
+/** Reads a HEARTBEAT or BYE payload: empty, or a JSON object with optional fields. */
+export function readSessionControl(frame: Frame): SessionControl {
+  if (frame.payload.length === 0) return {};
+  const o = parseJsonObject(frame);
+  const what = frameTypeName(frame.type);
+  if (o.reason !== undefined && typeof o.reason !== "string") {
+    throw new MessageError(`${what}: "reason" must be a string`);
+  }
+  return withOptional({}, {
+    token: optSecret(o, "token", what),
+    ack: optInt(o, "ack", what),
+    reason: o.reason,
+  });
 }
 
 /** Reads a REJECT payload. */

@@ -1,6 +1,7 @@
 /** Keeps docs/PROTOCOL.md exact: every example frame in it must decode to what it says. */
 import { assert, assertEquals } from "@std/assert";
-import { decodeDatagram, frameTypeName, HEADER_SIZE } from "./frame.ts";
+import { decodeDatagram, FrameType, frameTypeName, HEADER_SIZE, VERSION } from "./frame.ts";
+import { readAccept, readChallenge, readSessionControl, readUdpRequest } from "./messages.ts";
 import { FrameDecoder } from "./stream_decoder.ts";
 
 const doc = await Deno.readTextFile(new URL("../../docs/PROTOCOL.md", import.meta.url));
@@ -44,4 +45,28 @@ Deno.test("every example frame in PROTOCOL.md decodes to the fields the document
     const covered = Uint8Array.from([...bytes.subarray(0, 28), ...bytes.subarray(HEADER_SIZE)]);
     assertEquals(referenceCrc32c(covered), new DataView(bytes.buffer).getUint32(28));
   }
+});
+
+Deno.test("the document's title and every example carry the version byte of lib/wire/frame.ts", () => {
+  assert(doc.startsWith(`# soundsock/${VERSION} — wire protocol`));
+  for (const { bytes } of examples) assertEquals(bytes[2], VERSION);
+});
+
+Deno.test("the UDP handshake examples (§5.0) parse with the message readers and obey the 3x rule", () => {
+  const frames = examples.map(({ bytes }) => ({ bytes, frame: decodeDatagram(bytes) }));
+  const of = (type: FrameType) => frames.filter((f) => f.frame.type === type);
+  const challenge = of(FrameType.CHALLENGE)[0]!;
+  const { cookie } = readChallenge(challenge.frame);
+  const requests = of(FrameType.REQUEST).map((f) => ({ ...f, ...readUdpRequest(f.frame) }));
+  const first = requests.find((r) => r.request.op === "radio" && r.cookie === undefined)!;
+  const echo = requests.find((r) => r.request.op === "radio" && r.cookie !== undefined)!;
+  assertEquals(echo.cookie, cookie);
+  assertEquals(echo.request, first.request);
+  // Before validation: at most 3x the bytes received (RFC 9000 §8.1).
+  assert(challenge.bytes.length <= 3 * first.bytes.length);
+  const { token } = readAccept(of(FrameType.ACCEPT)[0]!.frame);
+  assert(token);
+  const controls = [...of(FrameType.HEARTBEAT), ...of(FrameType.BYE)];
+  assert(controls.length >= 3);
+  for (const c of controls) assertEquals(readSessionControl(c.frame).token, token);
 });

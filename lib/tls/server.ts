@@ -153,7 +153,8 @@ export class TlsSongServer implements AsyncDisposable {
       hashes,
       station,
       program: this.program,
-      stationId: (Math.random() * 0xffffffff) >>> 0,
+      // Never 0: on TLS a non-zero stream id is what tells pushed radio frames from answers.
+      stationId: 1 + Math.floor(Math.random() * 0xfffffffe),
       radioMaxPayload,
       sendQueueBytes: options.sendQueueBytes ?? 1024 * 1024,
       frameCache: new WeakMap<StationEvent, Uint8Array[]>(),

@@ -19,24 +19,29 @@
  * variadic call. The shim links nothing new and still loads on a machine without libopus.
  *
  * **Resampling.** Measured against ffmpeg's `aresample=resampler=soxr` on the songs (float
- * input, SNR after best integer alignment, one core; `/tmp` C harness, same numbers through
- * {@linkcode Resampler}):
+ * input, SNR after the best integer alignment; bench/resampler_compare.c, and the same soxr
+ * figures through {@linkcode Resampler} in the tests):
  *
- * | implementation                          | 22.05 k mono WAV | 44.1 k FLAC | 44.1 k MP3 | speed      |
- * | --------------------------------------- | ---------------- | ----------- | ---------- | ---------- |
- * | miniaudio linear, lpfOrder 0 / 4 / 8    | 39.5 / 35.2 / 42.1 dB | 49.3 / 40.1 / 35.9 dB | 32.6 / 26.2 / 22.3 dB | 260–2700× |
- * | speexdsp quality 8 / 10                 | 92.0 / 76.8 dB   | 104.9 / 90.1 dB | 117.1 / 121.0 dB | 50–200× |
- * | **libsoxr HQ, passband 0.91 (chosen)**  | **96.6 dB**      | **109.9 dB** | **131.8 dB** | 230–550× |
+ * | implementation                       | 22.05 k mono WAV      | 44.1 k FLAC           | 44.1 k MP3            |
+ * | ------------------------------------ | --------------------- | --------------------- | --------------------- |
+ * | miniaudio linear, lpfOrder 0 / 4 / 8 | 39.5 / 35.2 / 42.1 dB | 49.3 / 40.1 / 35.9 dB | 32.6 / 26.2 / 22.3 dB |
+ * | speexdsp quality 8 / 10              | 92.0 / 76.8 dB        | 104.9 / 90.1 dB       | 117.1 / 121.0 dB      |
+ * | **libsoxr HQ, passband 0.91**        | **96.6 dB**           | **109.9 dB**          | **131.8 dB**          |
  *
  * miniaudio's linear resampler cannot reach the 60 dB target at any `lpfOrder` (≤
  * MA_MAX_FILTER_ORDER = 8): linear interpolation leaves images, and its IIR low-pass adds
- * phase distortion. speexdsp passes, but needs manual latency trimming and flushing, and is
- * 2–5× slower at quality 10. libsoxr (Debian `libsoxr0`) is what ffmpeg's reference itself
- * uses: with ffmpeg's settings (SOXR_HQ, 20-bit precision, passband end 0.91 — flat to
- * 20 kHz from 44.1 kHz) the output matches ffmpeg to ≥ 96 dB, lengths are exact
- * (`round(in × 48000 / inRate)`, as ffmpeg), and soxr removes its own filter delay. 48 kHz
- * input is passed through bit-exact. The streaming {@linkcode Resampler} costs ~250–320× real
- * time on one core of the 2-core VM (bench/codec.ts for the current figures).
+ * phase distortion (a higher order scores worse against a linear-phase reference). speexdsp
+ * passes (its quality-10 gap is mostly its wider passband, 0.975 vs 0.91), but needs manual
+ * latency trimming and flushing and was 2–5× slower than soxr in the same harness. libsoxr
+ * (Debian `libsoxr0`) is what ffmpeg's reference itself uses: with ffmpeg's settings (SOXR_HQ,
+ * 20-bit precision, linear phase, passband end 0.91 — flat to 20 kHz from 44.1 kHz) the output
+ * matches ffmpeg to ≥ 96 dB, lengths are exact (`round(in × 48000 / inRate)`, as ffmpeg), and
+ * soxr removes its own filter delay. 48 kHz input is passed through bit-exact.
+ *
+ * **Cost** (bench/codec.ts, 2-core VM): one 48 kHz stereo 128 kbit/s Opus station takes
+ * 0.69–0.70 % of a core (143× real time; 0.77–0.81× the CPU of `ffmpeg -c:a libopus`); decoding
+ * it 0.23–0.26 %. The resampler runs at 1200–3000× real time in 100 ms blocks (0.67–1.13× the CPU
+ * of ffmpeg's `aresample=soxr`).
  *
  * @example A song to Opus packets at the station format
  * ```ts

@@ -298,3 +298,23 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "hostile: a HEARTBEAT-only client cannot hold a slot past the idle timeout",
+  opts,
+  async () => {
+    const dir = await makeSongs({ "x.wav": [1] });
+    await using t = await startTestServer(dir, { idleTimeoutMs: 400 });
+    using conn = await tlsConnect(t.port, t.caCert);
+    const beat = setInterval(() => {
+      conn.write(encodeFrame({ type: FrameType.HEARTBEAT })).catch(() => {});
+    }, 50);
+    try {
+      const frames = await framesUntilClosed(conn);
+      assertEquals(frames.map((f) => f.type), [FrameType.ERROR]);
+      assertEquals(readError(frames[0]!).code, "timeout");
+    } finally {
+      clearInterval(beat);
+    }
+  },
+);

@@ -40,7 +40,7 @@
  *
  * **Cost** (bench/codec.ts, 2-core VM): one 48 kHz stereo 128 kbit/s Opus station takes
  * 0.69–0.70 % of a core (143× real time; 0.77–0.81× the CPU of `ffmpeg -c:a libopus`); decoding
- * it 0.23–0.26 %. The resampler runs at 1200–3000× real time in 100 ms blocks (0.67–1.13× the CPU
+ * it 0.23–0.26 %. The resampler runs at 1190–3000× real time in 100 ms blocks (0.67–1.13× the CPU
  * of ffmpeg's `aresample=soxr`).
  *
  * @example A song to Opus packets at the station format

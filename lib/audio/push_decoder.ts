@@ -207,6 +207,9 @@ export class Mp3PushDecoder extends _PcmQueue implements PushDecoder {
   }
 }
 
+/** Most bytes a WAV header (everything before the `data` chunk's PCM) may take when pushed. */
+export const MAX_WAV_HEADER_BYTES = 1024 * 1024;
+
 /** WAV push decoder: parses the header, then passes 16-bit PCM through. No FFI. */
 export class WavPushDecoder extends _PcmQueue implements PushDecoder {
   /** Always "wav". */
@@ -243,6 +246,10 @@ export class WavPushDecoder extends _PcmQueue implements PushDecoder {
       const r = parseWavHeader(all);
       if (r.kind === "error") throw _decodeError(this.#path, r.reason);
       if (r.kind === "more") {
+        // Chunks before `data` are small in real files; a header that never ends is refused.
+        if (all.length > MAX_WAV_HEADER_BYTES) {
+          throw _decodeError(this.#path, `WAV header larger than ${MAX_WAV_HEADER_BYTES} bytes`);
+        }
         this.#head = all;
         return;
       }

@@ -4,13 +4,37 @@
  * song on the radio) with a fresh decoder, and every stream is converted to the format the
  * output was opened with, so a radio recording stays one valid WAV file.
  *
+ * What a lying sender can make it do is bounded, whatever it sends:
+ * - a stream with an end (a song) yields at most the audio its STREAM_INFO announced
+ *   (`frames`, else `durationMs`) plus a margin ({@linkcode ANNOUNCED_MARGIN}); past that it
+ *   is refused with {@linkcode PlayoutLimitError} — a 500 KB FLAC that decodes to hours of
+ *   audio stops after the announced length;
+ * - FLAC is spooled to a temporary file, not memory, and decoded from it in blocks, so memory
+ *   holds one block of PCM whatever the file decodes to;
+ * - a live stream (`live: true`, the radio) is written no faster than the media clock (at most
+ *   `leadMs` ahead of the wall clock), so a flood cannot fill a disk through `--output`;
+ * - concealment of one gap is at most `maxGapUs` of silence, written in small blocks.
+ *
  * @module
  */
 
-import { decodeBytes } from "../audio/decode.ts";
+import { decodeStream } from "../audio/decode.ts";
 import { openPushDecoder, type PushDecoder } from "../audio/push_decoder.ts";
+import { escapePeerText } from "../cli/output.ts";
 import type { StreamInfo } from "../wire/messages.ts";
 import { PcmConverter, type PcmFormat } from "./pcm_convert.ts";
+
+/** How much more audio than announced a stream may hold: 2 % plus one second. */
+export const ANNOUNCED_MARGIN = { ratio: 0.02, seconds: 1 } as const;
+
+/** A stream held more than its STREAM_INFO announced, or more than a limit allows. */
+export class PlayoutLimitError extends Error {
+  /** Creates the error; `message` is user-facing. */
+  constructor(message: string) {
+    super(message);
+    this.name = "PlayoutLimitError";
+  }
+}
 
 /** Where PCM goes. */
 export interface PcmWriter {
@@ -23,18 +47,32 @@ export interface MediaPlayoutOptions {
   /** Opens the output once, with the first stream's format. */
   openOutput: (format: PcmFormat) => Promise<PcmWriter>;
   /**
-   * Largest FLAC file decoded in memory (FLAC cannot be decoded while it downloads here).
+   * Largest FLAC file spooled (FLAC cannot be decoded while it downloads here: it is kept in a
+   * temporary file and decoded block by block at the end of the stream).
    * @default {268435456}
    */
   maxBufferedBytes?: number;
+  /** Longest silence one {@linkcode MediaPlayout.gap} writes (µs). @default {1000000} */
+  maxGapUs?: number;
+  /**
+   * How far a live stream's output may run ahead of the wall clock (ms); it then waits. The
+   * join burst and the jitter buffer fit well inside. @default {2000}
+   */
+  leadMs?: number;
+  /** Ends waits (pacing) early. */
+  signal?: AbortSignal;
 }
 
 interface ActiveStream {
   info: StreamInfo;
+  /** The title, safe to print. */
+  name: string;
   decoder: PushDecoder | undefined;
-  /** FLAC bytes gathered until the end. */
-  buffered: Uint8Array[] | undefined;
-  bufferedBytes: number;
+  /** FLAC: the temporary file the bytes are spooled to until the end. */
+  spool: { path: string; file: Deno.FsFile } | undefined;
+  spooledBytes: number;
+  /** Microseconds of audio this stream may still yield (Infinity for a live stream). */
+  budgetUs: number;
   /** Frames still to drop from the start (MP3 priming). */
   skip: number;
   /** Frames still allowed before the end (drops MP3 padding); Infinity if unknown. */
@@ -52,6 +90,10 @@ export class MediaPlayout implements Disposable {
   framesWritten = 0;
   /** Sample frames of silence written to conceal lost PCM packets. */
   framesConcealed = 0;
+  /** Live pacing: wall time (performance.now()) at which output position 0 would play. */
+  #paceOriginMs: number | undefined;
+  /** Live pacing: media milliseconds written since the origin. */
+  #pacedMs = 0;
 
   /** Creates a playout; nothing is opened until the first stream starts. */
   constructor(options: MediaPlayoutOptions) {
@@ -75,17 +117,30 @@ export class MediaPlayout implements Disposable {
       this.#output = await this.#options.openOutput(this.#format);
     }
     const codec = info.codec;
+    const name = escapePeerText(info.title);
     const decoder = codec === "mp3"
-      ? await openPushDecoder("mp3", { path: info.title })
+      ? await openPushDecoder("mp3", { path: name })
       : codec === "wav"
-      ? await openPushDecoder("wav", { path: info.title })
+      ? await openPushDecoder("wav", { path: name })
       : undefined;
     const known = fromStart && codec === "mp3" && info.frames !== undefined;
+    let spool: ActiveStream["spool"];
+    if (codec === "flac") {
+      const path = await Deno.makeTempFile({ prefix: "soundsock-flac-", suffix: ".flac" });
+      spool = { path, file: await Deno.open(path, { write: true, truncate: true }) };
+    }
+    const announcedUs = info.frames !== undefined
+      ? info.frames / info.sampleRate * 1e6
+      : info.durationMs * 1000;
     this.#stream = {
       info,
+      name,
       decoder,
-      buffered: codec === "flac" ? [] : undefined,
-      bufferedBytes: 0,
+      spool,
+      spooledBytes: 0,
+      budgetUs: info.live
+        ? Infinity
+        : announcedUs * (1 + ANNOUNCED_MARGIN.ratio) + ANNOUNCED_MARGIN.seconds * 1e6,
       skip: fromStart && codec === "mp3" ? info.skip ?? 0 : 0,
       remaining: known ? info.frames! : Infinity,
       converter: undefined,
@@ -96,13 +151,13 @@ export class MediaPlayout implements Disposable {
   async media(payload: Uint8Array): Promise<void> {
     const s = this.#stream;
     if (!s) return; // DATA before any STREAM_INFO (radio joined mid-burst): nothing to decode with
-    if (s.buffered) {
+    if (s.spool) {
       const max = this.#options.maxBufferedBytes ?? 256 * 1024 * 1024;
-      if (s.bufferedBytes + payload.length > max) {
-        throw new Error(`Cannot play "${s.info.title}": FLAC larger than ${max} bytes`);
+      if (s.spooledBytes + payload.length > max) {
+        throw new PlayoutLimitError(`Cannot play "${s.name}": FLAC larger than ${max} bytes`);
       }
-      s.buffered.push(payload.slice());
-      s.bufferedBytes += payload.length;
+      for (let at = 0; at < payload.length;) at += await s.spool.file.write(payload.subarray(at));
+      s.spooledBytes += payload.length;
       return;
     }
     if (s.decoder) {
@@ -114,13 +169,23 @@ export class MediaPlayout implements Disposable {
     await this.#write(s, pcmFromLittleEndian(payload));
   }
 
-  /** Conceals a lost packet of `durationUs`: silence for PCM; MP3 simply continues. */
+  /**
+   * Conceals a lost packet of `durationUs`: silence for PCM (at most `maxGapUs`, however long
+   * the sender's timestamps say the gap is); MP3 simply continues.
+   */
   async gap(durationUs: number): Promise<void> {
     const s = this.#stream;
     if (!s || s.info.codec !== "pcm_s16le") return;
-    const frames = Math.round(durationUs * s.info.sampleRate / 1e6);
+    const us = Math.min(Math.max(0, durationUs), this.#options.maxGapUs ?? 1_000_000);
+    let frames = Math.round(us * s.info.sampleRate / 1e6);
+    if (!(frames > 0)) return;
     this.framesConcealed += frames;
-    await this.#write(s, new Int16Array(frames * s.info.channels));
+    const block = new Int16Array(Math.min(frames, 4096) * s.info.channels);
+    while (frames > 0 && this.#stream === s) {
+      const n = Math.min(frames, 4096);
+      await this.#write(s, block.subarray(0, n * s.info.channels));
+      frames -= n;
+    }
   }
 
   /** Ends the current stream: flushes the decoder (and decodes a buffered FLAC). */
@@ -129,21 +194,39 @@ export class MediaPlayout implements Disposable {
     if (!s) return;
     this.#stream = undefined;
     try {
-      if (s.buffered) {
-        const bytes = new Uint8Array(s.bufferedBytes);
-        let at = 0;
-        for (const b of s.buffered) {
-          bytes.set(b, at);
-          at += b.length;
-        }
-        const decoded = await decodeBytes(bytes, { path: s.info.title });
-        await this.#write(s, decoded.pcm);
+      if (s.spool) {
+        s.spool.file.close();
+        // Block by block from the file: memory holds one block, and the announced length
+        // (checked in #write) stops a file that decodes to more.
+        await using stream = await decodeStream(s.spool.path, { signal: this.#options.signal });
+        for await (const pcm of stream) await this.#write(s, pcm, stream);
       } else if (s.decoder) {
         s.decoder.end();
         await this.#drain(s);
       }
+    } catch (error) {
+      if (s.spool && (error as Error).name === "AudioDecodeError") {
+        // decodeStream names the temporary file; say which song it was.
+        throw new PlayoutLimitError(
+          `Cannot play "${s.name}": ${(error as Error).message.replace(/^.*?: /, "")}`,
+        );
+      }
+      throw error;
     } finally {
-      s.decoder?.close();
+      this.#release(s);
+    }
+  }
+
+  #release(s: ActiveStream): void {
+    s.decoder?.close();
+    if (s.spool) {
+      try {
+        s.spool.file.close();
+      } catch { /* closed */ }
+      try {
+        Deno.removeSync(s.spool.path);
+      } catch { /* gone */ }
+      s.spool = undefined;
     }
   }
 
@@ -151,8 +234,13 @@ export class MediaPlayout implements Disposable {
     for (let pcm = s.decoder!.read(); pcm; pcm = s.decoder!.read()) await this.#write(s, pcm);
   }
 
-  async #write(s: ActiveStream, pcm: Int16Array): Promise<void> {
-    const ch = s.decoder?.channels ?? s.info.channels;
+  async #write(
+    s: ActiveStream,
+    pcm: Int16Array,
+    from?: { sampleRate: number; channels: number },
+  ): Promise<void> {
+    const ch = from?.channels ?? s.decoder?.channels ?? s.info.channels;
+    const rate = from?.sampleRate ?? s.decoder?.sampleRate ?? s.info.sampleRate;
     let frames = pcm.length / ch;
     if (s.skip > 0) {
       const drop = Math.min(s.skip, frames);
@@ -166,7 +254,20 @@ export class MediaPlayout implements Disposable {
     }
     s.remaining -= frames;
     if (frames === 0) return;
-    const rate = s.decoder?.sampleRate ?? s.info.sampleRate;
+    const us = frames / rate * 1e6;
+    if (us > s.budgetUs) {
+      const announced = Math.round(
+        (s.info.frames !== undefined
+          ? s.info.frames / s.info.sampleRate
+          : s.info.durationMs / 1000) * 10,
+      ) / 10;
+      throw new PlayoutLimitError(
+        `Cannot play "${s.name}": it holds more audio than its STREAM_INFO announced ` +
+          `(${announced} s)`,
+      );
+    }
+    s.budgetUs -= us;
+    if (s.info.live) await this.#pace(us / 1000);
     if (!s.converter || s.converter.from.sampleRate !== rate || s.converter.from.channels !== ch) {
       s.converter = new PcmConverter({ sampleRate: rate, channels: ch }, this.#format!);
     }
@@ -175,9 +276,34 @@ export class MediaPlayout implements Disposable {
     await this.#output!.write(out);
   }
 
-  /** Releases the decoder without flushing. */
+  /**
+   * Live streams follow the media clock: waits while the output is more than `leadMs` ahead of
+   * the wall clock. Time the output fell behind is not saved up as credit.
+   */
+  async #pace(blockMs: number): Promise<void> {
+    const now = performance.now();
+    if (this.#paceOriginMs === undefined || this.#paceOriginMs + this.#pacedMs < now) {
+      this.#paceOriginMs = now - this.#pacedMs;
+    }
+    this.#pacedMs += blockMs;
+    const aheadMs = this.#paceOriginMs + this.#pacedMs - now - (this.#options.leadMs ?? 2000);
+    if (aheadMs <= 0) return;
+    const signal = this.#options.signal;
+    if (signal?.aborted) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, aheadMs);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /** Releases the decoder (and a FLAC spool file) without flushing. */
   [Symbol.dispose](): void {
-    this.#stream?.decoder?.close();
+    if (this.#stream) this.#release(this.#stream);
     this.#stream = undefined;
   }
 }

@@ -200,6 +200,9 @@ export async function playCommand(
   return ExitCode.OK;
 }
 
+/** Most radio bytes queued for playback before reading waits (≈ 4 min of 128 kbit/s MP3). */
+const RADIO_QUEUE_BYTES = 4 * 1024 * 1024;
+
 /** `radio`: plays the station and prints each new song until Ctrl+C. */
 export async function radioCommand(ctx: ClientContext): Promise<number> {
   const { out } = ctx;
@@ -228,6 +231,9 @@ export async function radioCommand(ctx: ClientContext): Promise<number> {
           out.debug(`first audio ${ms} ms after joining`);
         }
         playback.data(event.payload);
+        // The radio is live: read on only when playback keeps up (it follows the media
+        // clock), so a server sending faster than real time meets TCP backpressure.
+        await playback.room(RADIO_QUEUE_BYTES);
         if (playback.reachedLimit) break;
       }
     }

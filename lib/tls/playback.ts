@@ -3,7 +3,10 @@
  * starts and DATA payloads to a queue, and one task decodes them through
  * {@linkcode MediaPlayout} into a sink (device, WAV file, stdout). The network never waits
  * for the sound card — a download finishes at network speed (so the server's stall timeout
- * never fires for a slow listener) while the music plays in real time. The queue is bounded.
+ * never fires for a slow listener) while the music plays in real time. The queue is bounded
+ * (`maxQueuedBytes`, counting every queued item); a live stream waits for room instead
+ * ({@linkcode Playback.room}), and its output follows the media clock (see MediaPlayout), so a
+ * radio that floods costs a bounded queue and TCP backpressure, not memory or disk.
  *
  * @module
  */
@@ -26,7 +29,7 @@ export interface PlaybackOptions {
   onOpen?: (description: string, silent: boolean) => void;
   /** Stop after this much audio (milliseconds of output). @default {Infinity} */
   maxMs?: number;
-  /** Most bytes waiting to be decoded. @default {268435456} */
+  /** Most bytes waiting to be decoded (each item counts at least 64). @default {134217728} */
   maxQueuedBytes?: number;
   /** Stops playing. */
   signal?: AbortSignal;
@@ -45,6 +48,8 @@ export class Playback implements AsyncDisposable {
   #queued = 0;
   #ended = false;
   #wake: (() => void) | undefined;
+  /** Woken whenever the task takes an item (see {@linkcode room}). */
+  #roomWaiters: (() => void)[] = [];
   #error: Error | undefined;
   readonly #task: Promise<void>;
   /** True once `maxMs` of audio was played. */
@@ -54,6 +59,7 @@ export class Playback implements AsyncDisposable {
   constructor(options: PlaybackOptions = {}) {
     this.#options = options;
     this.#playout = new MediaPlayout({
+      signal: options.signal,
       openOutput: async (format: PcmFormat) => {
         const sink = await openPcmSink({
           ...format,
@@ -97,17 +103,47 @@ export class Playback implements AsyncDisposable {
 
   /** Starts a new stream (song). `fromStart`: the data begins at the song's first sample. */
   start(info: StreamInfo, fromStart = true): void {
-    this.#push({ kind: "start", info, fromStart }, 0);
+    this.#push({ kind: "start", info, fromStart });
   }
 
   /** Queues a DATA payload. */
   data(payload: Uint8Array): void {
-    this.#push({ kind: "data", payload }, payload.length);
+    this.#push({ kind: "data", payload });
   }
 
-  #push(op: Op, bytes: number): void {
+  /** Bytes waiting to be decoded (each item counted at least 64). */
+  get queuedBytes(): number {
+    return this.#queued;
+  }
+
+  /**
+   * Waits until at most `maxBytes` are queued (or playback failed or ended): a live stream
+   * calls this before reading more from the network, so a sender faster than real time is
+   * slowed by TCP backpressure instead of growing the queue.
+   */
+  async room(maxBytes: number): Promise<void> {
+    while (this.#queued > maxBytes && !this.#error && !this.#stopped()) {
+      await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+    }
     if (this.#error) throw this.#error;
-    if (this.#queued + bytes > (this.#options.maxQueuedBytes ?? 256 * 1024 * 1024)) {
+  }
+
+  #stopped(): boolean {
+    return this.reachedLimit || this.#options.signal?.aborted === true || this.#disposed;
+  }
+
+  #disposed = false;
+
+  #tookItem(): void {
+    const waiters = this.#roomWaiters;
+    this.#roomWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  #push(op: Op): void {
+    if (this.#error) throw this.#error;
+    const bytes = cost(op);
+    if (this.#queued + bytes > (this.#options.maxQueuedBytes ?? 128 * 1024 * 1024)) {
       throw new Error("Cannot play: the audio output is too far behind the network");
     }
     this.#ops.push(op);
@@ -139,18 +175,19 @@ export class Playback implements AsyncDisposable {
         if (this.#options.signal?.aborted || this.reachedLimit) {
           this.#ops = [];
           this.#queued = 0;
+          this.#tookItem();
           if (this.#ended) break;
           continue;
         }
+        this.#queued -= cost(op);
+        this.#tookItem();
         if (op.kind === "start") await this.#playout.startStream(op.info, op.fromStart);
-        else {
-          this.#queued -= op.payload.length;
-          await this.#playout.media(op.payload);
-        }
+        else await this.#playout.media(op.payload);
       }
       if (!this.#options.signal?.aborted && !this.reachedLimit) await this.#playout.finishStream();
     } catch (error) {
       this.#error = error as Error;
+      this.#tookItem();
       throw error;
     }
   }
@@ -158,7 +195,10 @@ export class Playback implements AsyncDisposable {
   /** Closes the output (without waiting for queued audio). */
   async [Symbol.asyncDispose](): Promise<void> {
     this.#ended = true;
+    this.#disposed = true;
     this.#ops = [];
+    this.#queued = 0;
+    this.#tookItem();
     const w = this.#wake;
     this.#wake = undefined;
     w?.();
@@ -166,4 +206,9 @@ export class Playback implements AsyncDisposable {
     this.#playout[Symbol.dispose]();
     await this.#sink?.close();
   }
+}
+
+/** What an item costs in the queue: its bytes, at least 64 (stream starts are not free). */
+function cost(op: Op): number {
+  return op.kind === "data" ? Math.max(64, op.payload.length) : 64;
 }

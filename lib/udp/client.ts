@@ -29,6 +29,7 @@ import {
 import { formatAddress, type UdpAddress, UdpSocket } from "../net/udp_socket.ts";
 import type { Impairment } from "./impairment.ts";
 import { type BufferedPacket, JitterBuffer } from "./jitter_buffer.ts";
+import { SequenceGuard } from "./sequence_guard.ts";
 import { type ReceptionReport, ReceptionStats } from "./reception_stats.ts";
 import { ACK_EVERY } from "./flow_control.ts";
 
@@ -279,6 +280,9 @@ async function receiveStream(
   const stats = new ReceptionStats();
   if (request.op === "song") stats.base = 0;
   const jitter = new JitterBuffer({ bufferMs: options.bufferMs ?? 200 });
+  // DATA implausibly far from the stream is dropped; an on-demand stream starts at 0, 0.
+  const guard = new SequenceGuard<Frame>();
+  if (request.op === "song") guard.expect(0, 0);
   const buffer = new Uint8Array(65536);
   const serverKey = formatAddress(to);
   log.event("request", { server: serverKey, ...request });
@@ -330,6 +334,38 @@ async function receiveStream(
   let sinceAck = 0;
   const ack = () => void sendControl(FrameType.HEARTBEAT, { ack: highest + 1 });
 
+  /** Why the last invalid STREAM_INFO was refused. */
+  let badInfo: string | undefined;
+
+  // Accepted DATA: statistics, acknowledgements, the jitter buffer.
+  let highestExt = -1;
+  const onData = (frame: Frame, arrivalMs: number) => {
+    const ext = stats.onData(frame.sequence, frame.timestamp, arrivalMs, frame.payload.length);
+    if (ext === undefined) return; // duplicate
+    if (ext > highestExt) {
+      highestExt = ext;
+      highest = frame.sequence; // acknowledgements name the sender's own sequence numbers
+    }
+    if (stats.sentBySender !== undefined && stats.received >= stats.sentBySender) {
+      clearTimeout(endGrace);
+      ended = true;
+    }
+    if (++sinceAck >= ACK_EVERY) {
+      sinceAck = 0;
+      ack();
+    }
+    const packet: BufferedPacket = {
+      seq: ext,
+      seq32: frame.sequence,
+      timestampUs: frame.timestamp,
+      flags: frame.flags,
+      payload: frame.payload.slice(),
+      arrivalMs,
+    };
+    if (jitter.insert(packet) === "late") stats.late++;
+    poke();
+  };
+
   const onFrame = (frame: Frame, arrivalMs: number) => {
     if (frame.streamId !== streamId && frame.type !== FrameType.ACCEPT) {
       stats.malformed++;
@@ -337,30 +373,35 @@ async function receiveStream(
     }
     switch (frame.type) {
       case FrameType.DATA: {
-        const ext = stats.onData(frame.sequence, frame.timestamp, arrivalMs, frame.payload.length);
-        if (ext === undefined) return; // duplicate
-        highest = Math.max(highest, ext);
-        if (stats.sentBySender !== undefined && stats.received >= stats.sentBySender) {
-          clearTimeout(endGrace);
-          ended = true;
-        }
-        if (++sinceAck >= ACK_EVERY) {
-          sinceAck = 0;
-          ack();
-        }
-        const packet: BufferedPacket = {
-          seq: ext,
-          timestampUs: frame.timestamp,
-          flags: frame.flags,
+        // Forged DATA far from the stream (PROTOCOL.md §6) is counted and dropped; the stream
+        // re-synchronises only on a consistent run after silence (lib/udp/sequence_guard.ts).
+        const verdict = guard.check(frame.sequence, frame.timestamp, arrivalMs, () => ({
+          ...frame,
           payload: frame.payload.slice(),
-          arrivalMs,
-        };
-        if (jitter.insert(packet) === "late") stats.late++;
-        poke();
+        }));
+        stats.implausible = guard.implausible;
+        if (verdict.kind === "implausible") return;
+        if (verdict.kind === "resync") {
+          const first = verdict.replay[0]!.sequence;
+          stats.rebase(first);
+          jitter.resyncClock();
+          log.event("resync", { sequence: first, packets: verdict.replay.length });
+          for (const f of verdict.replay) onData(f, arrivalMs);
+          return;
+        }
+        onData(frame, arrivalMs);
         return;
       }
       case FrameType.STREAM_INFO: {
-        const info = readStreamInfo(frame);
+        let info: StreamInfo;
+        try {
+          info = readStreamInfo(frame);
+        } catch (error) {
+          // Counted as malformed (it may be forged), and remembered: a stream whose every
+          // STREAM_INFO is invalid ends in this error, not in silence.
+          badInfo = (error as Error).message;
+          throw error;
+        }
         // STREAM_INFO's sequence field is the first DATA sequence of the stream it describes.
         if (!infos.some((i) => i.start === frame.sequence)) {
           infos.push({ start: frame.sequence, info });
@@ -469,11 +510,17 @@ async function receiveStream(
 
   // Playout path.
   let output: PcmOutput | undefined;
+  // Concealment of one gap is bounded by the jitter window (bufferMs, at least 1 s); a live
+  // stream's output follows the media clock (lib/media/playout.ts).
+  const windowUs = Math.max(options.bufferMs ?? 200, 1000) * 1000;
   using playout = new MediaPlayout({
     openOutput: async (format) => output = await options.openOutput!(format),
+    maxGapUs: windowUs,
+    signal: options.signal,
   });
   let current: { start: number; info: StreamInfo } | undefined;
   let lastEndUs: number | undefined;
+  let lastPacketUs = 0;
   const infoFor = (seq: number) => {
     let found: { start: number; info: StreamInfo } | undefined;
     for (const i of infos) if (i.start <= seq) found = i;
@@ -505,22 +552,29 @@ async function receiveStream(
         stats.concealed++;
         log.event("gap", { from: item.fromSeq, to: item.toSeq });
         if (current?.info.codec === "pcm_s16le" && lastEndUs !== undefined && options.openOutput) {
-          await playout.gap(Math.max(0, item.resumeTimestampUs - lastEndUs));
+          // No more than the lost packets could have held, whatever the timestamps say.
+          const missing = Math.max(0, item.toSeq - item.fromSeq);
+          await playout.gap(
+            Math.min(Math.max(0, item.resumeTimestampUs - lastEndUs), missing * lastPacketUs),
+          );
         }
         continue;
       }
       const p = item.packet;
-      const found = infoFor(p.seq);
+      const found = infoFor(p.seq32 ?? p.seq);
       if (!found) continue; // no STREAM_INFO yet for this packet (radio: it is repeated)
       if (found !== current) {
         current = found;
-        if (options.openOutput) await playout.startStream(found.info, p.seq === found.start);
+        if (options.openOutput) {
+          await playout.startStream(found.info, (p.seq32 ?? p.seq) === found.start);
+        }
       }
       stats.played++;
       if (options.openOutput) await playout.media(p.payload);
       if (current.info.codec === "pcm_s16le") {
         const frames = p.payload.length / (2 * current.info.channels);
-        lastEndUs = p.timestampUs + frames * 1e6 / current.info.sampleRate;
+        lastPacketUs = frames * 1e6 / current.info.sampleRate;
+        lastEndUs = p.timestampUs + lastPacketUs;
       } else {
         lastEndUs = p.timestampUs;
       }
@@ -541,6 +595,10 @@ async function receiveStream(
     await receiver.catch(() => {});
     options.impairment?.close();
     await output?.close?.();
+  }
+  if (badInfo !== undefined && infos.length === 0 && ending !== "interrupted") {
+    log.event("bad_stream_info", { error: badInfo });
+    throw new MessageError(`The server sent no valid STREAM_INFO (${badInfo}); nothing to play`);
   }
   stats.underruns = jitter.underruns;
   stats.overflowed = jitter.overflowed;

@@ -12,6 +12,8 @@
 export interface BufferedPacket {
   /** Extended (monotonic) sequence number. */
   seq: number;
+  /** The frame's own 32-bit sequence number (STREAM_INFO `sequence` refers to these). */
+  seq32?: number;
   timestampUs: number;
   flags: number;
   /** Owned copy of the payload. */
@@ -148,6 +150,16 @@ export class JitterBuffer {
     const nextDueMs = this.#clock.wallMs +
       (this.#lastUs + this.#spacingUs - this.#clock.mediaUs) / 1000;
     return nowMs > nextDueMs;
+  }
+
+  /**
+   * Forgets the media clock (the stream's timestamps jumped and were re-synchronised): the next
+   * packet released anchors it again, so no underrun is judged across the jump.
+   */
+  resyncClock(): void {
+    this.#clock = undefined;
+    this.#lastUs = undefined;
+    this.#spacingUs = 0;
   }
 
   /** Milliseconds until {@linkcode next} may return something new without a new packet. */

@@ -39,6 +39,11 @@ export interface ReceptionReport {
   durationS: number;
   /** Datagrams that were not valid frames, or not for this stream. */
   malformed: number;
+  /**
+   * DATA frames dropped because their sequence number or timestamp was implausibly far from
+   * the stream's (forged, or from before a re-synchronisation).
+   */
+  implausible: number;
   /** What `--sim-*` injected on this side, if enabled. */
   injected?: ImpairmentCounts;
   /** How the stream ended. */
@@ -69,6 +74,7 @@ export class ReceptionStats {
   overflowed = 0;
   bytes = 0;
   malformed = 0;
+  implausible = 0;
 
   /**
    * Records a DATA packet. Returns its extended sequence number, or undefined for a duplicate.
@@ -100,6 +106,17 @@ export class ReceptionStats {
     }
     this.#transit = transit;
     return ext;
+  }
+
+  /**
+   * Re-synchronises the sequence extension after the stream jumped (see SequenceGuard):
+   * 32-bit sequence `seq32` becomes the one right after the highest so far, so the jump is
+   * neither counted as loss nor makes later packets look late.
+   */
+  rebase(seq32: number): void {
+    if (this.#highest === undefined) return;
+    this.#lastSeq32 = (seq32 - 1) >>> 0;
+    this.#transit = undefined;
   }
 
   /** Whether extended sequence `ext` was received. */
@@ -145,6 +162,7 @@ export class ReceptionStats {
       bytes: this.bytes,
       durationS: Math.round(Math.max(0, this.#lastArrival - this.#firstArrival)) / 1000,
       malformed: this.malformed,
+      implausible: this.implausible,
       ending,
     };
     if (injected) r.injected = injected;
@@ -170,6 +188,7 @@ export function formatReport(r: ReceptionReport): string {
     ["bytes", String(r.bytes), ""],
     ["duration", `${r.durationS.toFixed(3)} s`, ""],
     ["malformed datagrams", String(r.malformed), ""],
+    ["implausible (dropped)", String(r.implausible), ""],
     ["ended by", r.ending, ""],
   ];
   const head: [string, string, string] = ["", "observed", r.injected ? "injected" : ""];

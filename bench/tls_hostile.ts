@@ -38,7 +38,7 @@
 
 import { parseArgs } from "@std/cli/parse-args";
 import { delay } from "@std/async/delay";
-import { join } from "@std/path";
+import { dirname, join } from "@std/path";
 import net from "node:net";
 import { TlsSongClient } from "../lib/tls/client.ts";
 import { encodeControl } from "../lib/wire/messages.ts";
@@ -265,6 +265,8 @@ async function slowloris(): Promise<Record<string, unknown>> {
     };
   } finally {
     await stopProcess(server.child, say);
+    await Deno.remove(songs, { recursive: true }).catch(() => {});
+    await Deno.remove(dirname(log), { recursive: true }).catch(() => {});
   }
 }
 
@@ -457,6 +459,7 @@ async function runGcProbe(songs: string, song: string, queueKiB: number) {
 
 if (args.role === "gc-probe") {
   await gcProbe(String(args.songs), String(args.song), Number(args.queue));
+  await Deno.remove(dirname(certs.caCert), { recursive: true }).catch(() => {});
   Deno.exit(0);
 }
 
@@ -489,9 +492,11 @@ if (ONLY !== "slowloris") {
     runs.push({ ...run, inProcessAfterGc: await runGcProbe(songs, "big.wav", q) });
   }
   summary.slowReaders = runs;
+  await Deno.remove(songs, { recursive: true });
   summary.machine = { ...summary.machine as object, loadavgEnd: Deno.loadavg() };
 }
 
+await Deno.remove(dirname(certs.caCert), { recursive: true }).catch(() => {});
 print(JSON.stringify(summary, null, 2));
 
 // Short table.

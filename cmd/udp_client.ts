@@ -8,6 +8,7 @@
 import {
   AUDIO_OUTPUT_FLAGS,
   type CommandSpec,
+  escapePeerText as peer,
   EventLog,
   ExitCode,
   outputOpener,
@@ -115,7 +116,9 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
         String(Math.round(s.durationMs / 1000) % 60).padStart(2, "0")
       }`;
       out.stdout(
-        `${String(s.index).padStart(width)}. ${s.title}  (${mmss}, ${s.codec}, ${s.size} bytes)`,
+        `${String(s.index).padStart(width)}. ${
+          peer(s.title)
+        }  (${mmss}, ${s.codec}, ${s.size} bytes)`,
       );
     }
     return ExitCode.OK;
@@ -131,12 +134,14 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       if (n.type === "retry") out.info(`no answer yet, asking again (try ${n.attempt})`);
       if (n.type === "stream") {
         out.info(
-          `Playing ${n.info.title}: ${n.info.codec}, ${n.info.sampleRate} Hz, ${n.info.channels} ch, ${
+          `Playing ${
+            peer(n.info.title)
+          }: ${n.info.codec}, ${n.info.sampleRate} Hz, ${n.info.channels} ch, ${
             (n.info.durationMs / 1000).toFixed(1)
           } s`,
         );
       }
-      if (n.type === "now_playing") out.info(`Now playing: ${n.nowPlaying.title}`);
+      if (n.type === "now_playing") out.info(`Now playing: ${peer(n.nowPlaying.title)}`);
     },
   };
   const report = flags.song !== undefined

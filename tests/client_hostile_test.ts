@@ -562,3 +562,33 @@ Deno.test(
     assertStringIncludes(r.stderr, "error: The server sent no valid STREAM_INFO");
   },
 );
+
+Deno.test(
+  "hostile: udp-client prints a forged title with its control characters escaped",
+  opts,
+  async () => {
+    await using server = await startServer({ intervalMs: 0 });
+    await using relay = startLyingRelay(server.address, (f, raw) => {
+      if (f.type !== FrameType.STREAM_INFO) return [raw];
+      const info = JSON.parse(new TextDecoder().decode(f.payload));
+      return [encodeControl(FrameType.STREAM_INFO, { ...info, title: EVIL }, {
+        streamId: f.streamId,
+        sequence: f.sequence,
+      })];
+    });
+    const r = await runCmd(UDP_CLIENT, [
+      `${relay.address.hostname}:${relay.address.port}`,
+      "--song",
+      "6",
+      "--output",
+      join(await Deno.makeTempDir(), "x.wav"),
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    // deno-lint-ignore no-control-regex
+    assert(!/[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]/.test(r.stderr), JSON.stringify(r.stderr));
+    assertStringIncludes(
+      r.stderr,
+      "Playing evil\\x1b]0;pwned\\x07\\x1b[2J\\x0dline\\x0aerror: fake",
+    );
+  },
+);

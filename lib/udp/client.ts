@@ -8,6 +8,7 @@
  */
 
 import type { EventLog } from "../cli/event_log.ts";
+import { escapePeerText } from "../cli/output.ts";
 import { MediaPlayout, type PcmWriter } from "../media/playout.ts";
 import type { PcmFormat } from "../media/pcm_convert.ts";
 import { decodeDatagram, type Frame, FrameError, FrameType } from "../wire/frame.ts";
@@ -37,9 +38,9 @@ import { ACK_EVERY } from "./flow_control.ts";
 export class RequestRefusedError extends Error {
   /** Exit status: refused by the peer. */
   readonly exitCode = 3;
-  /** Creates the error; `message` is user-facing. */
+  /** Creates the error; `message` (the server's text) is printed with controls escaped. */
   constructor(message: string) {
-    super(message);
+    super(escapePeerText(message));
     this.name = "RequestRefusedError";
   }
 }
@@ -306,7 +307,7 @@ async function receiveStream(
     const e = readError(first);
     log.event("error", { ...e });
     if (e.code === "not_found") throw new RequestRefusedError(e.message);
-    throw new Error(`Server error: ${e.message}`);
+    throw new Error(`Server error: ${escapePeerText(e.message)}`);
   }
   const accept = readAccept(first);
   const streamId = first.streamId;

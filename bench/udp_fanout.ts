@@ -10,9 +10,12 @@
  *
  * How: `deno run -A cmd/udp_server.ts --port 0 --max-clients 100000 --heartbeat-timeout 60`
  * is spawned (its "listening on" stderr line gives the port). Listener processes (this file
- * with `--role listeners`, 1 process, 2 when N > 1000) bind N sockets; each sends REQUEST
- * {"op":"radio"} (lib/wire encodeControl), a HEARTBEAT every 2 s, and counts DATA packets and
- * sequence gaps. Once all joined and `--settle` s passed, the parent reads the server's
+ * with `--role listeners`, 1 process, 2 when N > 1000) bind N sockets; each joins with the
+ * soundsock/2 handshake (REQUEST {"op":"radio"}, CHALLENGE, REQUEST with the cookie, ACCEPT with
+ * the session token; lib/wire encodeControl), sends a HEARTBEAT with its token every 2 s, and
+ * counts DATA packets and sequence gaps. Against the server each listener binds its own loopback
+ * IP (127.1.x.y: Linux routes all of 127/8 to lo), because request budgets and admission count
+ * per source IP (PROTOCOL.md §5.0); the bare run's sockets are on 127.0.0.1. Once all joined and `--settle` s passed, the parent reads the server's
  * utime+stime (/proc/PID/stat, CLK_TCK 100) and VmRSS (/proc/PID/status) at the start and end
  * of a `--seconds` window; listeners count only inside it. Then the bare run: bench/_bare_sender.ts
  * fanout sends 1200-byte datagrams at the radio's measured packet rate to N fresh sockets,
@@ -50,6 +53,7 @@ const args = parseArgs(Deno.args, {
     "role",
     "port",
     "count",
+    "first",
   ],
 });
 
@@ -71,6 +75,7 @@ interface WindowReport {
 
 async function listenerRole(): Promise<void> {
   const count = Number(args.count);
+  const first = Number(args.first ?? 0); // index of this process's first listener (its IP)
   const port = Number(args.port ?? 0); // 0: bare mode, no server to talk to
   const say = (obj: unknown) =>
     Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(obj) + "\n"));
@@ -84,12 +89,22 @@ async function listenerRole(): Promise<void> {
     received: number;
     gaps: number;
     reordered: number;
+    cookie?: string;
+    token?: string;
   }
   const ls: L[] = [];
   for (let i = 0; i < count; i++) {
-    const conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    const n = first + i;
+    const hostname = port === 0 ? "127.0.0.1" : `127.1.${Math.floor(n / 250)}.${(n % 250) + 1}`;
+    const conn = Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
     ls.push({ conn, joined: port === 0, last: -1, lo: -1, received: 0, gaps: 0, reordered: 0 });
   }
+  const json = (d: Uint8Array) => JSON.parse(new TextDecoder().decode(d.subarray(32)));
+  const request = (l: L) =>
+    encodeControl(
+      FrameType.REQUEST,
+      l.cookie ? { op: "radio", cookie: l.cookie } : { op: "radio" },
+    );
   let windowOpen = false;
   let stationId = 0;
   for (const l of ls) {
@@ -112,8 +127,12 @@ async function listenerRole(): Promise<void> {
             if (l.last >= 0 && seq <= l.last) l.reordered++;
           }
           if (seq > l.last) l.last = seq;
+        } else if (type === FrameType.CHALLENGE && !l.joined) {
+          l.cookie = json(d).cookie;
+          l.conn.send(request(l), server).catch(() => {});
         } else if (type === FrameType.ACCEPT) {
           l.joined = true;
+          l.token = json(d).token;
           stationId = ((d[8]! << 24) | (d[9]! << 16) | (d[10]! << 8) | d[11]!) >>> 0;
         }
       }
@@ -122,13 +141,13 @@ async function listenerRole(): Promise<void> {
   const ports = ls.map((l) => (l.conn.addr as Deno.NetAddr).port);
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   if (port !== 0) {
-    // Join: REQUEST {"op":"radio"} from every socket, 100 at a time, retrying the silent ones.
-    const request = encodeControl(FrameType.REQUEST, { op: "radio" });
+    // Join: REQUEST {"op":"radio"} from every socket, 100 at a time, retrying the silent ones;
+    // the receive loop answers each CHALLENGE with the cookie at once.
     for (let attempt = 0; attempt < 4; attempt++) {
       const waiting = ls.filter((l) => !l.joined);
       if (waiting.length === 0) break;
       for (let i = 0; i < waiting.length; i++) {
-        waiting[i]!.conn.send(request, server).catch(() => {});
+        waiting[i]!.conn.send(request(waiting[i]!), server).catch(() => {});
         if (i % 100 === 99) await new Promise((r) => setTimeout(r, 10));
       }
       const until = performance.now() + 3000;
@@ -136,12 +155,15 @@ async function listenerRole(): Promise<void> {
         await new Promise((r) => setTimeout(r, 50));
       }
     }
-    // HEARTBEAT every 2 s per listener, spread over the period (1/20 of them every 100 ms).
-    const hb = encodeControl(FrameType.HEARTBEAT, undefined, { streamId: stationId });
+    // HEARTBEAT with the listener's token every 2 s, spread over the period (1/20 of them
+    // every 100 ms); each frame is encoded once.
+    const hbs = ls.map((l) =>
+      encodeControl(FrameType.HEARTBEAT, { token: l.token }, { streamId: stationId })
+    );
     let tick = 0;
     heartbeat = setInterval(() => {
       const slot = tick++ % 20;
-      for (let i = slot; i < ls.length; i += 20) ls[i]!.conn.send(hb, server).catch(() => {});
+      for (let i = slot; i < ls.length; i += 20) ls[i]!.conn.send(hbs[i]!, server).catch(() => {});
     }, HEARTBEAT_MS / 20);
   }
   say({ event: "joined", joined: ls.filter((l) => l.joined).length, ports });
@@ -178,8 +200,12 @@ async function listenerRole(): Promise<void> {
       } else if (cmd === "quit") {
         clearInterval(heartbeat);
         if (port !== 0) {
-          const bye = encodeControl(FrameType.BYE, undefined, { streamId: stationId });
-          await Promise.all(ls.map((l) => l.conn.send(bye, server).catch(() => {})));
+          await Promise.all(ls.map((l) =>
+            l.conn.send(
+              encodeControl(FrameType.BYE, { token: l.token }, { streamId: stationId }),
+              server,
+            ).catch(() => {})
+          ));
         }
         for (const l of ls) l.conn.close();
         Deno.exit(0);
@@ -225,6 +251,8 @@ async function startListeners(n: number, procs: number, serverPort: number): Pro
         String(count),
         "--port",
         String(serverPort),
+        "--first",
+        String(p * per),
       ],
       cwd: ROOT,
       stdin: "piped",

@@ -5,6 +5,7 @@
  * @module
  */
 
+export * from "./address_check.ts";
 export * from "./client.ts";
 export * from "./flow_control.ts";
 export * from "./impairment.ts";

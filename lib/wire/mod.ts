@@ -1,5 +1,5 @@
 /**
- * soundsock/1 wire format: frames, the stream decoder and control messages, shared by every
+ * soundsock/2 wire format: frames, the stream decoder and control messages, shared by every
  * tool (UDP and TLS, songs and live audio). See docs/PROTOCOL.md.
  *
  * @module

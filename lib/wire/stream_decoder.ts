@@ -1,5 +1,5 @@
 /**
- * Incremental decoding of soundsock/1 frames from a byte stream (TCP, TLS): bytes arrive in
+ * Incremental decoding of soundsock frames from a byte stream (TCP, TLS): bytes arrive in
  * arbitrary pieces — a frame split across reads, many frames in one read — and come out as
  * whole frames. The header is validated as soon as its 32 bytes are in, so a lying length
  * field is refused before anything is buffered for it; memory is bounded by one frame.

@@ -1,0 +1,168 @@
+/**
+ * Memory per TLS connection, server side, for the three ways a Deno server can terminate TLS:
+ *
+ * - `deno`: `Deno.listenTls` (what tls-server used before issue #8: cheap, but a socket that
+ *   never finishes its handshake cannot be closed);
+ * - `wrap`: `Deno.listen` + node:tls `TLSSocket` over the TCP connection (lib/tls/server_conn.ts,
+ *   what tls-server uses now: every socket can be closed at any time);
+ * - `node`: node:tls `createServer` (its own accept loop, which stops for good after an accept
+ *   error such as EMFILE — checked under prlimit).
+ *
+ *   deno run -A bench/tls_conn_memory.ts [--mode deno|wrap|node] [--connections 1000]
+ *
+ * N verified clients (a child process) connect and keep reading; the server's RSS above its
+ * baseline is reported per connection idle (handshake done) and streaming (ten rounds of one
+ * 16 KiB write to every connection, 300 ms apart, like a radio packet).
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli/parse-args";
+import tls from "node:tls";
+import { createCertificates } from "../lib/tls/certs.ts";
+import { ServerTlsConn } from "../lib/tls/server_conn.ts";
+
+const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+const args = parseArgs(Deno.args, { string: ["mode", "connections", "role", "port", "ca"] });
+
+if (args.role === "clients") {
+  const ca = await Deno.readTextFile(args.ca!);
+  const conns: Deno.TlsConn[] = [];
+  for (let i = 0; i < Number(args.connections); i++) {
+    const c = await Deno.connectTls({
+      hostname: "localhost",
+      port: Number(args.port),
+      caCerts: [ca],
+    });
+    await c.handshake();
+    conns.push(c);
+  }
+  const buf = new Uint8Array(65536);
+  for (const c of conns) {
+    void (async () => {
+      try {
+        while ((await c.read(buf)) !== null) { /* discard */ }
+      } catch { /* closed */ }
+    })();
+  }
+  out("connected");
+  await new Promise(() => {});
+}
+
+const rssKiB = () => Number(Deno.readTextFileSync("/proc/self/status").match(/VmRSS:\s+(\d+)/)![1]);
+
+async function measure(mode: string, n: number) {
+  const dir = await Deno.makeTempDir({ prefix: "soundsock-mem-" });
+  const certs = await createCertificates(dir);
+  const cert = await Deno.readTextFile(certs.serverCert);
+  const key = await Deno.readTextFile(certs.serverKey);
+  const writers: ((p: Uint8Array) => void)[] = [];
+  const drain = (read: (b: Uint8Array) => Promise<number | null>) => {
+    const b = new Uint8Array(2048);
+    void (async () => {
+      try {
+        while ((await read(b)) !== null) { /* discard */ }
+      } catch { /* closed */ }
+    })();
+  };
+  let port: number;
+  let stop: () => void;
+  if (mode === "deno") {
+    const l = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert, key });
+    port = l.addr.port;
+    stop = () => l.close();
+    void (async () => {
+      for await (const conn of l) {
+        await conn.handshake();
+        drain((b) => conn.read(b));
+        writers.push((p) => void conn.write(p).catch(() => {}));
+      }
+    })().catch(() => {});
+  } else if (mode === "wrap") {
+    const secureContext = tls.createSecureContext({ cert, key });
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    port = l.addr.port;
+    stop = () => l.close();
+    void (async () => {
+      for await (const tcp of l) {
+        void ServerTlsConn.accept(tcp, { secureContext, handshakeTimeoutMs: 10_000 }).then((c) => {
+          drain((b) => c.read(b));
+          writers.push((p) => void c.write(p).catch(() => {}));
+        });
+      }
+    })().catch(() => {});
+  } else {
+    const server = tls.createServer({ cert, key }, (s) => {
+      s.on("error", () => {});
+      s.on("data", () => {});
+      writers.push((p) => s.write(p));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    port = (server.address() as { port: number }).port;
+    stop = () => server.close();
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  const base = rssKiB();
+  const clients = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      "--role",
+      "clients",
+      "--port",
+      String(port),
+      "--connections",
+      String(n),
+      "--ca",
+      certs.caCert,
+    ],
+    stdout: "piped",
+  }).spawn();
+  await clients.stdout.getReader().read();
+  await new Promise((r) => setTimeout(r, 1000));
+  const idle = rssKiB();
+  const packet = new Uint8Array(16384);
+  for (let round = 0; round < 10; round++) {
+    for (const w of writers) w(packet);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  const streaming = rssKiB();
+  clients.kill();
+  await clients.status;
+  stop();
+  return {
+    mode,
+    connections: writers.length,
+    idleKiB: +((idle - base) / n).toFixed(1),
+    streamingKiB: +((streaming - base) / n).toFixed(1),
+  };
+}
+
+const n = Number(args.connections ?? 1000);
+const modes = args.mode ? [args.mode] : ["deno", "wrap", "node"];
+out("| mode | connections | KiB/connection idle | KiB/connection streaming |");
+out("|---|---:|---:|---:|");
+for (const mode of modes) {
+  // One fresh process per mode, so one mode's garbage does not count against the next.
+  if (modes.length > 1) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL(import.meta.url).pathname,
+        "--mode",
+        mode,
+        "--connections",
+        String(n),
+      ],
+      stdout: "piped",
+    }).output();
+    const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1);
+    out(line ?? "");
+  } else {
+    const r = await measure(mode, n);
+    out(`| ${r.mode} | ${r.connections} | ${r.idleKiB} | ${r.streamingKiB} |`);
+  }
+}
+Deno.exit(0);

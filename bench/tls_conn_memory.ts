@@ -146,7 +146,7 @@ out("|---|---:|---:|---:|");
 for (const mode of modes) {
   // One fresh process per mode, so one mode's garbage does not count against the next.
   if (modes.length > 1) {
-    const out = await new Deno.Command(Deno.execPath(), {
+    const child = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
         "-A",
@@ -158,7 +158,7 @@ for (const mode of modes) {
       ],
       stdout: "piped",
     }).output();
-    const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1);
+    const line = new TextDecoder().decode(child.stdout).trim().split("\n").at(-1);
     out(line ?? "");
   } else {
     const r = await measure(mode, n);

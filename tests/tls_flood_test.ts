@@ -74,7 +74,10 @@ async function spawnServer(args: string[], prlimit?: string[]): Promise<ServerPr
     log,
     fds: () => [...Deno.readDirSync(`/proc/${proc.pid}/fd`)].length,
     connect: () =>
-      TlsSongClient.connect({ hostname: "localhost", port }, { caCerts: [caCert], timeoutMs: 5000 }),
+      TlsSongClient.connect({ hostname: "localhost", port }, {
+        caCerts: [caCert],
+        timeoutMs: 5000,
+      }),
     async [Symbol.asyncDispose]() {
       try {
         proc.kill("SIGTERM");

@@ -17,6 +17,7 @@ import {
 import { AUDIO_BACKENDS, type AudioBackend } from "../lib/audio/devices.ts";
 import { normalizePin } from "../lib/tls/certs.ts";
 import { parseServerAddress } from "../lib/tls/connect.ts";
+import { loadCa } from "../lib/tls/pem_files.ts";
 import {
   type ClientContext,
   expectArgs,
@@ -165,11 +166,13 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       { always: true },
     );
   }
-  const caCerts = pin || flags.insecure ? undefined : await readCa(flags.ca, args);
+  const ca = pin || flags.insecure
+    ? {}
+    : await loadCa(flags.ca, { explicit: args.some((a) => a === "--ca" || a.startsWith("--ca=")) });
   using log = await EventLog.openOptional(flags.log);
   const ctx: ClientContext = {
     address,
-    connect: { caCerts, pin, insecure: flags.insecure, timeoutMs: flags.timeout * 1000 },
+    connect: { ...ca, pin, insecure: flags.insecure, timeoutMs: flags.timeout * 1000 },
     out,
     log,
     signal,
@@ -201,17 +204,6 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       return await nowCommand(ctx);
     default:
       return await shellCommand(ctx);
-  }
-}
-
-/** The CA file; a missing default is not an error (system roots are used). */
-async function readCa(path: string, args: string[]): Promise<string[] | undefined> {
-  try {
-    return [await Deno.readTextFile(path)];
-  } catch (cause) {
-    const explicit = args.some((a) => a === "--ca" || a.startsWith("--ca="));
-    if (!explicit && cause instanceof Deno.errors.NotFound) return undefined;
-    throw new UsageError(`--ca: cannot read "${path}": ${(cause as Error).message}`);
   }
 }
 

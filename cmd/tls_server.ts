@@ -4,16 +4,10 @@
  * @module
  */
 
-import {
-  type CommandSpec,
-  EventLog,
-  ExitCode,
-  runMain,
-  startCommand,
-  UsageError,
-} from "../lib/cli/mod.ts";
+import { type CommandSpec, EventLog, ExitCode, runMain, startCommand } from "../lib/cli/mod.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
 import { IcecastSource, parseIcecastUrl } from "../lib/tls/icecast.ts";
+import { loadServerIdentity } from "../lib/tls/pem_files.ts";
 import { TlsSongServer } from "../lib/tls/server.ts";
 
 /** Command-line declaration. */
@@ -131,10 +125,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
   const { flags, out, helped } = startCommand(SPEC, args);
   if (helped) return ExitCode.OK;
   const icecastUrl = flags.icecast === undefined ? undefined : parseIcecastUrl(flags.icecast);
-  const [cert, key] = await Promise.all([
-    readPem(flags.cert, "certificate"),
-    readPem(flags.key, "private key"),
-  ]);
+  const { cert, key } = await loadServerIdentity(flags.cert, flags.key);
   const catalog = await SongCatalog.open(flags.songs, { signal });
   for (const s of catalog.skipped) out.warn(`skipping ${s.name}: ${s.reason}`);
   if (catalog.songs.length === 0) throw new Error(`No songs in "${flags.songs}"`);
@@ -178,15 +169,6 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
   await icecast?.closed;
   out.info("tls-server stopped");
   return ExitCode.OK;
-}
-
-async function readPem(path: string, what: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (cause) {
-    const hint = cause instanceof Deno.errors.NotFound ? " (run: deno task certs)" : "";
-    throw new UsageError(`Cannot read ${what} "${path}": ${(cause as Error).message}${hint}`);
-  }
 }
 
 function listenReason(cause: unknown): string {

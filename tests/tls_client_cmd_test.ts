@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { fromFileUrl, join } from "@std/path";
 import { sha256File } from "../lib/hash/sha256.ts";
+import { createCertificates } from "../lib/tls/certs.ts";
 import { makeSongs, startTestServer } from "./_tls_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -88,12 +89,14 @@ Deno.test(
     assertEquals(refused.code, 1);
     assertEquals(
       refused.stderr.trim(),
-      `error: Cannot connect to 127.0.0.1:${port}: connection refused`,
+      `error: Cannot connect to 127.0.0.1:${port}: connection refused (is tls-server running there?)`,
     );
 
     const dir = await makeSongs({ "x.wav": [1] });
     await using t = await startTestServer(dir);
-    const noCa = await runClient(["list", "--server", `localhost:${t.port}`, "--ca", "/dev/null"]);
+    // A CA that did not sign the server's certificate (certs/ca.crt of another installation).
+    const other = await createCertificates(await Deno.makeTempDir({ prefix: "soundsock-other-" }));
+    const noCa = await runClient(["list", "--server", `localhost:${t.port}`, "--ca", other.caCert]);
     assertEquals(noCa.code, 1);
     assertStringIncludes(
       noCa.stderr,

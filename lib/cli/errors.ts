@@ -34,3 +34,21 @@ export function exitCodeOf(error: unknown): number {
   const code = (error as { exitCode?: unknown } | null)?.exitCode;
   return typeof code === "number" && Number.isInteger(code) ? code : ExitCode.ERROR;
 }
+
+/**
+ * What a user can do when a server cannot listen, by cause (`Deno.errors.AddrInUse`, …), or
+ * undefined for other causes. `tool` names the server, e.g. `udp-server`.
+ */
+export function listenFix(cause: unknown, tool: string): string | undefined {
+  if (cause instanceof Deno.errors.AddrInUse) {
+    return `is another ${tool} running? Stop it, or choose another --port; --port 0 takes ` +
+      "any free one";
+  }
+  if (cause instanceof Deno.errors.AddrNotAvailable) {
+    return "--host must be an address of this machine, e.g. 127.0.0.1, or 0.0.0.0 for all";
+  }
+  if (cause instanceof Deno.errors.PermissionDenied) {
+    return "ports below 1024 need privileges: choose a --port above 1023";
+  }
+  return undefined;
+}

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { ExitCode, exitCodeOf, UsageError } from "./errors.ts";
+import { ExitCode, exitCodeOf, listenFix, UsageError } from "./errors.ts";
 import { type CommandSpec, renderHelp } from "./flags.ts";
 import { Output } from "./output.ts";
 
@@ -84,7 +84,10 @@ export function reportError(error: unknown, spec: CommandSpec, out: Output): num
   if (error instanceof DOMException && error.name === "AbortError") {
     return ExitCode.INTERRUPTED;
   }
-  const message = error instanceof Error ? error.message : String(error);
+  let message = error instanceof Error ? error.message : String(error);
+  // A server that cannot listen: say what to do (lib errors name the cause, not the flags).
+  const fix = "port" in spec.flags ? listenFix(rootCause(error), spec.name) : undefined;
+  if (fix !== undefined) message += ` (${fix})`;
   out.error(message);
   if (error instanceof UsageError) {
     out.info(
@@ -94,4 +97,12 @@ export function reportError(error: unknown, spec: CommandSpec, out: Output): num
     out.debug(error.stack);
   }
   return exitCodeOf(error);
+}
+
+/** The innermost `cause` of an error chain. */
+function rootCause(error: unknown): unknown {
+  for (let i = 0; i < 8 && error instanceof Error && error.cause !== undefined; i++) {
+    error = error.cause;
+  }
+  return error;
 }

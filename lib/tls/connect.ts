@@ -81,6 +81,11 @@ export class TlsConnectError extends Error {
 export interface ConnectOptions {
   /** CA certificates (PEM) trusted in verify mode. @default {[]} (system roots only) */
   caCerts?: string[];
+  /**
+   * The default CA file, when it does not exist (verify mode then trusts only the system
+   * roots): an unknown-authority failure names it and how to create it.
+   */
+  missingCa?: string;
   /** Expected SHA-256 of the server certificate (pin mode). */
   pin?: string;
   /** Verify nothing (insecure mode). @default {false} */
@@ -132,7 +137,7 @@ export async function connectToServer(
     }
     return { conn };
   } catch (error) {
-    throw explain(error, where, signal, options.signal);
+    throw explain(error, where, signal, options);
   }
 }
 
@@ -140,8 +145,9 @@ function explain(
   error: unknown,
   where: string,
   signal: AbortSignal,
-  userSignal?: AbortSignal,
+  options: ConnectOptions,
 ): Error {
+  const userSignal = options.signal;
   if (error instanceof TlsConnectError) return error;
   if (userSignal?.aborted) return userSignal.reason;
   const cause = { cause: error };
@@ -150,12 +156,20 @@ function explain(
   const m = (error as Error)?.message ?? String(error);
   const code = (error as { code?: string })?.code ?? "";
   if (error instanceof Deno.errors.ConnectionRefused || code === "ECONNREFUSED") {
-    return new TlsConnectError("refused", `${at}: connection refused`, cause);
+    return new TlsConnectError(
+      "refused",
+      `${at}: connection refused (is tls-server running there?)`,
+      cause,
+    );
   }
   if (/UnknownIssuer|BadSignature|unable to (get|verify)|self.signed/i.test(m + code)) {
+    const fix = options.missingCa === undefined
+      ? "pass --ca FILE"
+      : `"${options.missingCa}" (the default --ca) does not exist: run \`deno task certs\` ` +
+        "and start tls-server with the certificates it makes, or pass --ca FILE or --pin SHA256";
     return new TlsConnectError(
       "unknown_ca",
-      `${at}: certificate signed by an unknown authority — pass --ca FILE`,
+      `${at}: certificate signed by an unknown authority — ${fix}`,
       cause,
     );
   }

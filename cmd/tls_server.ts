@@ -128,7 +128,9 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
   const { cert, key } = await loadServerIdentity(flags.cert, flags.key);
   const catalog = await SongCatalog.open(flags.songs, { signal });
   for (const s of catalog.skipped) out.warn(`skipping ${s.name}: ${s.reason}`);
-  if (catalog.songs.length === 0) throw new Error(`No songs in "${flags.songs}"`);
+  if (catalog.songs.length === 0) {
+    throw new Error(`No songs to serve in "${flags.songs}" (mp3, wav or flac files)`);
+  }
   using log = await EventLog.openOptional(flags.log);
   const icecast = icecastUrl &&
     new IcecastSource(icecastUrl, {

@@ -156,10 +156,27 @@ Deno.test("servers on a port in use: say so and how to get another port", opts, 
   assertStringIncludes(u.stderr, "address in use (is another udp-server running?");
 });
 
-Deno.test("udp-server without its songs folder names the folder", opts, async () => {
+Deno.test("servers without songs name the folder and what belongs in it", opts, async () => {
   const dir = await Deno.makeTempDir({ prefix: "soundsock-first-run-" });
   const r = await run("udp_server.ts", ["--port", "0", "--songs", join(dir, "nope")]);
   assertEquals(r.code, 1, r.stderr);
   assertOneErrorLine(r.stderr);
-  assertStringIncludes(r.stderr, join(dir, "nope"));
+  assertStringIncludes(r.stderr, `Cannot open songs folder "${join(dir, "nope")}": no such folder`);
+  const certs = await testCerts();
+  for (const file of ["udp_server.ts", "tls_server.ts"]) {
+    const args = [
+      "--port",
+      "0",
+      "--songs",
+      dir,
+      "--cert",
+      certs.serverCert,
+      "--key",
+      certs.serverKey,
+    ];
+    const empty = await run(file, file === "udp_server.ts" ? args.slice(0, 4) : args);
+    assertEquals(empty.code, 1, empty.stderr);
+    assertOneErrorLine(empty.stderr);
+    assertStringIncludes(empty.stderr, `No songs to serve in "${dir}" (mp3, wav or flac files)`);
+  }
 });

@@ -43,10 +43,15 @@ import net from "node:net";
 import { TlsSongClient } from "../lib/tls/client.ts";
 import { encodeControl } from "../lib/wire/messages.ts";
 import { FrameType } from "../lib/wire/frame.ts";
-import { makeSongs, startTestServer, testCerts } from "../tests/_tls_helpers.ts";
+import {
+  makeSongs,
+  spawnTlsServer,
+  startTestServer,
+  testCerts,
+  type TlsServerProcess,
+} from "../tests/_tls_helpers.ts";
 import { sampleProcess, stopProcess } from "./_proc.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
 const args = parseArgs(Deno.args, {
   string: [
     "sockets",
@@ -83,11 +88,7 @@ function print(text: string): void {
   Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
 }
 
-interface Server {
-  pid: number;
-  port: number;
-  child: Deno.ChildProcess;
-  fds(): number;
+interface Server extends TlsServerProcess {
   rssKiB(): number;
 }
 
@@ -95,46 +96,8 @@ const certs = await testCerts();
 const caCert = await Deno.readTextFile(certs.caCert);
 
 async function spawnServer(songs: string, extra: string[]): Promise<Server> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      join(ROOT, "cmd/tls_server.ts"),
-      "--port",
-      "0",
-      "--ready-json",
-      "-q",
-      "--songs",
-      songs,
-      "--cert",
-      certs.serverCert,
-      "--key",
-      certs.serverKey,
-      ...extra,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("tls-server exited before it was ready");
-    text += value;
-  }
-  void (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  const port = JSON.parse(text.split("\n")[0]!).port as number;
-  const pid = child.pid;
-  return {
-    pid,
-    port,
-    child,
-    fds: () => [...Deno.readDirSync(`/proc/${pid}/fd`)].length,
-    rssKiB: () => sampleProcess(pid).rssKiB,
-  };
+  const server = await spawnTlsServer(songs, ["-q", ...extra], { stderr: "inherit" });
+  return { ...server, rssKiB: () => sampleProcess(server.pid).rssKiB };
 }
 
 function connectClient(port: number): Promise<TlsSongClient> {

@@ -168,3 +168,61 @@ export async function readUntilClosed(
   }
   return out;
 }
+
+/** A tls-server running as its own process (so its descriptors and memory are its own). */
+export interface TlsServerProcess {
+  child: Deno.ChildProcess;
+  pid: number;
+  port: number;
+  /** Open file descriptors of the server process. */
+  fds(): number;
+}
+
+/**
+ * Starts `cmd/tls_server.ts` on 127.0.0.1:0 over `songs` with the test certificates and
+ * `extraArgs`, optionally under `prlimit` (e.g. `["--nofile=96"]`); resolves once its
+ * `--ready-json` line is out. Its stdout is drained afterwards; stderr goes to `stderr`.
+ */
+export async function spawnTlsServer(
+  songs: string,
+  extraArgs: string[] = [],
+  options: { prlimit?: string[]; stderr?: "null" | "inherit" } = {},
+): Promise<TlsServerProcess> {
+  const certs = await testCerts();
+  const argv = [
+    ...(options.prlimit ? ["prlimit", ...options.prlimit] : []),
+    Deno.execPath(),
+    "run",
+    "-A",
+    new URL("../cmd/tls_server.ts", import.meta.url).pathname,
+    "--port",
+    "0",
+    "--songs",
+    songs,
+    "--cert",
+    certs.serverCert,
+    "--key",
+    certs.serverKey,
+    "--ready-json",
+    ...extraArgs,
+  ];
+  const child = new Deno.Command(argv[0]!, {
+    args: argv.slice(1),
+    stdin: "null",
+    stdout: "piped",
+    stderr: options.stderr ?? "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("tls-server exited before it was ready");
+    text += value;
+  }
+  void (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  const port = JSON.parse(text.split("\n")[0]!).port as number;
+  const pid = child.pid;
+  return { child, pid, port, fds: () => [...Deno.readDirSync(`/proc/${pid}/fd`)].length };
+}

@@ -12,77 +12,34 @@ import { delay } from "@std/async/delay";
 import { join } from "@std/path";
 import net from "node:net";
 import { ServerRefusedError, TlsSongClient } from "../lib/tls/client.ts";
-import { makeSongs, testCerts } from "./_tls_helpers.ts";
+import { makeSongs, spawnTlsServer, testCerts, type TlsServerProcess } from "./_tls_helpers.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-interface ServerProcess extends AsyncDisposable {
-  pid: number;
-  port: number;
+interface ServerProcess extends TlsServerProcess, AsyncDisposable {
   log: string;
-  /** Open file descriptors of the server process. */
-  fds(): number;
   /** A verified client. */
   connect(): Promise<TlsSongClient>;
 }
 
 async function spawnServer(args: string[], prlimit?: string[]): Promise<ServerProcess> {
-  const certs = await testCerts();
   const songs = await makeSongs({ "a.wav": [1], "b.wav": [1] });
   const log = join(await Deno.makeTempDir({ prefix: "soundsock-flood-" }), "server.log");
-  const deno = [
-    Deno.execPath(),
-    "run",
-    "-A",
-    join(ROOT, "cmd/tls_server.ts"),
-    "--port",
-    "0",
-    "--songs",
-    songs,
-    "--cert",
-    certs.serverCert,
-    "--key",
-    certs.serverKey,
-    "--ready-json",
-    "--log",
-    log,
-    ...args,
-  ];
-  const argv = prlimit ? ["prlimit", ...prlimit, ...deno] : deno;
-  const proc = new Deno.Command(argv[0]!, {
-    args: argv.slice(1),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("tls-server exited before it was ready");
-    text += value;
-  }
-  void (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  const port = JSON.parse(text.split("\n")[0]!).port as number;
-  const caCert = await Deno.readTextFile(certs.caCert);
+  const server = await spawnTlsServer(songs, ["--log", log, ...args], { prlimit });
+  const caCert = await Deno.readTextFile((await testCerts()).caCert);
   return {
-    pid: proc.pid,
-    port,
+    ...server,
     log,
-    fds: () => [...Deno.readDirSync(`/proc/${proc.pid}/fd`)].length,
     connect: () =>
-      TlsSongClient.connect({ hostname: "localhost", port }, {
+      TlsSongClient.connect({ hostname: "localhost", port: server.port }, {
         caCerts: [caCert],
         timeoutMs: 5000,
       }),
     async [Symbol.asyncDispose]() {
       try {
-        proc.kill("SIGTERM");
+        server.child.kill("SIGTERM");
       } catch { /* gone */ }
-      await proc.status;
+      await server.child.status;
     },
   };
 }

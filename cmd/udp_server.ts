@@ -52,10 +52,10 @@ export const SPEC = {
     },
     "max-per-ip": {
       type: "number",
-      default: 8,
-      min: 1,
+      default: 16,
+      min: 0,
       max: 100_000,
-      description: "Most of those from one source IP (any port; IPv6: one /64).",
+      description: "Most of those from one source IP (any port; IPv6: one /64; 0: no limit).",
     },
     interval: {
       type: "number",

@@ -65,7 +65,11 @@ export interface UdpServerOptions {
   port?: number;
   /** Most concurrent clients (on-demand streams + radio listeners). @default {32} */
   maxClients?: number;
-  /** Most concurrent clients from one source IP (any ports; IPv6: one /64). @default {8} */
+  /**
+   * Most concurrent clients from one source IP (any ports; IPv6: one /64); 0: no limit. The
+   * same default as tls-server's.
+   * @default {16}
+   */
   maxClientsPerIp?: number;
   /**
    * Gap between DATA packets of on-demand streams in ms; undefined paces in real time from
@@ -431,7 +435,7 @@ export class UdpServer implements AsyncDisposable {
 
   #admit(from: UdpAddress, key: string, ip: string): boolean {
     const max = this.#options.maxClients ?? 32;
-    const maxPerIp = this.#options.maxClientsPerIp ?? 8;
+    const maxPerIp = (this.#options.maxClientsPerIp ?? 16) || Infinity;
     const fromIp = this.#perIp.get(ip) ?? 0;
     if (this.#sessions.size < max && fromIp < maxPerIp) return true;
     this.stats.rejected++;

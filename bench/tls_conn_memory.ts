@@ -9,10 +9,12 @@
  *   error such as EMFILE — checked under prlimit).
  *
  *   deno run -A bench/tls_conn_memory.ts [--mode deno|wrap|node] [--connections 1000]
+ *     [--packet-bytes 16384] [--interval-ms 300]
  *
  * N verified clients (a child process) connect and keep reading; the server's RSS above its
- * baseline is reported per connection idle (handshake done) and streaming (ten rounds of one
- * 16 KiB write to every connection, 300 ms apart, like a radio packet).
+ * baseline is reported per connection idle (handshake done) and streaming (at least 3 s of
+ * one `--packet-bytes` write to every connection every `--interval-ms`, like radio packets:
+ * 16 KiB every ~1.6 s is today's MP3 radio, ~2 KiB every 100 ms an Opus station's).
  *
  * @module
  */
@@ -23,7 +25,12 @@ import { createCertificates } from "../lib/tls/certs.ts";
 import { ServerTlsConn } from "../lib/tls/server_conn.ts";
 
 const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
-const args = parseArgs(Deno.args, { string: ["mode", "connections", "role", "port", "ca"] });
+const args = parseArgs(Deno.args, {
+  string: ["mode", "connections", "role", "port", "ca", "packet-bytes", "interval-ms"],
+});
+const packetBytes = Number(args["packet-bytes"] ?? 16384);
+const intervalMs = Number(args["interval-ms"] ?? 300);
+const rounds = Math.max(10, Math.round(3000 / intervalMs));
 
 if (args.role === "clients") {
   const ca = await Deno.readTextFile(args.ca!);
@@ -122,10 +129,10 @@ async function measure(mode: string, n: number) {
   await clients.stdout.getReader().read();
   await new Promise((r) => setTimeout(r, 1000));
   const idle = rssKiB();
-  const packet = new Uint8Array(16384);
-  for (let round = 0; round < 10; round++) {
+  const packet = new Uint8Array(packetBytes);
+  for (let round = 0; round < rounds; round++) {
     for (const w of writers) w(packet);
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
   const streaming = rssKiB();
   clients.kill();

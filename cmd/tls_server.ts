@@ -5,6 +5,7 @@
  */
 
 import { type CommandSpec, EventLog, ExitCode, runMain, startCommand } from "../lib/cli/mod.ts";
+import { accessLogger } from "../lib/cli/access_log.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
 import { IcecastSource, parseIcecastUrl } from "../lib/tls/icecast.ts";
 import { loadServerIdentity } from "../lib/tls/pem_files.ts";
@@ -152,6 +153,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       sendQueueBytes: flags["send-queue"] * 1024,
       log,
       signal,
+      onEvent: accessLogger(out),
       onStationEvent: icecast ? (event) => icecast.onStationEvent(event) : undefined,
     });
   } catch (cause) {

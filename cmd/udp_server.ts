@@ -12,6 +12,7 @@ import {
   startCommand,
   UsageError,
 } from "../lib/cli/mod.ts";
+import { accessLogger } from "../lib/cli/access_log.ts";
 import { parseAddress } from "../lib/net/udp_socket.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
 import { mpaSdp } from "../lib/udp/rtp.ts";
@@ -129,6 +130,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
   }
   const impairment = impairmentFromFlags(flags);
   using log = await EventLog.openOptional(flags.log);
+  log.observe(accessLogger(out));
   const catalog = await SongCatalog.open(flags.songs, { signal });
   for (const s of catalog.skipped) out.warn(`skipping ${s.name}: ${s.reason}`);
   const radioSong = flags["radio-song"] === undefined

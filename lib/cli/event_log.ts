@@ -14,6 +14,7 @@ export class EventLog implements Disposable {
   #encoder = new TextEncoder();
   /** Events written so far. */
   count = 0;
+  #observers: ((event: string, fields: EventFields) => void)[] = [];
 
   private constructor(file: Deno.FsFile | undefined) {
     this.#file = file;
@@ -43,8 +44,17 @@ export class EventLog implements Disposable {
     return this.#file !== undefined;
   }
 
+  /**
+   * Also hands every event to `observer` (e.g. the servers' access log on stderr), whether or
+   * not a file is recorded.
+   */
+  observe(observer: (event: string, fields: EventFields) => void): void {
+    this.#observers.push(observer);
+  }
+
   /** Records one event. */
   event(event: string, fields: EventFields = {}): void {
+    for (const observe of this.#observers) observe(event, fields);
     if (!this.#file) return;
     const line = JSON.stringify({ ts: new Date().toISOString(), event, ...fields }) + "\n";
     const bytes = this.#encoder.encode(line);

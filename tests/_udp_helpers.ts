@@ -126,3 +126,53 @@ export async function handshake(
   const token = answer.type === FrameType.ACCEPT ? readAccept(answer).token : undefined;
   return { answer, cookie, ...(token ? { token } : {}), streamId: answer.streamId };
 }
+
+/** A relay between a client and a UDP server that may rewrite what flows; dispose stops it. */
+export interface LyingRelay extends AsyncDisposable {
+  /** Where the client sends (the relay's front socket). */
+  address: UdpAddress;
+}
+
+/**
+ * A UDP relay between a client and `server`: `lie` replaces each server datagram with its own
+ * list of datagrams for the client (non-frames are forwarded as they are); `onUpstream` sees
+ * each datagram the client sends, before it is forwarded.
+ */
+export function startLyingRelay(
+  server: UdpAddress,
+  lie: (frame: Frame, raw: Uint8Array) => Uint8Array[] | Promise<Uint8Array[]>,
+  onUpstream?: (datagram: Uint8Array) => void,
+): LyingRelay {
+  const front = rawSocket(); // the client talks to this
+  const back = rawSocket(); // the server sees this
+  const to = { transport: "udp" as const, ...server };
+  let client: Deno.NetAddr | undefined;
+  const upstream = (async () => {
+    for (;;) {
+      const [data, from] = await front.receive();
+      client = from as Deno.NetAddr;
+      onUpstream?.(data.slice());
+      await back.send(data, to);
+    }
+  })().catch(() => {});
+  const downstream = (async () => {
+    for (;;) {
+      const [data] = await back.receive();
+      if (!client) continue;
+      let out: Uint8Array[] = [data];
+      try {
+        out = await lie(decodeDatagram(data, { maxPayload: 65000 }), data.slice());
+      } catch { /* not a frame: forward as is */ }
+      for (const d of out) await front.send(d, client);
+    }
+  })().catch(() => {});
+  const addr = front.addr as Deno.NetAddr;
+  return {
+    address: { hostname: addr.hostname, port: addr.port },
+    async [Symbol.asyncDispose]() {
+      front.close();
+      back.close();
+      await Promise.all([upstream, downstream]);
+    },
+  };
+}

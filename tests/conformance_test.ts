@@ -897,3 +897,24 @@ Deno.test(
     }
   },
 );
+
+// ---- The map itself (§8) -----------------------------------------------------------------
+
+Deno.test("conformance: every test PROTOCOL.md §8 cites exists under that exact name", async () => {
+  const doc = await Deno.readTextFile(new URL("../docs/PROTOCOL.md", import.meta.url));
+  const section = doc.slice(doc.indexOf("## 8. Conformance"));
+  const text = section.split(/\s+/).join(" ");
+  const cited = [...text.matchAll(/((?:lib|tests)\/[\w/]+\.ts): "([^"]+)"/g)];
+  assertGreater(cited.length, 80);
+  const missing: string[] = [];
+  const sources = new Map<string, string>();
+  for (const [, file, name] of cited) {
+    if (!sources.has(file!)) {
+      const source = await Deno.readTextFile(new URL(`../${file}`, import.meta.url));
+      // Names split over lines ("a " +\n "b") read as one string.
+      sources.set(file!, source.replace(/"\s*\+\s*"/g, ""));
+    }
+    if (!sources.get(file!)!.includes(`"${name}"`)) missing.push(`${file}: "${name}"`);
+  }
+  assertEquals(missing, []);
+});

@@ -54,7 +54,8 @@ export async function sendSongFile(
   const maxPayload = Math.min(
     options.maxPayload ?? STREAM_MAX_PAYLOAD,
     STREAM_MAX_PAYLOAD,
-    Math.max(16 * 1024, Math.floor(queue.maxBytes / 2) - HEADER_SIZE),
+    // Half the queue (PROTOCOL.md §5.3), so one block is read while the previous is written.
+    Math.max(1, Math.floor(queue.maxBytes / 2) - HEADER_SIZE),
   );
   using file = await catalog.openFile(song);
   // The size from the open file, not the scan: what is sent must match what is announced.

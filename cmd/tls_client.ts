@@ -27,8 +27,8 @@ import {
   queueCommand,
   radioCommand,
   requestCommand,
-  shellCommand,
 } from "../lib/tls/client_commands.ts";
+import { shellCommand } from "../lib/tls/client_shell.ts";
 
 /** Command-line declaration. */
 export const SPEC = {

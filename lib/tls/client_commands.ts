@@ -1,7 +1,7 @@
 /**
  * What each tls-client subcommand does, on top of {@linkcode TlsSongClient}: formatting for
- * people, playing, saving atomically, the interactive shell. cmd/tls_client.ts only parses the
- * command line and calls these.
+ * people, playing, saving atomically (the interactive shell is lib/tls/client_shell.ts).
+ * cmd/tls_client.ts only parses the command line and calls these.
  *
  * @module
  */
@@ -56,7 +56,8 @@ export function formatNowPlaying(n: NowPlaying): string {
   }`;
 }
 
-async function open(ctx: ClientContext): Promise<TlsSongClient> {
+/** Connects to the server of `ctx` (verified as `ctx.connect` says) and logs it. */
+export async function openClient(ctx: ClientContext): Promise<TlsSongClient> {
   const client = await TlsSongClient.connect(ctx.address, { ...ctx.connect, signal: ctx.signal });
   ctx.log.event("connected", { server: client.server, peerPin: client.peerPin });
   return client;
@@ -64,7 +65,7 @@ async function open(ctx: ClientContext): Promise<TlsSongClient> {
 
 /** `list`: the numbered song list on stdout. */
 export async function listCommand(ctx: ClientContext, client?: TlsSongClient): Promise<number> {
-  const c = client ?? (await open(ctx));
+  const c = client ?? (await openClient(ctx));
   try {
     const songs = await c.list(ctx.signal);
     if (songs.length === 0) ctx.out.stdout("The server has no songs.");
@@ -81,7 +82,7 @@ export async function requestCommand(
   song: string,
   client?: TlsSongClient,
 ): Promise<number> {
-  const c = client ?? (await open(ctx));
+  const c = client ?? (await openClient(ctx));
   try {
     const r = await c.requestSong(song, ctx.signal);
     ctx.log.event("play_result", { song, ...r });
@@ -94,7 +95,7 @@ export async function requestCommand(
 
 /** `queue`: the radio's request queue, numbered, next first. */
 export async function queueCommand(ctx: ClientContext, client?: TlsSongClient): Promise<number> {
-  const c = client ?? (await open(ctx));
+  const c = client ?? (await openClient(ctx));
   try {
     const queue = await c.queue(ctx.signal);
     if (queue.length === 0) ctx.out.stdout("The request queue is empty.");
@@ -109,7 +110,7 @@ export async function queueCommand(ctx: ClientContext, client?: TlsSongClient): 
 
 /** `now`: what the radio is playing and how far it is. */
 export async function nowCommand(ctx: ClientContext, client?: TlsSongClient): Promise<number> {
-  const c = client ?? (await open(ctx));
+  const c = client ?? (await openClient(ctx));
   try {
     const n = await c.nowPlaying(ctx.signal);
     ctx.out.stdout(`${formatNowPlaying(n)} — at ${formatDuration(n.positionMs)}`);
@@ -141,7 +142,7 @@ export async function playCommand(
   client?: TlsSongClient,
 ): Promise<number> {
   const { out } = ctx;
-  const c = client ?? (await open(ctx));
+  const c = client ?? (await openClient(ctx));
   const playing = options.play ?? true;
   await using playback = playing ? newPlayback(ctx) : undefined;
   let file: AtomicFile | undefined;
@@ -206,7 +207,7 @@ const RADIO_QUEUE_BYTES = 4 * 1024 * 1024;
 /** `radio`: plays the station and prints each new song until Ctrl+C. */
 export async function radioCommand(ctx: ClientContext): Promise<number> {
   const { out } = ctx;
-  await using c = asAsyncDisposable(await open(ctx));
+  await using c = asAsyncDisposable(await openClient(ctx));
   await using playback = newPlayback(ctx);
   let pendingInfo: StreamInfo | undefined;
   const joined = performance.now();
@@ -244,68 +245,6 @@ export async function radioCommand(ctx: ClientContext): Promise<number> {
   return ExitCode.OK;
 }
 
-const SHELL_HELP = [
-  "Commands:",
-  "  list                 numbered song list",
-  "  play SONG            download and play a song (name or number)",
-  "  get SONG [FILE|DIR] download and save (SHA-256 checked; default: this folder)",
-  "  request SONG         ask the radio to play a song",
-  "  queue                the radio's request queue",
-  "  now                  what the radio plays now",
-  "  help                 this text",
-  "  quit                 leave (also Ctrl+D)",
-  "Listen to the radio with: tls-client radio",
-].join("\n");
-
-/** `shell`: reads commands from stdin, one per line, over one connection. */
-export async function shellCommand(ctx: ClientContext): Promise<number> {
-  const { out } = ctx;
-  let client: TlsSongClient | undefined;
-  const prompt = Deno.stdin.isTerminal();
-  out.info(`Connected to ${ctx.address.hostname}:${ctx.address.port}. Type "help" for commands.`);
-  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).pipeThrough(
-    new LineSplitter(),
-  );
-  const show = () => prompt && Deno.stdout.writeSync(new TextEncoder().encode("soundsock> "));
-  show();
-  try {
-    for await (const line of lines) {
-      if (ctx.signal.aborted) break;
-      const [cmd, ...rest] = line.trim().split(/\s+/);
-      const arg = rest.join(" ");
-      try {
-        if (!cmd) {
-          // empty line
-        } else if (cmd === "quit" || cmd === "exit") break;
-        else if (cmd === "help" || cmd === "?") out.stdout(SHELL_HELP);
-        else {
-          client ??= await open(ctx);
-          if (cmd === "list") await listCommand(ctx, client);
-          else if (cmd === "queue") await queueCommand(ctx, client);
-          else if (cmd === "now") await nowCommand(ctx, client);
-          else if (cmd === "request" && arg) await requestCommand(ctx, arg, client);
-          else if (cmd === "play" && arg) await playCommand(ctx, arg, {}, client);
-          else if (cmd === "get" && rest[0]) {
-            await playCommand(ctx, rest[0], { play: false, save: rest[1] ?? "." }, client);
-          } else out.error(`unknown command "${line.trim()}" — type "help"`);
-        }
-      } catch (error) {
-        if (ctx.signal.aborted) break;
-        out.error(peer((error as Error).message));
-        // A refusal leaves the connection usable; anything else: reconnect next time.
-        if ((error as { exitCode?: number }).exitCode !== ExitCode.REFUSED) {
-          client?.close();
-          client = undefined;
-        }
-      }
-      show();
-    }
-  } finally {
-    await client?.bye();
-  }
-  return ExitCode.OK;
-}
-
 function newPlayback(ctx: ClientContext): Playback {
   const a = ctx.audio;
   return new Playback({
@@ -330,30 +269,6 @@ async function isDirectory(path: string): Promise<boolean> {
     return (await Deno.stat(path)).isDirectory;
   } catch {
     return false;
-  }
-}
-
-/** Splits text into lines (bounded: a line longer than 64 KiB is cut). */
-class LineSplitter extends TransformStream<string, string> {
-  constructor() {
-    let buf = "";
-    super({
-      transform(chunk, controller) {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf("\n")) >= 0) {
-          controller.enqueue(buf.slice(0, i));
-          buf = buf.slice(i + 1);
-        }
-        if (buf.length > 65536) {
-          controller.enqueue(buf);
-          buf = "";
-        }
-      },
-      flush(controller) {
-        if (buf) controller.enqueue(buf);
-      },
-    });
   }
 }
 

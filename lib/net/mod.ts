@@ -5,3 +5,5 @@
  */
 
 export * from "./udp_socket.ts";
+export * from "./close.ts";
+export * from "./source_key.ts";

@@ -12,7 +12,13 @@ import { delay } from "@std/async/delay";
 import { join } from "@std/path";
 import net from "node:net";
 import { ServerRefusedError, TlsSongClient } from "../lib/tls/client.ts";
-import { makeSongs, spawnTlsServer, testCerts, type TlsServerProcess } from "./_tls_helpers.ts";
+import {
+  makeSongs,
+  spawnTlsServer,
+  startTestServer,
+  testCerts,
+  type TlsServerProcess,
+} from "./_tls_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -168,5 +174,42 @@ Deno.test(
     assert(refused.message.includes("Too many connections from your address"), refused.message);
     a.close();
     assert(await servedWithin(server, 2000), "a slot freed by a leaving client is not usable");
+  },
+);
+
+Deno.test(
+  "hostile: handshakes over the per-IP cap are dropped oldest first, counted once as dropped",
+  opts,
+  async () => {
+    const songs = await makeSongs({ "a.wav": [1] });
+    await using t = await startTestServer(songs, {
+      maxHandshakesPerIp: 2,
+      handshakeTimeoutMs: 30_000,
+    });
+    // One at a time, so the server accepts them in this order.
+    const flood: net.Socket[] = [];
+    for (let i = 0; i < 5; i++) {
+      flood.push(...await silentSockets(t.port, 1, "127.0.0.2"));
+      for (let j = 0; j < 50 && t.server.stats.accepted < i + 1; j++) await delay(10);
+    }
+    try {
+      for (let i = 0; i < 50 && t.server.stats.dropped < 3; i++) await delay(20);
+      assertEquals(t.server.stats.dropped, 3);
+      assertEquals(t.server.stats.handshakeFailures, 0, "a drop is not also a failed handshake");
+      const drops = t.events.filter((e) => e.event === "drop_connection");
+      assertEquals(drops.length, 3);
+      assertEquals(t.events.filter((e) => e.event === "handshake_failed").length, 0);
+      // The three oldest sockets were closed by the server; the two newest still wait.
+      await delay(100);
+      assertEquals(flood.map((s) => s.readableEnded || s.destroyed), [
+        true,
+        true,
+        true,
+        false,
+        false,
+      ]);
+    } finally {
+      for (const s of flood) s.destroy();
+    }
   },
 );

@@ -1,6 +1,9 @@
 /**
  * Accepting TLS connections without letting hostile peers stop the server:
  *
+ * - limits count per source IP ({@linkcode sourceKey}: an IPv6 /64 is one address);
+ * - floods are counted exactly and logged sparingly (first 100 of each event, then every
+ *   1000th);
  * - an `accept()` error (EMFILE when descriptors run out, ECONNABORTED…) is logged and retried
  *   after a short backoff (10 ms doubling to 1 s, reset by the next success) instead of ending
  *   the loop, so the server serves again as soon as the attacker leaves;
@@ -15,7 +18,10 @@
 
 import { delay } from "@std/async/delay";
 import type tls from "node:tls";
-import { closeQuietly, ServerTlsConn } from "./server_conn.ts";
+import { LogThrottle } from "../cli/log_throttle.ts";
+import { closeQuietly } from "../net/close.ts";
+import { sourceKey } from "../net/source_key.ts";
+import { HandshakeError, ServerTlsConn } from "./server_conn.ts";
 
 /** Limits for {@linkcode acceptTls}. */
 export interface AcceptLimits {
@@ -30,7 +36,7 @@ export interface AcceptLimits {
 /** Options for {@linkcode acceptTls}. */
 export interface AcceptTlsOptions extends AcceptLimits {
   secureContext: tls.SecureContext;
-  /** Stops accepting and aborts pending handshakes. */
+  /** Stops accepting (closes the listener) and aborts pending handshakes. */
   signal: AbortSignal;
   /** Called with every connection whose handshake completed. */
   onConnection: (conn: ServerTlsConn) => void;
@@ -42,7 +48,7 @@ export interface AcceptTlsOptions extends AcceptLimits {
 export interface AcceptStats {
   /** TCP connections accepted. */
   accepted: number;
-  /** Handshakes that failed or timed out. */
+  /** Handshakes that failed or timed out (dropped ones are counted in `dropped`). */
   handshakeFailures: number;
   /** Pending handshakes dropped because of the pending-handshake limits. */
   dropped: number;
@@ -59,7 +65,16 @@ export async function acceptTls(
   options: AcceptTlsOptions,
   stats: AcceptStats,
 ): Promise<void> {
-  const { signal, log } = options;
+  const { signal } = options;
+  // Flood events are counted exactly but logged sparingly (first 100, then every 1000th).
+  const throttle = new LogThrottle();
+  const log = (event: string, fields: Record<string, unknown>) => {
+    const n = throttle.admit(event);
+    if (n > 0) options.log(event, n > 1 ? { ...fields, count: n } : fields);
+  };
+  // Closing the listener is what ends a pending accept().
+  const stop = () => closeQuietly(listener);
+  signal.addEventListener("abort", stop, { once: true });
   /** Pending handshakes, oldest first (Map keeps insertion order). */
   const pending = new Map<Deno.TcpConn, AbortController>();
   const pendingPerIp = new Map<string, Set<Deno.TcpConn>>();
@@ -79,7 +94,7 @@ export async function acceptTls(
       continue;
     }
     stats.accepted++;
-    const ip = tcp.remoteAddr.hostname;
+    const ip = sourceKey(tcp.remoteAddr.hostname);
     const fromIp = pendingPerIp.get(ip) ?? new Set<Deno.TcpConn>();
     // Past a limit the oldest pending handshake goes (from this address first): a flood ages
     // out its own sockets instead of locking out the clients that arrive after it.
@@ -94,7 +109,7 @@ export async function acceptTls(
         remote: evict.remoteAddr.hostname,
         reason: "too many TLS handshakes in progress; dropped the oldest",
       });
-      pending.get(evict)?.abort();
+      pending.get(evict)?.abort(new HandshakeError("dropped: too many handshakes in progress"));
     }
     const controller = new AbortController();
     pending.set(tcp, controller);
@@ -103,10 +118,13 @@ export async function acceptTls(
     const handshake = ServerTlsConn.accept(tcp, {
       secureContext: options.secureContext,
       handshakeTimeoutMs: options.handshakeTimeoutMs,
-      signal: AbortSignal.any([signal, controller.signal]),
+      // Aborted when this socket is evicted, and for every pending socket when the loop ends.
+      signal: controller.signal,
     }).then(
       (conn) => options.onConnection(conn),
       (error) => {
+        // An evicted socket was counted and logged as dropped; a stop is not a failure.
+        if (controller.signal.aborted) return;
         stats.handshakeFailures++;
         log("handshake_failed", {
           remote: `${tcp.remoteAddr.hostname}:${tcp.remoteAddr.port}`,
@@ -121,7 +139,8 @@ export async function acceptTls(
     });
     handshakes.add(handshake);
   }
-  closeQuietly(listener);
+  signal.removeEventListener("abort", stop);
+  stop();
   for (const controller of pending.values()) controller.abort();
   await Promise.all(handshakes);
 }

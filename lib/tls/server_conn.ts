@@ -18,6 +18,7 @@
 
 import { Duplex } from "node:stream";
 import tls from "node:tls";
+import { closeQuietly } from "../net/close.ts";
 
 /** Why a handshake did not complete. */
 export class HandshakeError extends Error {
@@ -30,7 +31,7 @@ export interface ServerTlsConnOptions {
   secureContext: tls.SecureContext;
   /** The TCP socket is closed if the handshake has not finished by then. */
   handshakeTimeoutMs: number;
-  /** Closes the socket (mid-handshake too). */
+  /** Closes the socket (mid-handshake too); an Error reason becomes the failure's message. */
   signal?: AbortSignal;
   /**
    * Decrypted bytes buffered before the socket is paused (the peer waits in TCP).
@@ -71,10 +72,13 @@ export class ServerTlsConn {
 
   /**
    * Runs the server handshake on `tcp`. Resolves once it is complete; on failure, timeout or
-   * abort the TCP socket is closed and the promise rejects with {@linkcode HandshakeError}.
+   * abort the TCP socket is closed and the promise rejects with {@linkcode HandshakeError}
+   * (whose message is the abort reason's, when the signal gave one).
    */
   static accept(tcp: Deno.TcpConn, options: ServerTlsConnOptions): Promise<ServerTlsConn> {
     const conn = new ServerTlsConn(tcp, options.secureContext, options.readLimit ?? 16384);
+    const timeout = AbortSignal.timeout(options.handshakeTimeoutMs);
+    const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
     return new Promise((resolve, reject) => {
       const socket = conn.#tls;
       const fail = (message: string) => {
@@ -90,23 +94,25 @@ export class ServerTlsConn {
       };
       const onError = (error: Error) => fail(error.message);
       const onClose = () => fail("the peer closed the connection during the handshake");
-      const onAbort = () => fail("the server is stopping");
-      const timer = setTimeout(
-        () => fail(`no TLS handshake within ${options.handshakeTimeoutMs} ms`),
-        options.handshakeTimeoutMs,
-      );
+      const onAbort = () =>
+        fail(
+          timeout.aborted
+            ? `no TLS handshake within ${options.handshakeTimeoutMs} ms`
+            : signal.reason instanceof Error
+            ? signal.reason.message
+            : "the server is stopping",
+        );
       const cleanup = () => {
-        clearTimeout(timer);
         socket.off("secure", onSecure);
         socket.off("error", onError);
         socket.off("close", onClose);
-        options.signal?.removeEventListener("abort", onAbort);
+        signal.removeEventListener("abort", onAbort);
       };
-      if (options.signal?.aborted) return onAbort();
+      if (signal.aborted) return onAbort();
       socket.once("secure", onSecure);
       socket.once("error", onError);
       socket.once("close", onClose);
-      options.signal?.addEventListener("abort", onAbort, { once: true });
+      signal.addEventListener("abort", onAbort, { once: true });
     });
   }
 
@@ -205,13 +211,6 @@ export class ServerTlsConn {
     this.#wakeReader = undefined;
     wake?.();
   }
-}
-
-/** Closes a Deno connection, ignoring "already closed". */
-export function closeQuietly(conn: { close(): void }): void {
-  try {
-    conn.close();
-  } catch { /* already closed */ }
 }
 
 /**

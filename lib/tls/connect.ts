@@ -19,6 +19,7 @@ import tls from "node:tls";
 import { digestsEqual, sha256Hex } from "../hash/sha256.ts";
 import type { ByteReader } from "../wire/stream_decoder.ts";
 import type { ByteWriter } from "./send_queue.ts";
+import { TlsSocketStream } from "./socket_stream.ts";
 
 /** A connected byte stream: what the client reads frames from and writes requests to. */
 export interface ClientConn extends ByteReader, ByteWriter {
@@ -270,74 +271,16 @@ async function connectNode(
 }
 
 /**
- * A `node:tls` socket seen as a {@linkcode ClientConn}: reads are served from a queue of
- * received chunks (the socket is paused while more than `highWater` bytes wait), writes
- * resolve once the socket has taken the bytes.
+ * A `node:tls` client socket seen as a {@linkcode ClientConn}: up to 4 MiB of received data is
+ * queued before the socket is paused; writes copy the caller's buffer.
  */
-export class NodeSocketConn implements ClientConn {
+export class NodeSocketConn extends TlsSocketStream implements ClientConn {
   readonly #socket: tls.TLSSocket;
-  readonly #chunks: Uint8Array[] = [];
-  #buffered = 0;
-  #ended = false;
-  #error: Error | undefined;
-  #wake: (() => void) | undefined;
-  readonly #highWater = 4 * 1024 * 1024;
 
   /** Wraps a connected socket. */
   constructor(socket: tls.TLSSocket) {
+    super(socket, { readLimit: 4 * 1024 * 1024, copyWrites: true });
     this.#socket = socket;
-    socket.on("data", (chunk: Uint8Array) => {
-      this.#chunks.push(chunk);
-      this.#buffered += chunk.length;
-      if (this.#buffered > this.#highWater) socket.pause();
-      this.#notify();
-    });
-    socket.on("end", () => {
-      this.#ended = true;
-      this.#notify();
-    });
-    socket.on("close", () => {
-      this.#ended = true;
-      this.#notify();
-    });
-    socket.on("error", (error: Error) => {
-      this.#error = error;
-      this.#notify();
-    });
-  }
-
-  #notify(): void {
-    const w = this.#wake;
-    this.#wake = undefined;
-    w?.();
-  }
-
-  /** Reads up to `p.length` bytes; null at the end. */
-  async read(p: Uint8Array): Promise<number | null> {
-    while (this.#chunks.length === 0) {
-      if (this.#error) throw this.#error;
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => (this.#wake = resolve));
-    }
-    const head = this.#chunks[0]!;
-    const n = Math.min(p.length, head.length);
-    p.set(head.subarray(0, n));
-    if (n === head.length) this.#chunks.shift();
-    else this.#chunks[0] = head.subarray(n);
-    this.#buffered -= n;
-    if (this.#buffered <= this.#highWater / 2 && this.#socket.isPaused()) this.#socket.resume();
-    return n;
-  }
-
-  /** Writes all of `p`. */
-  write(p: Uint8Array): Promise<number> {
-    return new Promise((resolve, reject) => {
-      // Copy: node may keep the buffer after returning and callers reuse theirs.
-      this.#socket.write(
-        p.slice(),
-        (error?: Error | null) => (error ? reject(error) : resolve(p.length)),
-      );
-    });
   }
 
   /** Closes the socket. */

@@ -19,6 +19,7 @@
 import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { closeQuietly } from "../net/close.ts";
+import { TlsSocketStream } from "./socket_stream.ts";
 
 /** Why a handshake did not complete. */
 export class HandshakeError extends Error {
@@ -48,12 +49,9 @@ export class ServerTlsConn {
   readonly #tls: tls.TLSSocket;
   readonly #duplex: Duplex;
   readonly #readLimit: number;
-  #chunks: Uint8Array[] = [];
-  #buffered = 0;
-  #ended = false;
-  #error: Error | undefined;
-  #wakeReader: (() => void) | undefined;
   #closed = false;
+  /** Reads and writes, once the handshake is done. */
+  #stream: TlsSocketStream | undefined;
   /** The handshake completed. */
   #secure = false;
 
@@ -89,7 +87,7 @@ export class ServerTlsConn {
       const onSecure = () => {
         cleanup();
         conn.#secure = true;
-        conn.#listen();
+        conn.#stream = new TlsSocketStream(socket, { readLimit: conn.#readLimit });
         resolve(conn);
       };
       const onError = (error: Error) => fail(error.message);
@@ -129,33 +127,17 @@ export class ServerTlsConn {
     return this.#tls.getProtocol();
   }
 
-  /** Reads decrypted bytes into `p`; null at the end of the stream. */
-  async read(p: Uint8Array): Promise<number | null> {
-    while (this.#chunks.length === 0) {
-      if (this.#error) throw this.#error;
-      if (this.#ended || this.#closed) return null;
-      await new Promise<void>((resolve) => (this.#wakeReader = resolve));
-    }
-    let n = 0;
-    while (n < p.length && this.#chunks.length > 0) {
-      const chunk = this.#chunks[0]!;
-      const take = Math.min(chunk.length, p.length - n);
-      p.set(chunk.subarray(0, take), n);
-      n += take;
-      if (take === chunk.length) this.#chunks.shift();
-      else this.#chunks[0] = chunk.subarray(take);
-    }
-    this.#buffered -= n;
-    if (this.#buffered < this.#readLimit && this.#tls.isPaused()) this.#tls.resume();
-    return n;
+  /** Reads decrypted bytes into `p`; null at the end of the stream (or once closed). */
+  read(p: Uint8Array): Promise<number | null> {
+    return this.#closed || !this.#stream ? Promise.resolve(null) : this.#stream.read(p);
   }
 
   /** Encrypts and writes all of `p`; resolves (to `p.length`) when the kernel has taken it. */
   write(p: Uint8Array): Promise<number> {
-    if (this.#closed) return Promise.reject(new Deno.errors.BadResource("connection closed"));
-    return new Promise((resolve, reject) => {
-      this.#tls.write(p, (error) => error ? reject(error) : resolve(p.length));
-    });
+    if (this.#closed || !this.#stream) {
+      return Promise.reject(new Deno.errors.BadResource("connection closed"));
+    }
+    return this.#stream.write(p);
   }
 
   /**
@@ -166,9 +148,9 @@ export class ServerTlsConn {
   close(graceMs = 1000): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#wake();
+    this.#stream?.end();
     const socket = this.#tls;
-    if (!this.#secure || this.#error || socket.destroyed) {
+    if (!this.#secure || socket.destroyed) {
       socket.destroy();
       closeQuietly(this.#tcp);
       return;
@@ -182,34 +164,6 @@ export class ServerTlsConn {
       closeQuietly(this.#tcp);
     });
     socket.end();
-  }
-
-  #listen(): void {
-    const socket = this.#tls;
-    socket.on("data", (chunk: Uint8Array) => {
-      this.#chunks.push(chunk);
-      this.#buffered += chunk.length;
-      if (this.#buffered >= this.#readLimit) socket.pause();
-      this.#wake();
-    });
-    socket.on("end", () => {
-      this.#ended = true;
-      this.#wake();
-    });
-    socket.on("error", (error: Error) => {
-      this.#error ??= error;
-      this.#wake();
-    });
-    socket.on("close", () => {
-      this.#ended = true;
-      this.#wake();
-    });
-  }
-
-  #wake(): void {
-    const wake = this.#wakeReader;
-    this.#wakeReader = undefined;
-    wake?.();
   }
 }
 

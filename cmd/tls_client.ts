@@ -112,6 +112,7 @@ export const SPEC = {
     ["deno task tls-client get nocturne /tmp/", "only save, into /tmp/"],
     ["deno task tls-client radio", "listen to the radio (Ctrl+C stops)"],
     ["deno task tls-client request 3 && deno task tls-client queue", "request a song, see queue"],
+    ["deno task tls-client shell", "a prompt with history: list, play, get, radio… (help inside)"],
     ["deno task tls-client list --server music.lan:8443 --pin 7647…", "trust one certificate"],
   ],
   notes: [

@@ -179,4 +179,8 @@ Deno.test("access-log lines escape what the peer chose", () => {
     "12:00:01 127.0.0.1:5555 refused busy",
   );
   assertEquals(formatAccessLine("listening", { port: 1 }, at), undefined);
+  assertEquals(
+    formatAccessLine("handshake_failed", { remote: "10.0.0.1:7", error: "eof", count: 1000 }, at),
+    "12:00:01 10.0.0.1:7 error handshake failed: eof (1000 so far)",
+  );
 });

@@ -46,6 +46,11 @@ function requestLine(f: EventFields): string | undefined {
   }
 }
 
+/** ` (N so far)` for an event the server logs only now and then (first 100, every 1000th). */
+function total(n: unknown): string {
+  return typeof n === "number" && n > 1 ? ` (${n} so far)` : "";
+}
+
 /** Why a connection ended: the TLS server's close events (ERROR codes and close reasons). */
 const TLS_ENDINGS: Record<string, string> = {
   timeout: "leave timeout",
@@ -106,9 +111,9 @@ export function describeAccessEvent(event: string, f: EventFields): string | und
     case "stream_error":
       return `error streaming ${quoted(f.song)}: ${escapePeerText(String(f.error))}`;
     case "forged":
-      return `error forged ${word(f.type)}${reason}`;
+      return `error forged ${word(f.type)}${reason}${total(f.total)}`;
     case "malformed":
-      return `error malformed datagram${reason}`;
+      return `error malformed datagram${reason}${total(f.total)}`;
     default:
       return TLS_ENDINGS[event];
   }
@@ -135,7 +140,9 @@ export function formatAccessLine(
   if (peer === undefined) return undefined;
   const text = describeAccessEvent(event, fields);
   if (text === undefined) return undefined;
-  return `${clock(now)} ${escapePeerText(String(peer))} ${text}`;
+  // Throttled TLS events carry their running count.
+  const count = fields.total === undefined ? total(fields.count) : "";
+  return `${clock(now)} ${escapePeerText(String(peer))} ${text}${count}`;
 }
 
 /**

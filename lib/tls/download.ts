@@ -75,9 +75,7 @@ export async function sendSongFile(
     sha256: options.sha256,
     offset,
   };
-  if (!queue.offer(encodeControl(FrameType.STREAM_INFO, info, { streamId }))) {
-    if (!(await queue.push(encodeControl(FrameType.STREAM_INFO, info, { streamId })))) return;
-  }
+  if (!(await queue.push(encodeControl(FrameType.STREAM_INFO, info, { streamId })))) return;
   let sent = 0;
   let sequence = 0;
   while (sent < total) {

@@ -91,16 +91,12 @@ export class SendQueue {
     return true;
   }
 
-  /** Queues `bytes`, waiting for room first. Resolves false if the queue closes meanwhile. */
+  /**
+   * Queues `bytes`, waiting for room first. Resolves false if the queue closes meanwhile.
+   * @throws the signal's reason when it aborts while waiting
+   */
   async push(bytes: Uint8Array, signal?: AbortSignal): Promise<boolean> {
-    while (
-      !this.#closed && !this.#final && this.#queued > 0 &&
-      this.#queued + bytes.length > this.#maxBytes
-    ) {
-      signal?.throwIfAborted();
-      await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
-    }
-    if (this.#closed || this.#final) return false;
+    if (!(await this.waitForRoom(bytes.length, signal))) return false;
     this.#enqueue(bytes);
     return true;
   }
@@ -109,14 +105,23 @@ export class SendQueue {
    * Resolves true once `bytes` more would fit under the bound (or the queue is empty), false
    * if the queue closes first. A producer calls it *before* making a block, so the block it
    * is preparing counts against the same bound as what is queued.
+   * @throws the signal's reason when it aborts while waiting
    */
   async waitForRoom(bytes: number, signal?: AbortSignal): Promise<boolean> {
     while (
       !this.#closed && !this.#final && this.#queued > 0 && this.#queued + bytes > this.#maxBytes
     ) {
       signal?.throwIfAborted();
-      await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+      await new Promise<void>((resolve) => {
+        const onAbort = () => resolve();
+        signal?.addEventListener("abort", onAbort, { once: true });
+        this.#roomWaiters.push(() => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        });
+      });
     }
+    signal?.throwIfAborted();
     return !this.#closed && !this.#final;
   }
 

@@ -447,9 +447,12 @@ typedef int (*ss_opus_ctl_fn)(void* st, int request, ...);
 static ss_opus_ctl_fn ss_opus_ctl_fns[2];
 static pthread_once_t ss_opus_once = PTHREAD_ONCE_INIT;
 
-/* Runs once per process (workers may race): the handle stays open for the process's life. */
+/* Runs once per process (workers may race): the handle stays open for the process's life.
+ * SOUNDSOCK_LIBOPUS names the same library lib/codec/ffi.ts opened, so the ctl calls reach the
+ * libopus that made the encoder / decoder. */
 static void ss_opus_load(void) {
-  void* h = dlopen("libopus.so.0", RTLD_NOW | RTLD_LOCAL);
+  const char* path = getenv("SOUNDSOCK_LIBOPUS");
+  void* h = dlopen(path && *path ? path : "libopus.so.0", RTLD_NOW | RTLD_LOCAL);
   if (!h) return;
   ss_opus_ctl_fns[0] = (ss_opus_ctl_fn)dlsym(h, "opus_encoder_ctl");
   ss_opus_ctl_fns[1] = (ss_opus_ctl_fn)dlsym(h, "opus_decoder_ctl");

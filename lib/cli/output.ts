@@ -12,9 +12,10 @@ import { bold, red, yellow } from "@std/fmt/colors";
 // sequences; CR, BS and LF rewrite or fake lines), DEL, C1 controls (0x9B is a one-byte CSI),
 // bidi overrides/isolates and line/paragraph separators (text that displays as something it
 // is not), and lone surrogates.
-const PEER_UNSAFE =
-  // deno-lint-ignore no-control-regex
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]/gu;
+/** The character-class body of what no peer text may bring to a terminal or a file name. */
+export const PEER_UNSAFE_CHARS =
+  "\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028-\\u202e\\u2066-\\u2069\\ud800-\\udfff";
+const PEER_UNSAFE = new RegExp(`[${PEER_UNSAFE_CHARS}]`, "gu");
 // The same, minus tab and newline: what this printer removes from anything it writes to
 // stderr, as a second line of defence behind {@linkcode escapePeerText}.
 // deno-lint-ignore no-control-regex

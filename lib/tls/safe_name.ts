@@ -9,18 +9,17 @@
  * @module
  */
 
+import { PEER_UNSAFE_CHARS } from "../cli/output.ts";
+
 /** Longest file name most filesystems accept, in UTF-8 bytes. */
 export const MAX_FILE_NAME_BYTES = 255;
 
 /** Windows device names: reserved with any extension, in any case (`con.mp3`, `Com1.wav`). */
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)$/i;
 
-// C0, DEL, C1 controls; bidi overrides/isolates and line/paragraph separators (they make a
-// name display differently from what it is); lone surrogates (not encodable as UTF-8);
-// Windows-forbidden characters; both separators.
-const UNSAFE =
-  // deno-lint-ignore no-control-regex
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff<>:"|?*/\\]/gu;
+// What peer text may not bring (controls, bidi overrides, line separators, lone surrogates:
+// lib/cli/output.ts), plus the characters Windows forbids and both separators.
+const UNSAFE = new RegExp(`[${PEER_UNSAFE_CHARS}<>:"|?*/\\\\]`, "gu");
 
 /**
  * Reduces `name` to a safe base name: the last path segment, unsafe characters replaced by `_`,

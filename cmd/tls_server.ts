@@ -4,6 +4,7 @@
  * @module
  */
 
+import { RADIO_FLAGS, radioSettings } from "../lib/cli/radio_flags.ts";
 import { type CommandSpec, EventLog, ExitCode, runMain, startCommand } from "../lib/cli/mod.ts";
 import { accessLogger } from "../lib/cli/access_log.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
@@ -106,6 +107,7 @@ export const SPEC = {
       type: "boolean",
       description: 'When listening, print {"event":"ready","host","port","songs"} on stdout.',
     },
+    ...RADIO_FLAGS,
   },
   examples: [
     ["deno task certs && deno task tls-server", "serve songs/ on 127.0.0.1:8443"],
@@ -126,6 +128,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
   const { flags, out, helped } = startCommand(SPEC, args);
   if (helped) return ExitCode.OK;
   const icecastUrl = flags.icecast === undefined ? undefined : parseIcecastUrl(flags.icecast);
+  const radio = radioSettings(flags);
   const { cert, key } = await loadServerIdentity(flags.cert, flags.key);
   const catalog = await SongCatalog.open(flags.songs, { signal });
   for (const s of catalog.skipped) out.warn(`skipping ${s.name}: ${s.reason}`);
@@ -151,6 +154,8 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       idleTimeoutMs: flags["idle-timeout"] * 1000,
       handshakeTimeoutMs: flags["handshake-timeout"] * 1000,
       sendQueueBytes: flags["send-queue"] * 1024,
+      radioCodec: radio.radioCodec,
+      bitrate: radio.bitrate,
       log,
       signal,
       onEvent: accessLogger(out),
@@ -162,6 +167,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     });
   }
   const { hostname, port } = server.addr;
+  if (radio.warning) out.warn(radio.warning);
   out.info(`tls-server listening on ${hostname}:${port} (${catalog.songs.length} songs)`);
   if (flags["ready-json"]) {
     out.stdout(

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { RADIO_FLAGS, radioSettings } from "../lib/cli/radio_flags.ts";
 import {
   type CommandSpec,
   EventLog,
@@ -100,6 +101,7 @@ export const SPEC = {
       path: true,
       description: "With --rtp: write the SDP that players open (ffplay, VLC).",
     },
+    ...RADIO_FLAGS,
     ...SIM_FLAGS,
   },
   examples: [
@@ -129,6 +131,8 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     throw new UsageError(`--rtp: ${(error as Error).message}`);
   }
   const impairment = impairmentFromFlags(flags);
+  const radio = radioSettings(flags);
+  if (radio.warning) out.warn(radio.warning);
   using log = await EventLog.openOptional(flags.log);
   log.observe(accessLogger(out));
   const catalog = await SongCatalog.open(flags.songs, { signal });
@@ -146,6 +150,8 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     maxPayload: flags["payload-size"],
     heartbeatTimeoutMs: flags["heartbeat-timeout"] * 1000,
     radioSong,
+    radioCodec: radio.radioCodec,
+    bitrate: radio.bitrate,
     impairment,
     rtp,
     log,

@@ -263,13 +263,19 @@ export class OpusEncoder implements Disposable {
 
   /**
    * Encodes one frame: exactly `frameSize * channels` interleaved samples, s16 or float (±1.0).
-   * Returns the packet (a fresh copy).
+   * Returns the packet (a fresh copy). `maxBytes` caps the packet's size (libopus spends fewer
+   * bits on this frame to fit; a transport's payload limit).
    *
-   * @throws {RangeError} wrong number of samples
+   * @throws {RangeError} wrong number of samples, or `maxBytes` outside 3 ... 4000
    * @throws {OpusError} libopus failed
    */
-  encode(pcm: Int16Array | Float32Array): Uint8Array<ArrayBuffer> {
+  encode(pcm: Int16Array | Float32Array, maxBytes = MAX_PACKET_BYTES): Uint8Array<ArrayBuffer> {
     const st = this.#live();
+    if (!Number.isInteger(maxBytes) || maxBytes < 3 || maxBytes > MAX_PACKET_BYTES) {
+      throw new RangeError(
+        `Opus packet cap must be 3 ... ${MAX_PACKET_BYTES} bytes, got ${maxBytes}`,
+      );
+    }
     if (pcm.length !== this.frameSize * this.channels) {
       throw new RangeError(
         `Opus frame must have ${this.frameSize * this.channels} samples ` +
@@ -277,8 +283,8 @@ export class OpusEncoder implements Disposable {
       );
     }
     const n = pcm instanceof Int16Array
-      ? this.#opus.opus_encode(st, pcm, this.frameSize, this.#out, this.#out.length)
-      : this.#opus.opus_encode_float(st, pcm, this.frameSize, this.#out, this.#out.length);
+      ? this.#opus.opus_encode(st, pcm, this.frameSize, this.#out, maxBytes)
+      : this.#opus.opus_encode_float(st, pcm, this.frameSize, this.#out, maxBytes);
     if (n < 0) throw _opusError(this.#opus, "Cannot encode Opus frame", n);
     return this.#out.slice(0, n);
   }

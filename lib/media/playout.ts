@@ -15,6 +15,11 @@
  *   `leadMs` ahead of the wall clock), so a flood cannot fill a disk through `--output`;
  * - concealment of one gap is at most `maxGapUs` of silence, written in small blocks.
  *
+ * The radio's Opus stream (codec `opus`, 48 kHz) is decoded by one {@linkcode OpusDecoder} for
+ * the whole session — songs follow each other gaplessly inside one Opus stream, so the decoder
+ * is not restarted at a song change — and a lost 20 ms frame is filled by Opus packet-loss
+ * concealment, one `conceal` per frame, so the output keeps the stream's length.
+ *
  * @module
  */
 
@@ -23,6 +28,9 @@ import { openPushDecoder, type PushDecoder } from "../audio/push_decoder.ts";
 import { escapePeerText } from "../cli/output.ts";
 import type { StreamInfo } from "../wire/messages.ts";
 import { PcmConverter, type PcmFormat } from "./pcm_convert.ts";
+import { OPUS_SAMPLE_RATE, OpusDecoder } from "../codec/mod.ts";
+import { OPUS_FRAME_SAMPLES, splitOpusPayload } from "../station/encoder.ts";
+import { LossGuard } from "./loss_guard.ts";
 
 /** How much more audio than announced a stream may hold: 2 % plus one second. */
 export const ANNOUNCED_MARGIN = { ratio: 0.02, seconds: 1 } as const;
@@ -88,8 +96,23 @@ export class MediaPlayout implements Disposable {
   #stream: ActiveStream | undefined;
   /** Sample frames written to the output. */
   framesWritten = 0;
-  /** Sample frames of silence written to conceal lost PCM packets. */
+  /** Sample frames written to conceal lost packets (PCM: silence; Opus: PLC). */
   framesConcealed = 0;
+  /** Opus frames (20 ms) filled by packet-loss concealment. */
+  opusFramesConcealed = 0;
+  /** Opus frames decoded from packets. */
+  opusFramesDecoded = 0;
+  /** Opus packets (or payloads) that were corrupt and concealed instead. */
+  opusCorrupt = 0;
+
+  /** Concealed or just-recovered Opus frames scaled down so as not to overshoot. */
+  get opusFramesLimited(): number {
+    return this.#guard?.limited ?? 0;
+  }
+  /** The session's Opus decoder (one continuous stream across songs). */
+  #opus: OpusDecoder | undefined;
+  /** Bounds the level of concealed frames and of the frames right after (loss_guard.ts). */
+  #guard: LossGuard | undefined;
   /** Live pacing: wall time (performance.now()) at which output position 0 would play. */
   #paceOriginMs: number | undefined;
   /** Live pacing: media milliseconds written since the origin. */
@@ -118,6 +141,7 @@ export class MediaPlayout implements Disposable {
     }
     const codec = info.codec;
     const name = escapePeerText(info.title);
+    if (codec === "opus") await this.#openOpus(info, name);
     const decoder = codec === "mp3"
       ? await openPushDecoder("mp3", { path: name })
       : codec === "wav"
@@ -165,6 +189,10 @@ export class MediaPlayout implements Disposable {
       await this.#drain(s);
       return;
     }
+    if (s.info.codec === "opus") {
+      await this.#opusMedia(s, payload);
+      return;
+    }
     // pcm_s16le: whole sample frames, little-endian.
     await this.#write(s, pcmFromLittleEndian(payload));
   }
@@ -175,8 +203,13 @@ export class MediaPlayout implements Disposable {
    */
   async gap(durationUs: number): Promise<void> {
     const s = this.#stream;
-    if (!s || s.info.codec !== "pcm_s16le") return;
+    if (!s) return;
     const us = Math.min(Math.max(0, durationUs), this.#options.maxGapUs ?? 1_000_000);
+    if (s.info.codec === "opus") {
+      await this.#conceal(s, Math.round(us * OPUS_SAMPLE_RATE / 1e6 / OPUS_FRAME_SAMPLES));
+      return;
+    }
+    if (s.info.codec !== "pcm_s16le") return;
     let frames = Math.round(us * s.info.sampleRate / 1e6);
     if (!(frames > 0)) return;
     this.framesConcealed += frames;
@@ -301,10 +334,62 @@ export class MediaPlayout implements Disposable {
     });
   }
 
-  /** Releases the decoder (and a FLAC spool file) without flushing. */
+  async #openOpus(info: StreamInfo, name: string): Promise<void> {
+    if (info.sampleRate !== OPUS_SAMPLE_RATE || (info.channels !== 1 && info.channels !== 2)) {
+      throw new PlayoutLimitError(
+        `Cannot play "${name}": an Opus stream must be 48000 Hz, 1 or 2 channels ` +
+          `(STREAM_INFO says ${info.sampleRate} Hz, ${info.channels} channels)`,
+      );
+    }
+    if (this.#opus?.channels === info.channels) return;
+    this.#opus?.close();
+    this.#opus = undefined;
+    this.#opus = await OpusDecoder.create({ channels: info.channels });
+    this.#guard = new LossGuard(info.channels);
+  }
+
+  /** Decodes the Opus packets of one payload; a corrupt one is concealed (same length). */
+  async #opusMedia(s: ActiveStream, payload: Uint8Array): Promise<void> {
+    let packets: Uint8Array[];
+    try {
+      packets = splitOpusPayload(payload);
+    } catch {
+      this.opusCorrupt++;
+      return; // nothing says how long it was: the next packet's timestamp makes it a gap
+    }
+    for (const packet of packets) {
+      if (this.#stream !== s) return;
+      let pcm: Int16Array;
+      try {
+        pcm = this.#guard!.decoded(this.#opus!.decode(packet));
+        this.opusFramesDecoded++;
+      } catch {
+        this.opusCorrupt++;
+        await this.#conceal(s, 1);
+        continue;
+      }
+      await this.#write(s, pcm, { sampleRate: OPUS_SAMPLE_RATE, channels: this.#opus!.channels });
+    }
+  }
+
+  /** Opus packet-loss concealment: one 20 ms `conceal` per lost frame. */
+  async #conceal(s: ActiveStream, frames: number): Promise<void> {
+    const dec = this.#opus;
+    if (!dec) return;
+    for (let i = 0; i < frames && this.#stream === s; i++) {
+      const pcm = this.#guard!.concealed(dec.conceal(OPUS_FRAME_SAMPLES));
+      this.opusFramesConcealed++;
+      this.framesConcealed += pcm.length / dec.channels;
+      await this.#write(s, pcm, { sampleRate: OPUS_SAMPLE_RATE, channels: dec.channels });
+    }
+  }
+
+  /** Releases the decoders (and a FLAC spool file) without flushing. */
   [Symbol.dispose](): void {
     if (this.#stream) this.#release(this.#stream);
     this.#stream = undefined;
+    this.#opus?.close();
+    this.#opus = undefined;
   }
 }
 

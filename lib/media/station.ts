@@ -1,8 +1,13 @@
 /**
- * A radio station: plays songs one after another on a real-time clock whether or not anyone
- * listens, and hands each packet to every subscriber the moment it is due. Packets carry
- * station-wide sequence numbers and media timestamps, so all listeners receive identical
- * frames. Which song comes next is the caller's choice (loop the library, a request queue…).
+ * A radio station: one continuous stream in one format, on a real-time clock whether or not
+ * anyone listens. Every song, whatever its file format, is decoded, resampled to 48 kHz stereo
+ * (lib/station/source.ts) and encoded once by a single encoder for the whole run
+ * (lib/station/encoder.ts: Opus 20 ms frames, or s16le PCM), so song changes are gapless and
+ * every listener gets byte-identical packets. The clock is the number of samples encoded
+ * (lib/station/clock.ts): timestamps are `samples / 48000` in µs and packets are sent when
+ * their first sample is due, with catch-up after late timers and no drift.
+ *
+ * Which song comes next is the caller's choice (loop the library, a request queue…).
  *
  * @module
  */
@@ -10,7 +15,16 @@
 import { delay } from "@std/async/delay";
 import type { NowPlaying, StreamInfo } from "../wire/messages.ts";
 import type { Song } from "../songs/catalog.ts";
-import { type MediaPacket, type PacketizedSong, packetizeSong } from "./packetizer.ts";
+import { CodecLibraryError, expectedOutputFrames } from "../codec/mod.ts";
+import { type PacketizedSong, packetizeSong } from "./packetizer.ts";
+import { samplesToUs, STATION_CHANNELS, STATION_RATE, StationClock } from "../station/clock.ts";
+import {
+  type EncodedPacket,
+  type RadioCodec,
+  STATION_FRAME_MS,
+  StationEncoder,
+} from "../station/encoder.ts";
+import { songBlocks } from "../station/source.ts";
 
 /** The song a station plays next, and why. */
 export interface NextSong {
@@ -24,9 +38,9 @@ export interface StationPacket {
   sequence: number;
   /** Station media time in microseconds since the station started. */
   timestampUs: number;
-  /** True for the first packet of a song. */
+  /** True for the packet holding a song's first sample. */
   songStart: boolean;
-  /** Whole MP3 frames or PCM frames. */
+  /** Opus frames with length prefixes, or s16le PCM (the source feed: whole MP3 frames). */
   payload: Uint8Array;
 }
 
@@ -45,53 +59,83 @@ export type StationEvent =
 export interface StationOptions {
   /** Largest packet payload (the transport's limit). */
   maxPayload: number;
+  /**
+   * Most audio in one packet (ms): 60 on UDP (3 Opus frames), 100 on TLS (5).
+   * @default {60}
+   */
+  maxPacketMs?: number;
+  /**
+   * Station codec; `opus` falls back to `pcm` (with {@linkcode onFallback}) without libopus.
+   * @default {"opus"}
+   */
+  codec?: RadioCodec;
+  /** Opus bitrate (bit/s). @default {128000} */
+  bitrate?: number;
   /** Picks the next song; called when one ends. */
   nextSong: () => NextSong;
-  /**
-   * Cuts a song into packets (a server passes its cache, so a looping song is cut once).
-   * @default {packetizeSong}
-   */
-  packetize?: (song: Song) => Promise<PacketizedSong>;
   /** Stops the station. */
   signal: AbortSignal;
-  /** Called when a song cannot be played (it is skipped). */
+  /** Called when a song cannot be played (it is skipped, or cut where it failed). */
   onSkip?: (song: Song, error: Error) => void;
+  /** Called once if the Opus station fell back to PCM (libopus missing), with the reason. */
+  onFallback?: (reason: string) => void;
   /**
-   * How much of the current song a new listener receives at once on joining, so its jitter
-   * buffer fills and sound starts without waiting, in milliseconds.
+   * How much audio a new listener receives at once on joining, so its jitter buffer fills and
+   * sound starts without waiting, in milliseconds.
    * @default {400}
    */
   joinBurstMs?: number;
+  /**
+   * The source feed: each MP3 song's own frames (as {@linkcode packetizeSong} cuts them), as
+   * `song` / `packet` events on the station's clock, for outputs that relay MP3 bytes (RTP
+   * MPA, Icecast). Other songs get a `song` event only (their codec says why nothing follows).
+   */
+  onSource?: (event: StationEvent) => void;
+  /** Cuts an MP3 song for the source feed (a server passes its cache). @default {packetizeSong} */
+  packetize?: (song: Song) => Promise<PacketizedSong>;
 }
 
-interface Current {
+interface Mark {
   next: NextSong;
-  packetized: PacketizedSong;
-  /** performance.now() at which the song's first sample is due. */
-  startedAt: number;
-  /** Station timestamp of the song's first sample. */
-  baseUs: number;
-  /** Station sequence number of the song's first packet. */
-  baseSequence: number;
-  /** Index of the next packet to send. */
-  position: number;
-  /** Events already sent, by packet index: a joining listener's burst replays the same objects. */
-  events: StationEvent[];
+  info: StreamInfo;
+  /** Station sample of the song's first sample (set when its packet is sent). */
+  startSample: number;
 }
 
 /** A real-time radio station; call {@linkcode Station.run}. */
 export class Station {
   readonly #options: StationOptions;
   readonly #listeners = new Set<(event: StationEvent) => void>();
-  #current: Current | undefined;
+  #current: { mark: Mark; event: StationEvent } | undefined;
+  /** Recent events (songs and packets, about joinBurstMs) replayed to a new listener. */
+  #recent: StationEvent[] = [];
   #sequence = 0;
-  #timeUs = 0;
+  /** Sample frames sent (end of the last packet). */
+  #sentSamples = 0;
+  #codec: RadioCodec;
+  #source: { due: number; event: StationEvent }[] = [];
+  #sourceSequence = 0;
   /** Songs started since the station began. */
   songsPlayed = 0;
+  /** Encoder lookahead in samples (decoded audio lags timestamps by this), once running. */
+  lookahead = 0;
+  /** The clock, once running. */
+  clock: StationClock | undefined;
 
   /** Creates a stopped station. */
   constructor(options: StationOptions) {
     this.#options = options;
+    this.#codec = options.codec ?? "opus";
+  }
+
+  /** The codec in use (`pcm` after a fallback). */
+  get codec(): RadioCodec {
+    return this.#codec;
+  }
+
+  /** Station samples sent so far (the live edge). */
+  get samplesSent(): number {
+    return this.#sentSamples;
   }
 
   /** Number of subscribers. */
@@ -100,140 +144,217 @@ export class Station {
   }
 
   /**
-   * Adds a subscriber. It immediately receives the current song's `song` event and the last
-   * `joinBurstMs` of packets, then every event as it happens. Returns the unsubscribe function.
+   * Adds a subscriber. It immediately receives the `song` event and the last `joinBurstMs` of
+   * packets, then every event as it happens. Returns the unsubscribe function.
    */
   subscribe(listener: (event: StationEvent) => void): () => void {
-    const current = this.#current;
-    if (current) {
-      listener(this.#songEvent(current));
-      const burstUs = (this.#options.joinBurstMs ?? 400) * 1000;
-      const packets = current.packetized.packets;
-      const sentUntil = packets[current.position - 1];
-      let first = current.position;
-      while (
-        first > 0 && sentUntil &&
-        sentUntil.timestampUs - packets[first - 1]!.timestampUs < burstUs
-      ) first--;
-      for (let i = first; i < current.position; i++) listener(this.#event(current, i));
-    }
+    for (const event of this.#recent) listener(event);
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
 
   /** What is playing now, or undefined before the first song starts. */
   nowPlaying(): NowPlaying | undefined {
-    return this.#current && this.#nowPlaying(this.#current);
+    return this.#current && this.#nowPlaying(this.#current.mark);
   }
 
   /** The current song. */
   get currentSong(): Song | undefined {
-    return this.#current?.next.song;
+    return this.#current?.mark.next.song;
+  }
+
+  /** The STREAM_INFO every song of this station carries (title and duration aside). */
+  streamInfo(song: Song): StreamInfo {
+    const frames = expectedOutputFrames(song.frames, song.sampleRate);
+    return {
+      title: song.title,
+      codec: this.#codec === "opus" ? "opus" : "pcm_s16le",
+      sampleRate: STATION_RATE,
+      channels: STATION_CHANNELS,
+      durationMs: Math.round(frames * 1000 / STATION_RATE),
+      ...(this.#codec === "opus" ? { frameMs: STATION_FRAME_MS } : {}),
+      live: true,
+    };
   }
 
   /** Plays songs until the signal aborts; resolves then. */
   async run(): Promise<void> {
     const { signal } = this.#options;
+    const encoder = await this.#openEncoder();
+    using _enc = encoder;
+    this.lookahead = encoder.lookahead;
+    const clock = this.clock = new StationClock(performance.now());
     let failures = 0;
     while (!signal.aborted) {
       const next = this.#options.nextSong();
-      let packetized: PacketizedSong;
+      const mark: Mark = { next, info: this.streamInfo(next.song), startSample: 0 };
+      let any = false;
       try {
-        packetized = await (this.#options.packetize?.(next.song) ??
-          packetizeSong(next.song, this.#options.maxPayload));
-        if (packetized.packets.length === 0) throw new Error("no audio in the file");
+        for await (const block of songBlocks(next.song.path, { signal })) {
+          const packets = encoder.push(block, any ? undefined : mark);
+          any = true;
+          if (!await this.#send(packets, clock, signal)) return;
+        }
+        if (!any) throw new Error("no audio in the file");
         failures = 0;
       } catch (error) {
+        if (signal.aborted) return;
         this.#options.onSkip?.(next.song, error as Error);
         // A library of only broken files must not spin: back off.
-        if (++failures >= 3) await delay(1000, { signal }).catch(() => {});
-        continue;
+        if (!any && ++failures >= 3) await delay(1000, { signal }).catch(() => {});
       }
-      await this.#play(next, packetized, signal);
     }
   }
 
-  async #play(next: NextSong, packetized: PacketizedSong, signal: AbortSignal): Promise<void> {
-    const current: Current = {
-      next,
-      packetized,
-      startedAt: performance.now(),
-      baseUs: this.#timeUs,
-      baseSequence: this.#sequence,
-      position: 0,
-      events: [],
+  async #openEncoder(): Promise<StationEncoder<Mark>> {
+    const options = {
+      codec: this.#codec,
+      maxPayload: this.#options.maxPayload,
+      maxPacketMs: this.#options.maxPacketMs ?? 60,
+      bitrate: this.#options.bitrate,
     };
-    this.#current = current;
-    this.songsPlayed++;
-    this.#emit(this.#songEvent(current));
-    const packets = packetized.packets;
-    while (current.position < packets.length) {
-      const due = current.startedAt + packets[current.position]!.timestampUs / 1000;
-      const wait = due - performance.now();
+    try {
+      return await StationEncoder.create<Mark>(options);
+    } catch (error) {
+      if (!(error instanceof CodecLibraryError) || this.#codec !== "opus") throw error;
+      this.#codec = "pcm";
+      this.#options.onFallback?.(`${error.message}; the radio sends PCM (s16le 48 kHz stereo)`);
+      return await StationEncoder.create<Mark>({ ...options, codec: "pcm" });
+    }
+  }
+
+  /** Sends packets when due; false when stopped. */
+  async #send(
+    packets: EncodedPacket<Mark>[],
+    clock: StationClock,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    for (const p of packets) {
+      const wait = clock.waitMs(p.startSample, performance.now());
       if (wait > 1) {
         try {
           await delay(wait, { signal });
         } catch {
-          return;
+          return false;
         }
       }
-      // Send everything that is due (catches up after a late timer, without drift).
-      const now = performance.now();
-      while (
-        current.position < packets.length &&
-        current.startedAt + packets[current.position]!.timestampUs / 1000 <= now + 1
-      ) {
-        this.#emit(this.#event(current, current.position));
-        current.position++;
+      if (signal.aborted) return false;
+      const sequence = this.#sequence;
+      for (const mark of p.marks) await this.#songStart(mark, p.startSample, sequence);
+      const event: StationEvent = {
+        type: "packet",
+        packet: {
+          sequence,
+          timestampUs: samplesToUs(p.startSample),
+          songStart: p.marks.length > 0,
+          payload: p.payload,
+        },
+      };
+      this.#sequence = (sequence + 1) >>> 0;
+      this.#sentSamples = p.startSample + p.samples;
+      this.#remember(event);
+      this.#emit(event);
+      this.#sendSource(this.#sentSamples);
+    }
+    return true;
+  }
+
+  async #songStart(mark: Mark, startSample: number, sequence: number): Promise<void> {
+    mark.startSample = startSample;
+    this.songsPlayed++;
+    const event: StationEvent = {
+      type: "song",
+      info: mark.info,
+      nowPlaying: this.#nowPlaying(mark),
+      sequence,
+    };
+    this.#current = { mark, event };
+    this.#remember(event);
+    this.#emit(event);
+    if (this.#options.onSource) await this.#queueSource(mark, startSample);
+  }
+
+  /** The source feed of a song: its own MP3 packets, due on the station clock. */
+  async #queueSource(mark: Mark, startSample: number): Promise<void> {
+    const song = mark.next.song;
+    this.#sendSource(Infinity); // what is left of the previous song goes out first
+    let packetized: PacketizedSong | undefined;
+    if (song.codec === "mp3") {
+      try {
+        packetized = await (this.#options.packetize?.(song) ??
+          packetizeSong(song, this.#options.maxPayload));
+      } catch (error) {
+        this.#options.onSkip?.(song, error as Error);
       }
     }
-    // Wait out the last packet's playing time so the next song starts on time.
-    const endAt = current.startedAt + packetized.durationUs / 1000;
-    const rest = endAt - performance.now();
-    if (rest > 0) await delay(rest, { signal }).catch(() => {});
-    this.#sequence = (current.baseSequence + packets.length) >>> 0;
-    this.#timeUs = current.baseUs + packetized.durationUs;
-  }
-
-  #event(current: Current, i: number): StationEvent {
-    return current.events[i] ??= this.#newEvent(current, i);
-  }
-
-  #newEvent(current: Current, i: number): StationEvent {
-    const p: MediaPacket = current.packetized.packets[i]!;
-    return {
-      type: "packet",
-      packet: {
-        sequence: (current.baseSequence + i) >>> 0,
-        timestampUs: current.baseUs + p.timestampUs,
-        songStart: i === 0,
-        payload: p.payload,
-      },
+    const info: StreamInfo = packetized ? { ...packetized.info, live: true } : {
+      title: song.title,
+      codec: song.codec,
+      sampleRate: song.sampleRate,
+      channels: song.channels,
+      durationMs: song.durationMs,
+      live: true,
     };
-  }
-
-  #songEvent(current: Current): StationEvent {
-    return {
-      type: "song",
-      info: this.#info(current),
-      nowPlaying: this.#nowPlaying(current),
-      sequence: current.baseSequence,
-    };
-  }
-
-  #info(current: Current): StreamInfo {
-    const info = { ...current.packetized.info, live: true };
     delete info.packets;
-    return info;
+    const baseUs = samplesToUs(startSample);
+    this.#options.onSource!({
+      type: "song",
+      info,
+      nowPlaying: this.#nowPlaying(mark),
+      sequence: this.#sourceSequence,
+    });
+    for (const [i, p] of (packetized?.packets ?? []).entries()) {
+      this.#source.push({
+        due: startSample + Math.round(p.timestampUs * STATION_RATE / 1e6),
+        event: {
+          type: "packet",
+          packet: {
+            sequence: this.#sourceSequence,
+            timestampUs: baseUs + p.timestampUs,
+            songStart: i === 0,
+            payload: p.payload,
+          },
+        },
+      });
+      this.#sourceSequence = (this.#sourceSequence + 1) >>> 0;
+    }
   }
 
-  #nowPlaying(current: Current): NowPlaying {
-    const elapsed = Math.max(0, performance.now() - current.startedAt);
+  #sendSource(untilSample: number): void {
+    let n = 0;
+    while (n < this.#source.length && this.#source[n]!.due < untilSample) {
+      this.#options.onSource?.(this.#source[n]!.event);
+      n++;
+    }
+    if (n > 0) this.#source.splice(0, n);
+  }
+
+  /** Keeps the last joinBurstMs of packets, and the song event they belong to. */
+  #remember(event: StationEvent): void {
+    const recent = this.#recent;
+    recent.push(event);
+    const burstSamples = (this.#options.joinBurstMs ?? 400) * STATION_RATE / 1000;
+    const oldestUs = samplesToUs(Math.max(0, this.#sentSamples - burstSamples));
+    // Drop packets older than the window; keep the newest song event before the first kept one.
+    let firstKept = recent.findIndex((e) =>
+      e.type === "packet" && e.packet.timestampUs >= oldestUs
+    );
+    if (firstKept < 0) firstKept = recent.length;
+    let song = -1;
+    for (let i = 0; i < firstKept; i++) if (recent[i]!.type === "song") song = i;
+    if (firstKept === 0) return;
+    const kept = recent.slice(firstKept);
+    if (song >= 0) kept.unshift(recent[song]!);
+    this.#recent = kept;
+  }
+
+  #nowPlaying(mark: Mark): NowPlaying {
+    const elapsed = Math.max(0, this.#sentSamples - mark.startSample) * 1000 / STATION_RATE;
     return {
-      title: current.next.song.title,
-      durationMs: current.packetized.info.durationMs,
-      positionMs: Math.min(Math.round(elapsed), current.packetized.info.durationMs),
-      source: current.next.source,
+      title: mark.next.song.title,
+      durationMs: mark.info.durationMs,
+      positionMs: Math.min(Math.round(elapsed), mark.info.durationMs),
+      source: mark.next.source,
     };
   }
 

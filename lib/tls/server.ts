@@ -9,6 +9,7 @@
 import tls from "node:tls";
 import { type EventFields, EventLog } from "../cli/event_log.ts";
 import { Station, type StationEvent } from "../media/station.ts";
+import type { RadioCodec } from "../station/encoder.ts";
 import type { SongCatalog } from "../songs/catalog.ts";
 import { RadioProgram } from "./radio_program.ts";
 import { type AcceptStats, acceptTls } from "./acceptor.ts";
@@ -68,8 +69,15 @@ export interface TlsSongServerOptions {
   random?: () => number;
   /** Stops the server (clients get ERROR shutdown). */
   signal?: AbortSignal;
-  /** Extra station subscriber started with the server (the Icecast feed). */
+  /**
+   * The station's source feed (each MP3 song's own frames on the station clock; other songs a
+   * `song` event only): what the Icecast source relays.
+   */
   onStationEvent?: (event: StationEvent) => void;
+  /** Radio codec (`opus` falls back to `pcm` without libopus). @default {"opus"} */
+  radioCodec?: RadioCodec;
+  /** Radio Opus bitrate in bit/s. @default {128000} */
+  bitrate?: number;
 }
 
 /** Counters for tests, benchmarks and logs. */
@@ -133,19 +141,25 @@ export class TlsSongServer implements AsyncDisposable {
       current: () => this.station?.currentSong,
     });
     const radioMaxPayload = options.radioMaxPayload ?? 16 * 1024;
+    const onSource = options.onStationEvent;
     const station = new Station({
       maxPayload: radioMaxPayload,
+      // At most 100 ms of audio per write (5 Opus frames; docs/PROTOCOL.md §4).
+      maxPacketMs: 100,
+      codec: options.radioCodec,
+      bitrate: options.bitrate,
       nextSong: () => this.program.next(),
       signal,
       joinBurstMs: options.joinBurstMs,
       onSkip: (song, error) => log("song_skipped", { title: song.title, error: error.message }),
+      onFallback: (reason) => log("radio_codec_fallback", { reason }),
+      ...(onSource ? { onSource } : {}),
     });
     this.station = station;
     station.subscribe((event) => {
       if (event.type === "song") {
         log("song_start", { ...event.nowPlaying, listeners: station.listenerCount - 1 });
       }
-      options.onStationEvent?.(event);
     });
     const hashes = new SongHashes();
     const ctx = {

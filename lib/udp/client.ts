@@ -11,6 +11,7 @@ import type { EventLog } from "../cli/event_log.ts";
 import { escapePeerText } from "../cli/output.ts";
 import { MediaPlayout, type PcmWriter } from "../media/playout.ts";
 import type { PcmFormat } from "../media/pcm_convert.ts";
+import { opusFrameCount } from "../station/encoder.ts";
 import { decodeDatagram, type Frame, FrameError, FrameType } from "../wire/frame.ts";
 import {
   encodeControl,
@@ -552,7 +553,11 @@ async function receiveStream(
       if (item.kind === "gap") {
         stats.concealed++;
         log.event("gap", { from: item.fromSeq, to: item.toSeq });
-        if (current?.info.codec === "pcm_s16le" && lastEndUs !== undefined && options.openOutput) {
+        const codec = current?.info.codec;
+        if (
+          (codec === "pcm_s16le" || codec === "opus") && lastEndUs !== undefined &&
+          options.openOutput
+        ) {
           // No more than the lost packets could have held, whatever the timestamps say.
           const missing = Math.max(0, item.toSeq - item.fromSeq);
           await playout.gap(
@@ -576,6 +581,10 @@ async function receiveStream(
         const frames = p.payload.length / (2 * current.info.channels);
         lastPacketUs = frames * 1e6 / current.info.sampleRate;
         lastEndUs = p.timestampUs + lastPacketUs;
+      } else if (current.info.codec === "opus") {
+        // The radio's Opus payloads: 20 ms frames (the count is the next gap's bound).
+        lastPacketUs = opusFrameCount(p.payload) * (current.info.frameMs ?? 20) * 1000;
+        lastEndUs = p.timestampUs + lastPacketUs;
       } else {
         lastEndUs = p.timestampUs;
       }
@@ -583,6 +592,14 @@ async function receiveStream(
     if (options.openOutput) {
       await playout.finishStream();
       await output?.drain?.();
+      log.event("playout", {
+        framesWritten: playout.framesWritten,
+        framesConcealed: playout.framesConcealed,
+        opusFramesDecoded: playout.opusFramesDecoded,
+        opusFramesConcealed: playout.opusFramesConcealed,
+        opusCorrupt: playout.opusCorrupt,
+        opusFramesLimited: playout.opusFramesLimited,
+      });
     }
   } finally {
     options.signal.removeEventListener("abort", poke);

@@ -44,6 +44,7 @@ import {
 import { formatAddress, toNetAddr, type UdpAddress, UdpSocket } from "../net/udp_socket.ts";
 import { type PacketizedSong, packetizeSong } from "../media/packetizer.ts";
 import { type NextSong, Station, type StationEvent } from "../media/station.ts";
+import type { RadioCodec } from "../station/encoder.ts";
 import type { Impairment } from "./impairment.ts";
 import { RtpSender } from "./rtp.ts";
 import { ACK_EVERY, ACK_STALL_MS, FLOW_WINDOW } from "./flow_control.ts";
@@ -82,9 +83,13 @@ export interface UdpServerOptions {
   heartbeatTimeoutMs?: number;
   /** Radio: loop this one song instead of the whole library. */
   radioSong?: Song;
+  /** Radio codec (`opus` falls back to `pcm` without libopus). @default {"opus"} */
+  radioCodec?: RadioCodec;
+  /** Radio Opus bitrate in bit/s. @default {128000} */
+  bitrate?: number;
   /** Send-side impairment (`--sim-*`). */
   impairment?: Impairment;
-  /** Also push the radio as RTP to this address (MP3 songs, RFC 2250). */
+  /** Also push the radio as RTP to this address (the MP3 songs' own frames, RFC 2250). */
   rtp?: UdpAddress;
   /** Event log. */
   log: EventLog;
@@ -193,15 +198,28 @@ export class UdpServer implements AsyncDisposable {
     this.#maxPayload = options.maxPayload ?? 1200;
     this.#stationId = crypto.getRandomValues(new Uint32Array(1))[0]!;
     const signal = AbortSignal.any([options.signal, this.#stop.signal]);
+    if (options.rtp) this.#rtp = new RtpSender(socket, options.rtp, options.log);
+    const rtp = this.#rtp;
     this.#station = new Station({
       maxPayload: this.#maxPayload,
+      // ~60 ms a datagram: 3 Opus frames (docs/PROTOCOL.md §4).
+      maxPacketMs: 60,
+      codec: options.radioCodec,
+      bitrate: options.bitrate,
       nextSong: () => this.#nextRadioSong(),
-      packetize: (song) => this.#packetized(song),
       signal,
       onSkip: (song, error) =>
         options.log.event("radio_skip", { song: song.title, error: error.message }),
+      onFallback: (reason) => options.log.event("radio_codec_fallback", { reason }),
+      // RTP (MPA) relays the MP3 songs' own frames on the station clock.
+      ...(rtp
+        ? {
+          packetize: (song: Song) => this.#packetized(song),
+          onSource: (event: StationEvent) =>
+            event.type === "song" ? rtp.songStart(event.info) : rtp.packet(event.packet),
+        }
+        : {}),
     });
-    if (options.rtp) this.#rtp = new RtpSender(socket, options.rtp, options.log);
     this.#station.subscribe((event) => this.#onStation(event));
     this.finished = this.#run(signal);
   }
@@ -222,6 +240,11 @@ export class UdpServer implements AsyncDisposable {
   /** The bound address. */
   get address(): UdpAddress {
     return this.#socket.address;
+  }
+
+  /** The radio station (its codec, clock and events). */
+  get station(): Station {
+    return this.#station;
   }
 
   /** Current sessions (on-demand streams + radio listeners). */
@@ -690,7 +713,6 @@ export class UdpServer implements AsyncDisposable {
       });
       this.#fanOut(this.#nowPlayingFrame);
       this.#fanOut(this.#radioInfo.frame);
-      this.#rtp?.songStart(event.info);
       return;
     }
     const p = event.packet;
@@ -708,7 +730,6 @@ export class UdpServer implements AsyncDisposable {
     if (this.#burst.length > 64) this.#burst.shift();
     this.#trimBurst(p.timestampUs);
     this.#fanOut(frame);
-    this.#rtp?.packet(p);
   }
 
   #trimBurst(nowUs: number): void {

@@ -20,9 +20,12 @@ export const MAX_NAME_LENGTH = 255;
 export const SECRET_BYTES = 16;
 const SECRET_HEX = /^[0-9a-f]{32}$/;
 
-/** Codecs a stream can carry. `pcm_s16le`: interleaved signed 16-bit little-endian samples. */
-export type Codec = "mp3" | "wav" | "flac" | "pcm_s16le";
-const CODECS: readonly Codec[] = ["mp3", "wav", "flac", "pcm_s16le"];
+/**
+ * Codecs a stream can carry. `pcm_s16le`: interleaved signed 16-bit little-endian samples;
+ * `opus`: the radio's Opus frames, `[u16 BE length][packet]`… per DATA (PROTOCOL.md §4).
+ */
+export type Codec = "mp3" | "wav" | "flac" | "pcm_s16le" | "opus";
+const CODECS: readonly Codec[] = ["mp3", "wav", "flac", "pcm_s16le", "opus"];
 
 /** REQUEST payload: what a client asks for. */
 export type Request =
@@ -100,6 +103,8 @@ export interface StreamInfo {
   offset?: number;
   /** True for a live stream (radio, microphone) that has no end. */
   live?: boolean;
+  /** Opus: duration of one Opus frame in ms (the radio: 20). */
+  frameMs?: number;
 }
 
 /** END payload. */
@@ -385,6 +390,7 @@ export function readStreamInfo(frame: Frame): StreamInfo {
     sha256,
     offset: optInt(o, "offset", what),
     live: o.live,
+    frameMs: optInt(o, "frameMs", what),
   });
   if (result.offset !== undefined && result.size !== undefined && result.offset > result.size) {
     throw new MessageError(`${what}: "offset" is beyond "size"`);

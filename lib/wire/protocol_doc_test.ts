@@ -3,6 +3,8 @@ import { assert, assertEquals } from "@std/assert";
 import { decodeDatagram, FrameType, frameTypeName, HEADER_SIZE, VERSION } from "./frame.ts";
 import { readAccept, readChallenge, readSessionControl, readUdpRequest } from "./messages.ts";
 import { FrameDecoder } from "./stream_decoder.ts";
+import { splitOpusPayload } from "../station/encoder.ts";
+import { OpusDecoder, opusPacketSamples } from "../codec/mod.ts";
 
 const doc = await Deno.readTextFile(new URL("../../docs/PROTOCOL.md", import.meta.url));
 const examples = [
@@ -69,4 +71,22 @@ Deno.test("the UDP handshake examples (§5.0) parse with the message readers and
   const controls = [...of(FrameType.HEARTBEAT), ...of(FrameType.BYE)];
   assert(controls.length >= 3);
   for (const c of controls) assertEquals(readSessionControl(c.frame).token, token);
+});
+
+Deno.test("the Opus radio DATA example (§4, §7) splits into 20 ms Opus packets that decode", async () => {
+  const frame = examples.map(({ bytes }) => decodeDatagram(bytes)).find((f) =>
+    f.type === FrameType.DATA && f.timestamp === 100_800_000
+  );
+  if (!frame) throw new Error("no Opus DATA example in PROTOCOL.md");
+  const packets = splitOpusPayload(frame.payload);
+  assertEquals(packets.length, 2);
+  using dec = await OpusDecoder.create({ channels: 2 });
+  for (const p of packets) {
+    assertEquals(opusPacketSamples(p), 960);
+    const pcm = dec.decode(p);
+    assertEquals(pcm.length, 960 * 2);
+    assert(pcm.every((v) => v === 0));
+  }
+  // The payload layout is exactly [u16 BE length][packet]… with nothing left over.
+  assertEquals(packets.reduce((n, p) => n + 2 + p.length, 0), frame.payload.length);
 });

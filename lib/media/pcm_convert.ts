@@ -1,8 +1,11 @@
 /**
- * Converts 16-bit PCM between sample rates and channel counts, chunk by chunk. Used when a
- * radio moves from a 44.1 kHz song to a 48 kHz one while the output (a WAV file, an open
- * device) keeps the first song's format. Linear interpolation: cheap and click-free, not
- * mastering quality — streams whose format matches the output pass through untouched.
+ * Converts 16-bit PCM between sample rates and channel counts, chunk by chunk: the fallback for
+ * a connection whose streams change format while the output (a WAV file, an open device) keeps
+ * the first stream's. The soundsock radio no longer does that — it is one 48 kHz stereo station
+ * stream for the whole session (lib/media/station.ts, resampled on the server with libsoxr) —
+ * and an on-demand song opens the output at its own format, so in practice every stream passes
+ * through untouched. Linear interpolation without a filter: cheap and click-free, but it aliases
+ * (a server-side resampler is the real answer, see lib/codec/resample.ts).
  *
  * @module
  */

@@ -358,7 +358,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "udp-server without libopus says so once and falls back to PCM",
+  name: "udp-server without libopus says so once and falls back to PCM (clients get pcm_s16le)",
   ...opts,
   fn: async () => {
     const r = await runCmd("udp_server.ts", ["--port", "0", "--help"]);
@@ -379,12 +379,79 @@ Deno.test({
       if (done) break;
       text += value;
     }
-    child.kill("SIGTERM");
-    await reader.cancel();
-    await child.status;
+    // And it does send PCM: a client (with libopus) is told pcm_s16le 48 kHz stereo.
+    const port = /listening on [^ ]+:(\d+)/.exec(text)?.[1];
+    const dir = await Deno.makeTempDir({ prefix: "soundsock-radio-" });
+    try {
+      const log = join(dir, "client.log");
+      const r = await runCmd("udp_client.ts", [
+        `127.0.0.1:${port}`,
+        "--radio",
+        "--seconds",
+        "1",
+        "--output",
+        join(dir, "x.wav"),
+        "--log",
+        log,
+      ]);
+      assertEquals(r.code, 0, r.stderr);
+      const info = (await readEvents(log)).find((e) => e.event === "stream_info")!;
+      assertEquals([info.codec, info.sampleRate, info.channels], ["pcm_s16le", 48_000, 2]);
+    } finally {
+      child.kill("SIGTERM");
+      await reader.cancel();
+      await child.status;
+      await Deno.remove(dir, { recursive: true });
+    }
     const lines = text.split("\n").filter((l) => l.includes("libopus"));
     assertEquals(lines.length, 1, text);
     assert(lines[0]!.includes("apt-get install libopus0"), lines[0]);
     assert(lines[0]!.includes("PCM"), lines[0]);
+  },
+});
+
+Deno.test({
+  name: "udp-client receiving the Opus radio without libopus fails with one line naming libopus0",
+  ...opts,
+  fn: async () => {
+    const { dir, catalog } = await twoSongs();
+    const stop = new AbortController();
+    const server = UdpServer.start({
+      catalog,
+      hostname: "127.0.0.1",
+      port: 0,
+      log: EventLog.none(),
+      signal: stop.signal,
+    });
+    try {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          `${ROOT}cmd/udp_client.ts`,
+          `127.0.0.1:${server.address.port}`,
+          "--radio",
+          "--seconds",
+          "5",
+          "--output",
+          join(dir, "x.wav"),
+        ],
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1", SOUNDSOCK_LIBOPUS: "/nonexistent/libopus.so.0" },
+        signal: AbortSignal.timeout(30_000),
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assertEquals(out.code, 1, stderr);
+      const errors = stderr.split("\n").filter((l) => l.startsWith("error:"));
+      assertEquals(errors.length, 1, stderr);
+      assert(errors[0]!.includes("apt-get install libopus0"), errors[0]);
+      assert(!stderr.includes("    at "), stderr); // no stack trace
+    } finally {
+      stop.abort();
+      await server.finished;
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });

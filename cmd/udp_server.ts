@@ -16,7 +16,7 @@ import {
 import { accessLogger } from "../lib/cli/access_log.ts";
 import { parseAddress } from "../lib/net/udp_socket.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
-import { mpaSdp } from "../lib/udp/rtp.ts";
+import { stationSdp } from "../lib/udp/rtp.ts";
 import { UdpServer } from "../lib/udp/server.ts";
 import { impairmentFromFlags, SIM_FLAGS } from "../lib/udp/sim_flags.ts";
 
@@ -93,7 +93,8 @@ export const SPEC = {
     rtp: {
       type: "string",
       valueName: "HOST:PORT",
-      description: "Also send the radio as standard RTP (MP3 as MPA, RFC 2250).",
+      description:
+        "Also send the radio as standard RTP (Opus, RFC 7587; L16 for --radio-codec pcm).",
     },
     sdp: {
       type: "string",
@@ -158,7 +159,9 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     signal,
   });
   const { hostname, port } = server.address;
-  if (rtp && flags.sdp) await Deno.writeTextFile(flags.sdp, mpaSdp(rtp, port));
+  if (rtp && flags.sdp) {
+    await Deno.writeTextFile(flags.sdp, stationSdp(rtp, port, radio.radioCodec));
+  }
   out.info(
     `udp-server listening on ${hostname.includes(":") ? `[${hostname}]` : hostname}:${port} — ` +
       `${catalog.songs.length} songs, radio on, up to ${flags["max-clients"]} clients`,

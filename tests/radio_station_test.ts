@@ -455,3 +455,75 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "udp-server --rtp sends the station stream: ffmpeg decodes Opus RTP (RFC 7587) during " +
+    "the WAV song, and it is that song",
+  ...opts,
+  fn: async () => {
+    const { dir, catalog } = await twoSongs();
+    try {
+      const probe = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+      const rtpPort = (probe.addr as Deno.NetAddr).port;
+      probe.close();
+      const sdp = join(dir, "radio.sdp");
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          `${ROOT}cmd/udp_server.ts`,
+          "--port",
+          "0",
+          "--songs",
+          dir,
+          "--rtp",
+          `127.0.0.1:${rtpPort}`,
+          "--sdp",
+          sdp,
+        ],
+        cwd: ROOT,
+        stdout: "null",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).spawn();
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      try {
+        let text = "";
+        while (!/RTP feed/.test(text)) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`udp-server exited: ${text}`);
+          text += value;
+        }
+        const sdpText = await Deno.readTextFile(sdp);
+        assert(sdpText.includes("a=rtpmap:96 opus/48000/2"), sdpText);
+        const out = await new Deno.Command("ffmpeg", {
+          args: [
+            ...["-v", "error", "-protocol_whitelist", "file,udp,rtp", "-i", sdp],
+            ...["-t", "3", "-f", "s16le", "-ac", "2", "-ar", "48000", "-"],
+          ],
+          stdout: "piped",
+          stderr: "piped",
+          signal: AbortSignal.timeout(20_000),
+        }).output();
+        const errors = new TextDecoder().decode(out.stderr);
+        assert(out.success, errors);
+        assertEquals(errors.trim(), "");
+        const pcm = new Int16Array(out.stdout.buffer, 0, out.stdout.length >> 1);
+        assertEquals(pcm.length, 3 * 48_000 * 2);
+        // The first seconds of the station are the 22.05 kHz mono WAV (MPA RTP sent nothing
+        // during WAV and FLAC songs): ffmpeg's RTP decode correlates with its source.
+        const ref = await stationReference(catalog);
+        const d = align(pcm, ref.pcm);
+        const c = correlation(pcm, 4800, ref.pcm, d + 4800, 96_000);
+        note(`rtp opus: offset ${d}, correlation ${c}`);
+        assert(c >= 0.99, `correlation ${c}`);
+      } finally {
+        child.kill("SIGTERM");
+        await reader.cancel();
+        await child.status;
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -149,7 +149,9 @@ Deno.test("udp-server --rtp feeds standard RTP that ffmpeg decodes through the S
       "04-nocturne.mp3",
     ]);
     const sdpText = await Deno.readTextFile(sdp);
-    assertStringIncludes(sdpText, `m=audio ${rtpPort} RTP/AVP 14`);
+    // The Opus station (RFC 7587): one stream across every song.
+    assertStringIncludes(sdpText, `m=audio ${rtpPort} RTP/AVP 96`);
+    assertStringIncludes(sdpText, "a=rtpmap:96 opus/48000/2");
     const out = await new Deno.Command("ffmpeg", {
       args: [
         "-v",
@@ -175,8 +177,8 @@ Deno.test("udp-server --rtp feeds standard RTP that ffmpeg decodes through the S
     const errors = decoder.decode(out.stderr);
     assert(out.success, errors);
     assertEquals(errors.trim(), "");
-    // 3 s of 44.1 kHz stereo s16le (ffmpeg's -t may overshoot by part of one 1152-sample
-    // MP3 frame), and real sound rather than silence.
+    // 3 s of 44.1 kHz stereo s16le (ffmpeg's -t may overshoot by part of one frame), and real
+    // sound rather than silence.
     const frames = out.stdout.length / 4;
     assert(frames >= 3 * 44_100 && frames <= 3 * 44_100 + 1152, `${frames} frames`);
     const pcm = new Int16Array(out.stdout.buffer, 0, out.stdout.length / 2);

@@ -87,8 +87,9 @@ export interface StationOptions {
   joinBurstMs?: number;
   /**
    * The source feed: each MP3 song's own frames (as {@linkcode packetizeSong} cuts them), as
-   * `song` / `packet` events on the station's clock, for outputs that relay MP3 bytes (RTP
-   * MPA, Icecast). Other songs get a `song` event only (their codec says why nothing follows).
+   * `song` / `packet` events on the station's clock, for an output that relays MP3 bytes (the
+   * Icecast MP3 mount). Other songs get a `song` event only (their codec says why nothing
+   * follows).
    */
   onSource?: (event: StationEvent) => void;
   /** Cuts an MP3 song for the source feed (a server passes its cache). @default {packetizeSong} */

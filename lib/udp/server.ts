@@ -89,7 +89,7 @@ export interface UdpServerOptions {
   bitrate?: number;
   /** Send-side impairment (`--sim-*`). */
   impairment?: Impairment;
-  /** Also push the radio as RTP to this address (the MP3 songs' own frames, RFC 2250). */
+  /** Also push the radio as RTP to this address (Opus per RFC 7587, or L16; lib/udp/rtp.ts). */
   rtp?: UdpAddress;
   /** Event log. */
   log: EventLog;
@@ -198,8 +198,7 @@ export class UdpServer implements AsyncDisposable {
     this.#maxPayload = options.maxPayload ?? 1200;
     this.#stationId = crypto.getRandomValues(new Uint32Array(1))[0]!;
     const signal = AbortSignal.any([options.signal, this.#stop.signal]);
-    if (options.rtp) this.#rtp = new RtpSender(socket, options.rtp, options.log);
-    const rtp = this.#rtp;
+    if (options.rtp) this.#rtp = new RtpSender(socket, options.rtp);
     this.#station = new Station({
       maxPayload: this.#maxPayload,
       // ~60 ms a datagram: 3 Opus frames (docs/PROTOCOL.md §4).
@@ -211,14 +210,6 @@ export class UdpServer implements AsyncDisposable {
       onSkip: (song, error) =>
         options.log.event("radio_skip", { song: song.title, error: error.message }),
       onFallback: (reason) => options.log.event("radio_codec_fallback", { reason }),
-      // RTP (MPA) relays the MP3 songs' own frames on the station clock.
-      ...(rtp
-        ? {
-          packetize: (song: Song) => this.#packetized(song),
-          onSource: (event: StationEvent) =>
-            event.type === "song" ? rtp.songStart(event.info) : rtp.packet(event.packet),
-        }
-        : {}),
     });
     this.#station.subscribe((event) => this.#onStation(event));
     this.finished = this.#run(signal);
@@ -730,6 +721,7 @@ export class UdpServer implements AsyncDisposable {
     if (this.#burst.length > 64) this.#burst.shift();
     this.#trimBurst(p.timestampUs);
     this.#fanOut(frame);
+    this.#rtp?.packet(p, this.#station.codec);
   }
 
   #trimBurst(nowUs: number): void {

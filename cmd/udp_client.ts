@@ -19,7 +19,7 @@ import {
 } from "../lib/cli/mod.ts";
 import { parseAddress } from "../lib/net/udp_socket.ts";
 import { type ClientNotice, listenRadio, listSongs, playSong } from "../lib/udp/client.ts";
-import { formatReport } from "../lib/udp/reception_stats.ts";
+import { formatReport, statsJson } from "../lib/udp/reception_stats.ts";
 import { impairmentFromFlags, SIM_FLAGS } from "../lib/udp/sim_flags.ts";
 
 /** Command-line declaration of udp-client. */
@@ -80,7 +80,11 @@ export const SPEC = {
       "see loss and reordering",
     ],
   ],
-  notes: ["Statistics print on stderr at the end (END, Ctrl+C, --seconds or --timeout)."],
+  notes: [
+    "Statistics print on stderr at the end (END, Ctrl+C, --seconds, --timeout or the server's " +
+    "BYE); ended_by says which (end, interrupted, seconds, timeout, server_bye). " +
+    "--stats-json prints the same rows under the same names.",
+  ],
 } as const satisfies CommandSpec;
 
 /** Runs udp-client with `args`; resolves to the exit status. */
@@ -151,10 +155,16 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     `\nReception statistics (${flags.song !== undefined ? `song ${flags.song}` : "radio"}):`,
   );
   out.info(formatReport(report));
-  if (flags["stats-json"]) out.stdout(JSON.stringify(report));
+  if (flags["stats-json"]) out.stdout(JSON.stringify(statsJson(report)));
   if (report.ending === "interrupted") return ExitCode.INTERRUPTED;
   if (report.ending === "timeout" && flags.song !== undefined) {
     out.error(`the stream stopped: nothing arrived for ${flags.timeout} s`);
+    return ExitCode.ERROR;
+  }
+  if (report.ending === "server_bye" && flags.song !== undefined) {
+    out.error(
+      `the server ended the stream${report.serverReason ? `: ${report.serverReason}` : ""}`,
+    );
     return ExitCode.ERROR;
   }
   return ExitCode.OK;

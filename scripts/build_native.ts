@@ -7,6 +7,7 @@
  */
 
 import { ensureNativeLibrary } from "../lib/audio/build.ts";
+import { BuildProgress } from "../lib/audio/build_progress.ts";
 
 const enc = new TextEncoder();
 const say = (stream: { writeSync(p: Uint8Array): number }, line: string) =>
@@ -14,13 +15,17 @@ const say = (stream: { writeSync(p: Uint8Array): number }, line: string) =>
 
 if (import.meta.main) {
   const force = Deno.args.includes("--force");
+  // On a terminal one updating line with the elapsed seconds; otherwise one line.
+  const progress = new BuildProgress({ prefix: "build:native" });
   try {
     const path = await ensureNativeLibrary({
       force,
-      onProgress: (line) => say(Deno.stderr, `build:native: ${line}`),
+      onProgress: (line) => line.startsWith("built ") ? progress.done(line) : progress.step(line),
     });
+    progress[Symbol.dispose]();
     say(Deno.stdout, path);
   } catch (err) {
+    progress[Symbol.dispose]();
     say(Deno.stderr, `build:native: ${err instanceof Error ? err.message : String(err)}`);
     Deno.exit(1);
   }

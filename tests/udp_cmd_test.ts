@@ -83,7 +83,8 @@ Deno.test("udp-client --output - writes the song's raw PCM to stdout and statist
   ]);
   assertEquals(r.code, 0, r.stderr);
   assertEquals(r.stdout.length, 904_050 * 4); // 20.5 s of 44.1 kHz stereo s16le, as ffmpeg decodes
-  assertMatch(r.stderr, /lost\s+0 \(0\.00 %\)/);
+  assertMatch(r.stderr, /^ {2}lost +0$/m);
+  assertMatch(r.stderr, /^ {2}loss_pct +0\.00 %$/m);
 });
 
 Deno.test("udp-client and udp-server refuse bad command lines with exit 2 and usage", async () => {

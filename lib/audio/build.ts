@@ -10,6 +10,7 @@
  */
 
 import { AudioLibraryError } from "./errors.ts";
+import { BuildProgress } from "./build_progress.ts";
 
 /** npm package that ships the miniaudio header, and where the header is inside its tarball. */
 const NPM_SPEC = "react-native-audio-api@0.13.6";
@@ -41,7 +42,12 @@ export interface EnsureNativeLibraryOptions {
    * @default Deno.env.get("PATH")
    */
   searchPath?: string;
-  /** Called with short progress lines ("fetching miniaudio header", "compiling ..."). */
+  /**
+   * Called with each step ("fetching the miniaudio header with npm pack", "verifying …",
+   * "compiling …", "built …"). Without it, a build (not the up-to-date check) reports on stderr
+   * through {@linkcode BuildProgress}: one updating line with the elapsed seconds on a
+   * terminal, one line otherwise — so the first use of audio is not a silent minute.
+   */
   onProgress?: (line: string) => void;
   /** Cancels the build (the running child process is killed). */
   signal?: AbortSignal;
@@ -49,7 +55,7 @@ export interface EnsureNativeLibraryOptions {
 
 /**
  * Makes sure the native library exists and matches the current shim and header; builds it if
- * not (about 25 s). Returns the path of the library.
+ * not (about a minute: most of it compiling miniaudio). Returns the path of the library.
  *
  * @throws {AudioLibraryError} when there is no C compiler, npm fails, a hash does not match, or
  * the compiler fails; the message says how to fix it.
@@ -59,7 +65,6 @@ export async function ensureNativeLibrary(
 ): Promise<string> {
   const cacheDir = options.cacheDir ?? _fromRoot(".cache/native");
   const searchPath = options.searchPath ?? Deno.env.get("PATH") ?? "";
-  const progress = options.onProgress ?? (() => {});
   const libPath = `${cacheDir}/libsoundsock_audio.so`;
   const stampPath = `${cacheDir}/libsoundsock_audio.stamp`;
   const headerPath = `${cacheDir}/miniaudio.h`;
@@ -87,10 +92,12 @@ export async function ensureNativeLibrary(
         "Install one (Debian: apt-get install gcc) or set SOUNDSOCK_MINIAUDIO_LIB",
     );
   }
+  using reporter = options.onProgress ? undefined : new BuildProgress({ prefix: "audio library" });
+  const progress = options.onProgress ?? ((line: string) => reporter!.step(line));
   await Deno.mkdir(cacheDir, { recursive: true });
   if (await _fileSha256(headerPath) !== HEADER_SHA256) {
-    progress(`fetching miniaudio header from npm package ${NPM_SPEC}`);
-    await _fetchHeader(headerPath, searchPath, options.signal);
+    progress(`fetching the miniaudio header with npm pack ${NPM_SPEC}`);
+    await _fetchHeader(headerPath, searchPath, progress, options.signal);
   }
 
   progress(`compiling ${shimPath} with ${cc}`);
@@ -118,12 +125,18 @@ export async function ensureNativeLibrary(
   );
   await Deno.rename(tmp, libPath);
   await Deno.writeTextFile(stampPath, stamp);
-  progress(`built ${libPath}`);
+  if (reporter) reporter.done(`built ${libPath}`);
+  else progress(`built ${libPath}`);
   return libPath;
 }
 
 /** Fetches the tarball with `npm pack`, verifies it, and extracts only the header. */
-async function _fetchHeader(headerPath: string, searchPath: string, signal?: AbortSignal) {
+async function _fetchHeader(
+  headerPath: string,
+  searchPath: string,
+  progress: (line: string) => void,
+  signal?: AbortSignal,
+) {
   const npm = _findExecutable("npm", searchPath);
   if (npm === undefined) {
     throw new AudioLibraryError(
@@ -144,6 +157,7 @@ async function _fetchHeader(headerPath: string, searchPath: string, signal?: Abo
     const tgz = [...Deno.readDirSync(tmpDir)].find((e) => e.name.endsWith(".tgz"));
     if (!tgz) throw new AudioLibraryError(`Cannot build the audio library: npm pack made no file`);
     const tarball = `${tmpDir}/${tgz.name}`;
+    progress(`verifying ${tgz.name} (sha512) and miniaudio.h (sha256)`);
     const { createHash } = await import("node:crypto");
     const integrity = "sha512-" +
       createHash("sha512").update(await Deno.readFile(tarball)).digest("base64");

@@ -23,6 +23,7 @@ import {
   readError,
   readNowPlaying,
   readReject,
+  readSessionControl,
   readSongList,
   readStreamInfo,
   type SongEntry,
@@ -323,6 +324,8 @@ async function receiveStream(
   let ended = false;
   let endGrace: ReturnType<typeof setTimeout> | undefined;
   let ending: ReceptionReport["ending"] = "end";
+  /** The reason in the server's BYE or ERROR. */
+  let serverReason: string | undefined;
   let lastArrival = performance.now();
   let wake: (() => void) | undefined;
   const poke = () => {
@@ -411,6 +414,8 @@ async function receiveStream(
           if (infos.length > 8) infos.shift();
           options.onNotice?.({ type: "stream", info });
           log.event("stream_info", { start: frame.sequence, ...info });
+          // What the song will send: a stream cut short counts the rest as lost.
+          if (request.op === "song" && info.packets !== undefined) stats.announced = info.packets;
         }
         return;
       }
@@ -440,6 +445,21 @@ async function receiveStream(
         log.event("error", { ...e });
         ended = true;
         ending = "error";
+        serverReason = escapePeerText(e.message);
+        poke();
+        return;
+      }
+      case FrameType.BYE: {
+        // The server ends the session (it stops): only with the session's token (§5.0).
+        const bye = readSessionControl(frame);
+        if (bye.token !== token) {
+          stats.malformed++;
+          return;
+        }
+        log.event("server_bye", { reason: bye.reason ?? null });
+        if (!ended) ending = "server_bye";
+        if (bye.reason !== undefined) serverReason = escapePeerText(bye.reason);
+        ended = true;
         poke();
         return;
       }
@@ -506,6 +526,7 @@ async function receiveStream(
   // Heartbeats (radio keep-alive, and acknowledgements that pace an on-demand stream).
   const heartbeat = setInterval(ack, Math.max(100, Math.min(heartbeatMs, 1000)));
   const limit = options.maxSeconds === undefined ? undefined : setTimeout(() => {
+    if (!ended) ending = "seconds";
     ended = true;
     poke();
   }, options.maxSeconds * 1000);
@@ -571,6 +592,7 @@ async function receiveStream(
       if (!found) continue; // no STREAM_INFO yet for this packet (radio: it is repeated)
       if (found !== current) {
         current = found;
+        stats.song = escapePeerText(found.info.title);
         if (options.openOutput) {
           await playout.startStream(found.info, (p.seq32 ?? p.seq) === found.start);
         }
@@ -623,6 +645,7 @@ async function receiveStream(
   const report = stats.report(
     ending,
     options.impairment?.active ? options.impairment.counts : undefined,
+    serverReason,
   );
   log.event("stats", { ...report });
   return report;

@@ -7,14 +7,28 @@
  * @module
  */
 
-/** Longest a packet is held back for reordering, in milliseconds. */
-export const MAX_HOLD_MS = 50;
+/** A reordered packet is held back until this many later packets (1..MAX_HOLD_PACKETS) passed. */
+export const MAX_HOLD_PACKETS = 3;
+/**
+ * A held packet is released anyway when no packet passed for this many measured packet
+ * intervals (the last packet of a stream must not wait for one that never comes).
+ */
+export const HOLD_IDLE_INTERVALS = 2;
+/** Bounds of that idle release, in milliseconds (the interval is unknown before 2 packets). */
+export const HOLD_IDLE_MIN_MS = 20;
+/** @see HOLD_IDLE_MIN_MS */
+export const HOLD_IDLE_MAX_MS = 2000;
+/** Idle release before any interval was measured, in milliseconds. */
+export const HOLD_IDLE_DEFAULT_MS = 250;
 
 /** Impairment settings. Percentages are 0–100. */
 export interface ImpairmentOptions {
   /** Drop this percentage of packets. */
   lossPct: number;
-  /** Hold back this percentage of packets until after the next one (a swap). */
+  /**
+   * Hold back this percentage of packets until 1–3 later packets (drawn from the seed) have
+   * passed, whatever the stream's packet interval; so the reordering shows at any bitrate.
+   */
   reorderPct: number;
   /** Deliver this percentage of packets twice. */
   dupPct: number;
@@ -69,9 +83,13 @@ export class Impairment {
     delayed: 0,
   };
   readonly #random: () => number;
-  /** A packet held back for reordering, with its delivery function. */
-  #held: (() => void) | undefined;
+  /** A packet held back for reordering: its delivery, and how many packets must pass first. */
+  #held: { release: () => void; after: number } | undefined;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** When the last packet was applied (performance.now()), and the smoothed interval. */
+  #lastApplyMs: number | undefined;
+  #intervalMs: number | undefined;
 
   /** Creates an impairment; all-zero options make it a pass-through. */
   constructor(options: ImpairmentOptions) {
@@ -97,7 +115,9 @@ export class Impairment {
   apply(deliver: () => void): void {
     const o = this.options;
     this.counts.seen++;
-    const [rLoss, rDup, rReorder, rJitter] = [
+    this.#measure(performance.now());
+    const [rLoss, rDup, rReorder, rJitter, rHold] = [
+      this.#random(),
       this.#random(),
       this.#random(),
       this.#random(),
@@ -113,34 +133,54 @@ export class Impairment {
       for (let i = 0; i < copies; i++) this.#later(deliver, o.delayMs + rJitter * o.jitterMs);
     };
     if (this.#held) {
-      // The held packet goes after this one: that is the reordering.
-      const held = this.#held;
-      this.#held = undefined;
+      // The held packet goes after the packets that pass it: that is the reordering.
       send();
-      held();
+      if (--this.#held.after <= 0) this.flush();
+      else this.#armIdle();
       return;
     }
     if (rReorder * 100 < o.reorderPct) {
       this.counts.reordered++;
-      // Held until the next packet passes, but never longer than MAX_HOLD_MS: the last packet
-      // of a stream must not wait for one that never comes.
-      const timer = setTimeout(() => this.flush(), MAX_HOLD_MS);
-      this.#timers.add(timer);
-      this.#held = () => {
-        clearTimeout(timer);
-        this.#timers.delete(timer);
-        send();
-      };
+      this.#held = { release: send, after: 1 + Math.floor(rHold * MAX_HOLD_PACKETS) };
+      this.#armIdle();
       return;
     }
     send();
+  }
+
+  /** The smoothed interval between packets, in ms (undefined before two packets). */
+  get intervalMs(): number | undefined {
+    return this.#intervalMs;
   }
 
   /** Delivers a held-back packet (call at the end of a flow so nothing is lost by reordering). */
   flush(): void {
     const held = this.#held;
     this.#held = undefined;
-    held?.();
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    held?.release();
+  }
+
+  /** Updates the smoothed packet interval (EWMA, 1/8 like RFC 6298's SRTT). */
+  #measure(now: number): void {
+    if (this.#lastApplyMs !== undefined) {
+      const gap = now - this.#lastApplyMs;
+      this.#intervalMs = this.#intervalMs === undefined
+        ? gap
+        : this.#intervalMs + (gap - this.#intervalMs) / 8;
+    }
+    this.#lastApplyMs = now;
+  }
+
+  /** (Re)starts the release of the held packet for when the flow goes quiet. */
+  #armIdle(): void {
+    clearTimeout(this.#idleTimer);
+    const ms = this.#intervalMs === undefined ? HOLD_IDLE_DEFAULT_MS : Math.min(
+      HOLD_IDLE_MAX_MS,
+      Math.max(HOLD_IDLE_MIN_MS, HOLD_IDLE_INTERVALS * this.#intervalMs),
+    );
+    this.#idleTimer = setTimeout(() => this.flush(), ms);
   }
 
   #later(fn: () => void, ms: number): void {
@@ -157,6 +197,8 @@ export class Impairment {
   close(): void {
     for (const id of this.#timers) clearTimeout(id);
     this.#timers.clear();
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     this.#held = undefined;
   }
 }

@@ -9,14 +9,28 @@
 
 import type { ImpairmentCounts } from "./impairment.ts";
 
-/** The numbers printed at the end of a stream (`--stats-json` prints exactly this). */
+/**
+ * How a stream ended: `end` (END received, everything played), `seconds` (udp-client
+ * `--seconds` elapsed), `timeout` (nothing arrived for `--timeout`), `interrupted` (Ctrl+C),
+ * `server_bye` (the server said BYE, e.g. because it stops), `error` (the server sent ERROR).
+ */
+export type Ending = "end" | "seconds" | "timeout" | "interrupted" | "server_bye" | "error";
+
+/** The numbers gathered at the end of a stream (`--stats-json` prints {@link statsJson}). */
 export interface ReceptionReport {
-  /** DATA packets the sender sent (from END), or the span of sequence numbers seen. */
+  /** The song that played last (its STREAM_INFO title), if any. */
+  song?: string;
+  /**
+   * DATA packets the sender sent (from END), else those STREAM_INFO announced (`packets`, so
+   * a stream cut short counts what never came as lost), else the span of sequence numbers seen.
+   */
   expected: number;
   /** Distinct DATA packets received (late ones included). */
   received: number;
   /** expected − received (never negative). */
   lost: number;
+  /** lost as a percentage of expected (0 when nothing was expected), two decimals. */
+  lossPct: number;
   /** Extra copies of packets already received. */
   duplicated: number;
   /** Packets that arrived after a higher sequence number. */
@@ -25,6 +39,11 @@ export interface ReceptionReport {
   late: number;
   /** Packets passed to the decoder. */
   played: number;
+  /**
+   * Received packets neither played, late nor overflowed: still in the jitter buffer when the
+   * stream stopped (`--seconds`, Ctrl+C, BYE), or before any STREAM_INFO said how to play them.
+   */
+  stillBuffered: number;
   /** Gaps filled (silence for PCM, skipped for MP3). */
   concealed: number;
   /** Times playout ran dry while the stream was still going. */
@@ -47,7 +66,9 @@ export interface ReceptionReport {
   /** What `--sim-*` injected on this side, if enabled. */
   injected?: ImpairmentCounts;
   /** How the stream ended. */
-  ending: "end" | "timeout" | "interrupted" | "error";
+  ending: Ending;
+  /** The reason the server gave in its BYE or ERROR, when it gave one. */
+  serverReason?: string;
 }
 
 /** Counts packets as they arrive. */
@@ -62,8 +83,12 @@ export class ReceptionStats {
   #lastArrival = 0;
   /** Total the sender says it sent (END), when known. */
   sentBySender: number | undefined;
+  /** DATA packets STREAM_INFO announced (`packets`, on-demand), when known. */
+  announced: number | undefined;
   /** Sequence number the stream starts from, when known (0 for on-demand). */
   base: number | undefined;
+  /** Title of the song playing (last STREAM_INFO played from). */
+  song: string | undefined;
   received = 0;
   duplicated = 0;
   reordered = 0;
@@ -143,18 +168,29 @@ export class ReceptionStats {
   }
 
   /** The report, with `expected` from END when known. */
-  report(ending: ReceptionReport["ending"], injected?: ImpairmentCounts): ReceptionReport {
+  report(
+    ending: Ending,
+    injected?: ImpairmentCounts,
+    serverReason?: string,
+  ): ReceptionReport {
     const base = this.base ?? this.#first ?? 0;
     const span = this.#highest === undefined ? 0 : this.#highest - base + 1;
-    const expected = this.sentBySender ?? span;
+    // STREAM_INFO's count only when it is consistent with what arrived (never below it).
+    const announced = this.announced !== undefined && this.announced >= span
+      ? this.announced
+      : undefined;
+    const expected = this.sentBySender ?? announced ?? span;
+    const lost = Math.max(0, expected - this.received);
     const r: ReceptionReport = {
       expected,
       received: this.received,
-      lost: Math.max(0, expected - this.received),
+      lost,
+      lossPct: expected > 0 ? Math.round(10_000 * lost / expected) / 100 : 0,
       duplicated: this.duplicated,
       reordered: this.reordered,
       late: this.late,
       played: this.played,
+      stillBuffered: Math.max(0, this.received - this.played - this.late - this.overflowed),
       concealed: this.concealed,
       underruns: this.underruns,
       overflowed: this.overflowed,
@@ -166,34 +202,92 @@ export class ReceptionStats {
       ending,
     };
     if (injected) r.injected = injected;
+    if (this.song !== undefined) r.song = this.song;
+    if (serverReason !== undefined) r.serverReason = serverReason;
     return r;
   }
 }
 
-/** Renders a report as the human table printed on stderr. */
-export function formatReport(r: ReceptionReport): string {
-  const pct = (n: number) => r.expected > 0 ? ` (${(100 * n / r.expected).toFixed(2)} %)` : "";
-  const rows: [string, string, string][] = [
-    ["packets expected", String(r.expected), ""],
-    ["received", String(r.received), ""],
-    ["lost", `${r.lost}${pct(r.lost)}`, r.injected ? String(r.injected.dropped) : ""],
-    ["duplicated", String(r.duplicated), r.injected ? String(r.injected.duplicated) : ""],
-    ["reordered", String(r.reordered), r.injected ? String(r.injected.reordered) : ""],
-    ["late (not played)", String(r.late), ""],
-    ["played", String(r.played), ""],
-    ["concealed gaps", String(r.concealed), ""],
-    ["buffer underruns", String(r.underruns), ""],
-    ["buffer overflows", String(r.overflowed), ""],
-    ["jitter (RFC 3550)", `${r.jitterMs.toFixed(3)} ms`, ""],
-    ["bytes", String(r.bytes), ""],
-    ["duration", `${r.durationS.toFixed(3)} s`, ""],
-    ["malformed datagrams", String(r.malformed), ""],
-    ["implausible (dropped)", String(r.implausible), ""],
-    ["ended by", r.ending, ""],
+/**
+ * The report's rows, in table order: `label` is both the table's row label and the key of
+ * {@link statsJson}, so a number read in one is found under the same name in the other.
+ */
+function rows(r: ReceptionReport): {
+  label: string;
+  text: string;
+  json: string | number;
+  injected?: number;
+}[] {
+  const inj = r.injected;
+  const ended = r.serverReason === undefined ? r.ending : `${r.ending} (${r.serverReason})`;
+  return [
+    { label: "song", text: r.song ?? "", json: r.song ?? "" },
+    { label: "expected", text: String(r.expected), json: r.expected },
+    { label: "received", text: String(r.received), json: r.received },
+    {
+      label: "lost",
+      text: String(r.lost),
+      json: r.lost,
+      ...(inj ? { injected: inj.dropped } : {}),
+    },
+    { label: "loss_pct", text: `${r.lossPct.toFixed(2)} %`, json: r.lossPct },
+    {
+      label: "duplicated",
+      text: String(r.duplicated),
+      json: r.duplicated,
+      ...(inj ? { injected: inj.duplicated } : {}),
+    },
+    {
+      label: "reordered",
+      text: String(r.reordered),
+      json: r.reordered,
+      ...(inj ? { injected: inj.reordered } : {}),
+    },
+    { label: "late", text: String(r.late), json: r.late },
+    { label: "played", text: String(r.played), json: r.played },
+    { label: "still_buffered", text: String(r.stillBuffered), json: r.stillBuffered },
+    { label: "concealed", text: String(r.concealed), json: r.concealed },
+    { label: "underruns", text: String(r.underruns), json: r.underruns },
+    { label: "overflowed", text: String(r.overflowed), json: r.overflowed },
+    { label: "jitter_ms", text: r.jitterMs.toFixed(3), json: r.jitterMs },
+    { label: "bytes", text: String(r.bytes), json: r.bytes },
+    { label: "duration_s", text: r.durationS.toFixed(3), json: r.durationS },
+    { label: "malformed", text: String(r.malformed), json: r.malformed },
+    { label: "implausible", text: String(r.implausible), json: r.implausible },
+    { label: "ended_by", text: ended, json: ended },
   ];
-  const head: [string, string, string] = ["", "observed", r.injected ? "injected" : ""];
-  const all = [head, ...rows];
-  const w0 = Math.max(...all.map((x) => x[0].length));
-  const w1 = Math.max(...all.map((x) => x[1].length));
-  return all.map(([a, b, c]) => `  ${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`.trimEnd()).join("\n");
+}
+
+/**
+ * The `--stats-json` object: one key per table row (same names as {@link formatReport}'s
+ * labels), plus `injected` (the table's "injected" column) when `--sim-*` was on.
+ */
+export function statsJson(r: ReceptionReport): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const row of rows(r)) o[row.label] = row.json;
+  if (r.injected) o.injected = { ...r.injected };
+  return o;
+}
+
+/**
+ * Renders a report as the human table printed on stderr: label, observed value and, with
+ * `--sim-*`, what was injected. Text rows (song, ended_by) are left-aligned after the numbers.
+ */
+export function formatReport(r: ReceptionReport): string {
+  const all = rows(r);
+  const numeric = all.filter((x) => typeof x.json === "number");
+  const head = { label: "", text: "observed", injected: r.injected ? "injected" : "" };
+  const w0 = Math.max(...all.map((x) => x.label.length));
+  const w1 = Math.max(head.text.length, ...numeric.map((x) => x.text.length));
+  const line = (a: string, b: string, c: string) => `  ${a.padEnd(w0)}  ${b}  ${c}`.trimEnd();
+  return [
+    line(head.label, head.text.padStart(w1), head.injected),
+    ...all.map((x) =>
+      line(
+        x.label,
+        typeof x.json === "number" ? x.text.padStart(w1) : x.text,
+        x.injected === undefined ? "" : String(x.injected),
+      )
+    ),
+  ].join("\n");
 }

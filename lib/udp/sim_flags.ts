@@ -22,7 +22,11 @@ const pct = (what: string) =>
 /** Impairment flags. */
 export const SIM_FLAGS = {
   "sim-loss": pct("drop"),
-  "sim-reorder": pct("reorder"),
+  "sim-reorder": {
+    ...pct("reorder"),
+    description: "Simulate network trouble: reorder this percentage of packets (each is held " +
+      "back until the next 1–3 packets, drawn from --sim-seed, have passed it).",
+  },
   "sim-dup": pct("duplicate"),
   "sim-delay": {
     type: "string",

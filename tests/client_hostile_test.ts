@@ -31,7 +31,14 @@ import {
 } from "../lib/wire/messages.ts";
 import { readFrames } from "../lib/wire/stream_decoder.ts";
 import { makeWav, testCerts } from "./_tls_helpers.ts";
-import { ffmpegDecode, maxDiff, MemoryOutput, SONGS_DIR, startServer } from "./_udp_helpers.ts";
+import {
+  ffmpegDecode,
+  maxDiff,
+  MemoryOutput,
+  SONGS_DIR,
+  startLyingRelay,
+  startServer,
+} from "./_udp_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const TLS_CLIENT = fromFileUrl(new URL("../cmd/tls_client.ts", import.meta.url));
@@ -386,50 +393,7 @@ Deno.test(
 // ---------------------------------------------------------------------------------------------
 // Item 9 (and 11 on UDP): a relay in front of the real udp-server forges datagrams.
 
-interface LyingRelay extends AsyncDisposable {
-  address: { hostname: string; port: number };
-}
-
-/**
- * Forwards client ↔ server (so the real handshake, whatever it is, passes through), and lets
- * `lie` replace each server datagram with its own list of datagrams for the client.
- */
-function startLyingRelay(
-  server: { hostname: string; port: number },
-  lie: (frame: Frame, raw: Uint8Array) => Uint8Array[] | Promise<Uint8Array[]>,
-): LyingRelay {
-  const front = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const back = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const to = { transport: "udp" as const, ...server };
-  let client: Deno.NetAddr | undefined;
-  const upstream = (async () => {
-    for (;;) {
-      const [data, from] = await front.receive();
-      client = from as Deno.NetAddr;
-      await back.send(data, to);
-    }
-  })().catch(() => {});
-  const downstream = (async () => {
-    for (;;) {
-      const [data] = await back.receive();
-      if (!client) continue;
-      let out: Uint8Array[] = [data];
-      try {
-        out = await lie(decodeDatagram(data, { maxPayload: 65000 }), data.slice());
-      } catch { /* not a frame: forward as is */ }
-      for (const d of out) await front.send(d, client);
-    }
-  })().catch(() => {});
-  const addr = front.addr as Deno.NetAddr;
-  return {
-    address: { hostname: addr.hostname, port: addr.port },
-    async [Symbol.asyncDispose]() {
-      front.close();
-      back.close();
-      await Promise.all([upstream, downstream]);
-    },
-  };
-}
+// The relay is tests/_udp_helpers.ts startLyingRelay: the real handshake passes through.
 
 function udpOptions(output?: MemoryOutput, bufferMs = 150) {
   return {

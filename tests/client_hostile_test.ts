@@ -21,7 +21,7 @@ import { sha256Hex } from "../lib/hash/sha256.ts";
 import { PlayoutLimitError } from "../lib/media/playout.ts";
 import { type ClientContext, playCommand, radioCommand } from "../lib/tls/client_commands.ts";
 import { playSong } from "../lib/udp/client.ts";
-import { decodeDatagram, encodeFrame, type Frame, FrameType } from "../lib/wire/frame.ts";
+import { encodeFrame, FrameType } from "../lib/wire/frame.ts";
 import {
   encodeControl,
   MessageError,

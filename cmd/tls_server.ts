@@ -141,31 +141,24 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       signal,
       log: (event, fields) => log.event(event, fields),
     });
-  let server: TlsSongServer;
-  try {
-    server = TlsSongServer.start({
-      catalog,
-      cert,
-      key,
-      hostname: flags.host,
-      port: flags.port,
-      maxClients: flags["max-clients"],
-      maxClientsPerIp: flags["max-per-ip"],
-      idleTimeoutMs: flags["idle-timeout"] * 1000,
-      handshakeTimeoutMs: flags["handshake-timeout"] * 1000,
-      sendQueueBytes: flags["send-queue"] * 1024,
-      radioCodec: radio.radioCodec,
-      bitrate: radio.bitrate,
-      log,
-      signal,
-      onEvent: accessLogger(out),
-      onStationEvent: icecast ? (event) => icecast.onStationEvent(event) : undefined,
-    });
-  } catch (cause) {
-    throw new Error(`Cannot listen on ${flags.host}:${flags.port}: ${listenReason(cause)}`, {
-      cause,
-    });
-  }
+  const server = TlsSongServer.start({
+    catalog,
+    cert,
+    key,
+    hostname: flags.host,
+    port: flags.port,
+    maxClients: flags["max-clients"],
+    maxClientsPerIp: flags["max-per-ip"],
+    idleTimeoutMs: flags["idle-timeout"] * 1000,
+    handshakeTimeoutMs: flags["handshake-timeout"] * 1000,
+    sendQueueBytes: flags["send-queue"] * 1024,
+    radioCodec: radio.radioCodec,
+    bitrate: radio.bitrate,
+    log,
+    signal,
+    onEvent: accessLogger(out),
+    onStationEvent: icecast ? (event) => icecast.onStationEvent(event) : undefined,
+  });
   const { hostname, port } = server.addr;
   if (radio.warning) out.warn(radio.warning);
   out.info(`tls-server listening on ${hostname}:${port} (${catalog.songs.length} songs)`);
@@ -179,14 +172,6 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
   await icecast?.closed;
   out.info("tls-server stopped");
   return ExitCode.OK;
-}
-
-function listenReason(cause: unknown): string {
-  if (cause instanceof Deno.errors.AddrInUse) return "address already in use";
-  if (cause instanceof Deno.errors.AddrNotAvailable) return "address not available";
-  if (cause instanceof Deno.errors.PermissionDenied) return "permission denied";
-  const m = (cause as Error).message ?? String(cause);
-  return /key|cert|pem/i.test(m) ? `bad certificate or key (${m})` : m;
 }
 
 if (import.meta.main) await runMain(main, SPEC);

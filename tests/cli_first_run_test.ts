@@ -143,7 +143,7 @@ Deno.test("servers on a port in use: say so and how to get another port", opts, 
   ]);
   assertEquals(tls.code, 1, tls.stderr);
   assertOneErrorLine(tls.stderr);
-  assertStringIncludes(tls.stderr, "address already in use (is another tls-server running?");
+  assertStringIncludes(tls.stderr, "address in use (is another tls-server running?");
   assertStringIncludes(tls.stderr, "--port 0 takes any free one");
 
   const udp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { ListenError } from "../net/listen_error.ts";
 import { ExitCode, exitCodeOf, listenFix, UsageError } from "./errors.ts";
 import { type CommandSpec, renderHelp } from "./flags.ts";
 import { Output } from "./output.ts";
@@ -86,7 +87,8 @@ export function reportError(error: unknown, spec: CommandSpec, out: Output): num
   }
   let message = error instanceof Error ? error.message : String(error);
   // A server that cannot listen: say what to do (lib errors name the cause, not the flags).
-  const fix = "port" in spec.flags ? listenFix(rootCause(error), spec.name) : undefined;
+  const listen = listenErrorIn(error);
+  const fix = listen ? listenFix(listen.cause, spec.name) : undefined;
   if (fix !== undefined) message += ` (${fix})`;
   out.error(message);
   if (error instanceof UsageError) {
@@ -99,10 +101,10 @@ export function reportError(error: unknown, spec: CommandSpec, out: Output): num
   return exitCodeOf(error);
 }
 
-/** The innermost `cause` of an error chain. */
-function rootCause(error: unknown): unknown {
-  for (let i = 0; i < 8 && error instanceof Error && error.cause !== undefined; i++) {
-    error = error.cause;
+/** The {@linkcode ListenError} in an error's cause chain, if any. */
+function listenErrorIn(error: unknown): ListenError | undefined {
+  for (let i = 0; i < 8 && error instanceof Error; i++, error = error.cause) {
+    if (error instanceof ListenError) return error;
   }
-  return error;
+  return undefined;
 }

@@ -7,3 +7,4 @@
 export * from "./udp_socket.ts";
 export * from "./close.ts";
 export * from "./source_key.ts";
+export * from "./listen_error.ts";

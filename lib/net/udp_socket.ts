@@ -6,6 +6,8 @@
  * @module
  */
 
+import { ListenError } from "./listen_error.ts";
+
 /** An IP address and port. */
 export interface UdpAddress {
   hostname: string;
@@ -63,18 +65,13 @@ export class UdpSocket implements Disposable {
   /**
    * Binds `hostname:port` (port 0 picks a free port).
    *
-   * @throws {Error} `Cannot bind UDP 127.0.0.1:9000: address in use` and similar.
+   * @throws {ListenError} `Cannot bind UDP 127.0.0.1:9000: address in use` and similar.
    */
   static bind(hostname: string, port: number): UdpSocket {
     try {
       return new UdpSocket(Deno.listenDatagram({ transport: "udp", hostname, port }));
     } catch (cause) {
-      const why = cause instanceof Deno.errors.AddrInUse
-        ? "address in use"
-        : cause instanceof Deno.errors.AddrNotAvailable
-        ? "address not available on this machine"
-        : (cause as Error).message;
-      throw new Error(`Cannot bind UDP ${formatAddress({ hostname, port })}: ${why}`, { cause });
+      throw new ListenError(`bind UDP ${formatAddress({ hostname, port })}`, cause);
     }
   }
 

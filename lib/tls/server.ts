@@ -12,10 +12,17 @@ import { Station, type StationEvent } from "../media/station.ts";
 import type { RadioCodec } from "../station/encoder.ts";
 import type { SongCatalog } from "../songs/catalog.ts";
 import { RadioProgram } from "./radio_program.ts";
+import { ListenError } from "../net/listen_error.ts";
+import { sourceKey } from "../net/source_key.ts";
 import { type AcceptStats, acceptTls } from "./acceptor.ts";
 import type { ServerTlsConn } from "./server_conn.ts";
 import { Session } from "./session.ts";
 import { SongHashes } from "./song_hashes.ts";
+
+/** The certificate or key given to the server cannot be used (exit status 1). */
+export class CertificateError extends Error {
+  override name = "CertificateError";
+}
 
 /** Options for {@linkcode TlsSongServer.start}. */
 export interface TlsSongServerOptions {
@@ -106,7 +113,6 @@ export class TlsSongServer implements AsyncDisposable {
     acceptErrors: 0,
     active: 0,
   };
-  readonly #listener: Deno.TcpListener;
   readonly #sessions = new Set<Session>();
   readonly #stop = new AbortController();
   readonly #log: EventLog;
@@ -124,12 +130,23 @@ export class TlsSongServer implements AsyncDisposable {
       ? AbortSignal.any([options.signal, this.#stop.signal])
       : this.#stop.signal;
     // Checked before listening so that a bad certificate or key is the first error.
-    const secureContext = tls.createSecureContext({ cert: options.cert, key: options.key });
-    const listener = Deno.listen({
-      hostname: options.hostname ?? "127.0.0.1",
-      port: options.port ?? 8443,
-    });
-    this.#listener = listener;
+    let secureContext: tls.SecureContext;
+    try {
+      secureContext = tls.createSecureContext({ cert: options.cert, key: options.key });
+    } catch (cause) {
+      throw new CertificateError(
+        `The server certificate or key cannot be used: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+    const hostname = options.hostname ?? "127.0.0.1";
+    const port = options.port ?? 8443;
+    let listener: Deno.TcpListener;
+    try {
+      listener = Deno.listen({ hostname, port });
+    } catch (cause) {
+      throw new ListenError(`listen on ${hostname}:${port}`, cause);
+    }
     this.addr = listener.addr;
     const log = (event: string, fields: EventFields) => {
       this.#log.event(event, fields);
@@ -200,10 +217,7 @@ export class TlsSongServer implements AsyncDisposable {
         signal.addEventListener("abort", () => resolve(), { once: true });
       });
       clearInterval(watchdog);
-      try {
-        listener.close();
-      } catch { /* already closed */ }
-      await accepting;
+      await accepting; // acceptTls closes the listener when the signal aborts
       log("shutdown", { clients: this.#sessions.size });
       await Promise.all(
         [...this.#sessions].map((s) => s.closeWithError("shutdown", "The server is stopping", 500)),
@@ -213,7 +227,11 @@ export class TlsSongServer implements AsyncDisposable {
     })();
   }
 
-  /** Listens and starts the station; the returned server is ready for clients. */
+  /**
+   * Listens and starts the station; the returned server is ready for clients.
+   * @throws {CertificateError} the certificate or key cannot be used
+   * @throws {ListenError} the address cannot be taken (in use, not on this machine, no right)
+   */
   static start(options: TlsSongServerOptions): TlsSongServer {
     return new TlsSongServer(options);
   }
@@ -239,7 +257,7 @@ export class TlsSongServer implements AsyncDisposable {
     return this.close();
   }
 
-  /** Clients per IP address (served or being refused). */
+  /** Clients per source address ({@linkcode sourceKey}; served or being refused). */
   readonly #perIp = new Map<string, number>();
 
   #serve(
@@ -249,7 +267,7 @@ export class TlsSongServer implements AsyncDisposable {
     maxClientsPerIp: number,
   ): void {
     const session = new Session(conn, ctx);
-    const ip = conn.remoteAddr.hostname;
+    const ip = sourceKey(conn.remoteAddr.hostname);
     const fromIp = (this.#perIp.get(ip) ?? 0) + 1;
     this.#perIp.set(ip, fromIp);
     // Sessions being refused still hold a socket for up to 2 s: past this ceiling they are

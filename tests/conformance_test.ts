@@ -387,12 +387,11 @@ Deno.test(
     assertEquals(frameTypeName(answer.type), "ERROR");
     const error = readError(answer);
     assertEquals(error.code, "internal");
-    // §4's message; udp-server currently says `Cannot stream "<title>": ` twice before it
-    // (reported), so only the end is pinned here.
+    // §4's message, exactly (the song is named once).
     assertMatch(
       error.message,
       new RegExp(
-        `Cannot stream "${SHORT_MP3}": an MP3 frame of \\d+ bytes does not fit a 200-byte payload$`,
+        `^Cannot stream "${SHORT_MP3}": an MP3 frame of \\d+ bytes does not fit a 200-byte payload$`,
       ),
     );
     assertEquals(udp.stats.streamsCompleted, 0);

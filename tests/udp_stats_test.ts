@@ -42,9 +42,9 @@ async function startServer(args: string[] = []) {
   let killed = false;
   return {
     port,
-    kill() {
+    kill(signal: Deno.Signal = "SIGKILL") {
       killed = true;
-      child.kill("SIGKILL");
+      child.kill(signal);
     },
     async [Symbol.asyncDispose]() {
       if (!killed) child.kill("SIGINT");
@@ -215,5 +215,18 @@ Deno.test(
     assertEquals(report.lost, announced! - 20);
     assertGreater(report.malformed, 0); // the forged BYE
     assertEquals(statsJson(report).ended_by, "server_bye (server stopping)");
+  },
+);
+
+Deno.test(
+  "udp-server stopped with Ctrl+C tells its listeners (BYE): the client ends by server_bye at once",
+  opts,
+  async () => {
+    await using server = await startServer();
+    const r = await runClient([`127.0.0.1:${server.port}`, "--radio", "--timeout", "10"], {
+      onPlaying: () => setTimeout(() => server.kill("SIGINT"), 1000),
+    });
+    // Told, not guessed: without the BYE this would end by timeout.
+    assertEquals(r.json.ended_by, "server_bye (server stopping)", r.stderr);
   },
 );

@@ -18,6 +18,7 @@
 
 import { delay } from "@std/async/delay";
 import type { EventLog } from "../cli/event_log.ts";
+import { LogThrottle } from "../cli/log_throttle.ts";
 import { type Song, SongCatalog } from "../songs/catalog.ts";
 import {
   decodeDatagram,
@@ -42,7 +43,7 @@ import {
   type StreamInfo,
 } from "../wire/messages.ts";
 import { formatAddress, toNetAddr, type UdpAddress, UdpSocket } from "../net/udp_socket.ts";
-import { type PacketizedSong, packetizeSong } from "../media/packetizer.ts";
+import { type PacketizedSong, PacketizeError, packetizeSong } from "../media/packetizer.ts";
 import { type NextSong, Station, type StationEvent } from "../media/station.ts";
 import type { RadioCodec } from "../station/encoder.ts";
 import type { Impairment } from "./impairment.ts";
@@ -162,7 +163,8 @@ export class UdpServer implements AsyncDisposable {
   /** Sessions that ended lately: their late HEARTBEATs (acks in flight) are not malformed. */
   readonly #ended = new Map<string, { streamId: number; token: string; at: number }>();
   readonly #check = new AddressCheck();
-  #forgedLogged = 0;
+  /** Flood events (malformed, forged) are logged sparingly. */
+  readonly #logThrottle = new LogThrottle();
   #radioInfo: { info: StreamInfo; startSequence: number; frame: Uint8Array } | undefined;
   #nowPlayingFrame: Uint8Array | undefined;
   #rtp: RtpSender | undefined;
@@ -172,7 +174,6 @@ export class UdpServer implements AsyncDisposable {
   #burst: Uint8Array[] = [];
   #nextRadioSequence = 0;
   #listenerCount = 0;
-  #malformedLogged = 0;
   /** Counters. */
   readonly stats: UdpServerStats = {
     datagrams: 0,
@@ -263,7 +264,8 @@ export class UdpServer implements AsyncDisposable {
     if (this.#options.impairment) log.event("simulation", { ...this.#options.impairment.options });
     const station = this.#station.run();
     const sweeper = this.#sweep(signal);
-    const onAbort = () => this.#socket.close();
+    // Listeners are told before the socket closes, so they report a server stop, not a loss.
+    const onAbort = () => void this.#sayBye("server stopping").finally(() => this.#socket.close());
     signal.addEventListener("abort", onAbort, { once: true });
     const buffer = new Uint8Array(65536);
     try {
@@ -367,8 +369,7 @@ export class UdpServer implements AsyncDisposable {
     }
     if (!tokensEqual(control.token, session.token)) {
       this.stats.forged++;
-      if (this.#forgedLogged < 100 || this.stats.forged % 1000 === 0) {
-        this.#forgedLogged++;
+      if (this.#logThrottle.admit("forged") > 0) {
         this.#options.log.event("forged", {
           from: session.key,
           type: what,
@@ -535,7 +536,10 @@ export class UdpServer implements AsyncDisposable {
         session.addr,
         encodeControl(FrameType.ERROR, {
           code: "internal",
-          message: `Cannot stream "${song.title}": ${(error as Error).message}`,
+          // The packetizer's errors already name the song.
+          message: error instanceof PacketizeError
+            ? error.message
+            : `Cannot stream "${song.title}": ${(error as Error).message}`,
         }, { streamId }),
       );
     }).finally(() => {
@@ -804,6 +808,27 @@ export class UdpServer implements AsyncDisposable {
     return false;
   }
 
+  /**
+   * Sends every session BYE {"token", "reason"} on its stream (PROTOCOL.md §5.0 rule 8), waiting
+   * at most 200 ms for the datagrams to leave.
+   */
+  async #sayBye(reason: string): Promise<void> {
+    const sends = [...this.#sessions.values()].map((session) =>
+      this.#send(
+        session.addr,
+        encodeControl(FrameType.BYE, { token: session.token, reason }, {
+          streamId: session.streamId,
+        }),
+      )
+    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(sends),
+      new Promise((resolve) => (timer = setTimeout(resolve, 200))),
+    ]);
+    clearTimeout(timer);
+  }
+
   /** A reply to a request (its budget was checked on arrival). */
   #reply(to: UdpAddress, type: FrameType, body: unknown): void {
     this.#send(to, encodeControl(type, body, { maxPayload: this.#maxPayload }));
@@ -811,9 +836,8 @@ export class UdpServer implements AsyncDisposable {
 
   #malformed(from: UdpAddress, reason: string): void {
     this.stats.malformed++;
-    // Log the first 100 in full; after that every 1000th, so a flood cannot fill the disk.
-    if (this.#malformedLogged < 100 || this.stats.malformed % 1000 === 0) {
-      this.#malformedLogged++;
+    // The first 100 in full, then every 1000th: a flood cannot fill the disk.
+    if (this.#logThrottle.admit("malformed") > 0) {
       this.#options.log.event("malformed", {
         from: formatAddress(from),
         reason,

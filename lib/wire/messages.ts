@@ -13,6 +13,8 @@ import { encodeFrame, type Frame, FrameType, frameTypeName } from "./frame.ts";
 export const MAX_CONTROL_PAYLOAD = 64 * 1024;
 /** Longest song name or title, in UTF-16 code units. */
 export const MAX_NAME_LENGTH = 255;
+/** Longest BYE `reason` (characters), as REJECT's and ERROR's texts are bounded. */
+export const MAX_REASON_LENGTH = 1024;
 /**
  * UDP cookies (CHALLENGE, REQUEST `cookie`) and session tokens (ACCEPT, HEARTBEAT, BYE `token`)
  * are 16 bytes written as exactly 32 lowercase hex digits.
@@ -236,6 +238,10 @@ function int(o: Record<string, unknown>, key: string, what: string, max = 2 ** 5
   return v;
 }
 
+function optStr(o: Record<string, unknown>, key: string, what: string, max?: number) {
+  return o[key] === undefined ? undefined : str(o, key, what, max);
+}
+
 function optInt(o: Record<string, unknown>, key: string, what: string, max?: number) {
   return o[key] === undefined ? undefined : int(o, key, what, max);
 }
@@ -328,13 +334,10 @@ export function readSessionControl(frame: Frame): SessionControl {
   if (frame.payload.length === 0) return {};
   const o = parseJsonObject(frame);
   const what = frameTypeName(frame.type);
-  if (o.reason !== undefined && typeof o.reason !== "string") {
-    throw new MessageError(`${what}: "reason" must be a string`);
-  }
   return withOptional({}, {
     token: optSecret(o, "token", what),
     ack: optInt(o, "ack", what),
-    reason: o.reason,
+    reason: optStr(o, "reason", what, MAX_REASON_LENGTH),
   });
 }
 

@@ -9,6 +9,7 @@ import {
   readPlayResult,
   readQueue,
   readRequest,
+  readSessionControl,
   readSongList,
   readStreamInfo,
 } from "./messages.ts";
@@ -136,5 +137,17 @@ Deno.test("hostile: arbitrary JSON values never crash readRequest", () => {
       }
     }),
     { numRuns: 1000 },
+  );
+});
+
+Deno.test("hostile: a BYE reason is a string of at most 1024 characters", () => {
+  const token = "0123456789abcdef0123456789abcdef";
+  const bye = (reason: unknown) => frameOf(FrameType.BYE, JSON.stringify({ token, reason }));
+  assertEquals(readSessionControl(bye("server stopping")).reason, "server stopping");
+  assertThrows(() => readSessionControl(bye("x".repeat(1025))), MessageError, "1..1024");
+  assertThrows(() => readSessionControl(bye(7)), MessageError, "reason");
+  assertEquals(
+    readSessionControl(frameOf(FrameType.BYE, JSON.stringify({ token }))).reason,
+    undefined,
   );
 });

@@ -32,6 +32,7 @@ import {
   connectToServer,
   type ServerAddress,
 } from "./connect.ts";
+import { closeQuietly } from "../net/close.ts";
 
 /** The server said no: song not found, server full, bad request. Exit status 3. */
 export class ServerRefusedError extends Error {
@@ -319,9 +320,7 @@ export class TlsSongClient implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch { /* closed */ }
+    closeQuietly(this.#conn);
   }
 
   /** Same as {@linkcode close}. */

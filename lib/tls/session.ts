@@ -157,9 +157,7 @@ export class Session {
     this.#stopRadio();
     this.#abort.abort();
     this.queue.close();
-    try {
-      this.#conn.close();
-    } catch { /* already closed */ }
+    this.#conn.close(); // idempotent, never throws
     if (reason && wasOpen) this.#log(reason, fields);
     this.#closedResolve();
   }

@@ -136,6 +136,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     throw new Error(`No songs to serve in "${flags.songs}" (mp3, wav or flac files)`);
   }
   using log = await EventLog.openOptional(flags.log);
+  log.observe(accessLogger(out));
   const icecast = icecastUrl &&
     new IcecastSource(icecastUrl, {
       signal,
@@ -156,7 +157,6 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     bitrate: radio.bitrate,
     log,
     signal,
-    onEvent: accessLogger(out),
     onStationEvent: icecast ? (event) => icecast.onStationEvent(event) : undefined,
   });
   const { hostname, port } = server.addr;

@@ -20,8 +20,8 @@ import { Session } from "./session.ts";
 import { SongHashes } from "./song_hashes.ts";
 
 /** The certificate or key given to the server cannot be used (exit status 1). */
-export class CertificateError extends Error {
-  override name = "CertificateError";
+export class ServerIdentityError extends Error {
+  override name = "ServerIdentityError";
 }
 
 /** Options for {@linkcode TlsSongServer.start}. */
@@ -134,7 +134,7 @@ export class TlsSongServer implements AsyncDisposable {
     try {
       secureContext = tls.createSecureContext({ cert: options.cert, key: options.key });
     } catch (cause) {
-      throw new CertificateError(
+      throw new ServerIdentityError(
         `The server certificate or key cannot be used: ${(cause as Error).message}`,
         { cause },
       );
@@ -229,7 +229,7 @@ export class TlsSongServer implements AsyncDisposable {
 
   /**
    * Listens and starts the station; the returned server is ready for clients.
-   * @throws {CertificateError} the certificate or key cannot be used
+   * @throws {ServerIdentityError} the certificate or key cannot be used
    * @throws {ListenError} the address cannot be taken (in use, not on this machine, no right)
    */
   static start(options: TlsSongServerOptions): TlsSongServer {

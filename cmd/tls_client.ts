@@ -93,7 +93,7 @@ export const SPEC = {
       min: 0.1,
       integer: false,
       valueName: "S",
-      description: "play/radio: stop after S seconds of audio.",
+      description: "play: stop after S seconds of audio; radio: after S seconds (wall time).",
     },
     timeout: {
       type: "number",

@@ -60,7 +60,7 @@ export const SPEC = {
       min: 0.1,
       integer: false,
       valueName: "S",
-      description: "Radio: stop after this many seconds.",
+      description: "Radio: stop after this many seconds (wall time, whatever the output).",
     },
     ...SIM_FLAGS,
   },

@@ -46,8 +46,12 @@ export class PlayoutLimitError extends Error {
 
 /** Where PCM goes. */
 export interface PcmWriter {
-  /** Writes interleaved samples in the format the writer was opened with; may wait (backpressure). */
-  write(pcm: Int16Array): Promise<void>;
+  /**
+   * Writes interleaved samples in the format the writer was opened with; may wait
+   * (backpressure). `options.signal` (the playout's) ends that wait: the write then rejects
+   * with the signal's reason.
+   */
+  write(pcm: Int16Array, options?: { signal?: AbortSignal }): Promise<void>;
 }
 
 /** Options for {@linkcode MediaPlayout}. */
@@ -306,7 +310,7 @@ export class MediaPlayout implements Disposable {
     }
     const out = s.converter.convert(pcm);
     this.framesWritten += out.length / this.#format!.channels;
-    await this.#output!.write(out);
+    await this.#output!.write(out, { signal: this.#options.signal });
   }
 
   /**

@@ -204,16 +204,31 @@ export async function playCommand(
 /** Most radio bytes queued for playback before reading waits (≈ 4 min of 128 kbit/s MP3). */
 const RADIO_QUEUE_BYTES = 4 * 1024 * 1024;
 
-/** `radio`: plays the station and prints each new song until Ctrl+C. */
+/**
+ * `radio`: plays the station and prints each new song until Ctrl+C, or until `--max-seconds`
+ * of wall time from joining (or that much audio, if written sooner) — whatever the output: a
+ * device that plays slower than the station, or not at all, is not waited for (issue #9 D2).
+ */
 export async function radioCommand(ctx: ClientContext): Promise<number> {
   const { out } = ctx;
   await using c = asAsyncDisposable(await openClient(ctx));
-  await using playback = newPlayback(ctx);
+  // Ctrl+C or the wall-clock limit: ends the network read, the device wait and the pacing.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(ctx.signal.reason);
+  ctx.signal.addEventListener("abort", onAbort, { once: true });
+  if (ctx.signal.aborted) onAbort();
+  const maxSeconds = ctx.audio.maxSeconds;
+  let timeUp = false;
+  const limit = maxSeconds === undefined ? undefined : setTimeout(() => {
+    timeUp = true;
+    stop.abort();
+  }, maxSeconds * 1000);
+  await using playback = newPlayback(ctx, stop.signal);
   let pendingInfo: StreamInfo | undefined;
   const joined = performance.now();
   let first = true;
   try {
-    for await (const event of c.client.radio(ctx.signal)) {
+    for await (const event of c.client.radio(stop.signal)) {
       if (event.type === "now_playing") {
         out.info(formatNowPlaying(event.nowPlaying));
         ctx.log.event("now_playing", { ...event.nowPlaying });
@@ -239,20 +254,33 @@ export async function radioCommand(ctx: ClientContext): Promise<number> {
       }
     }
   } catch (error) {
-    if (!ctx.signal.aborted) throw error;
+    if (!stop.signal.aborted) throw error;
+  } finally {
+    clearTimeout(limit);
+    ctx.signal.removeEventListener("abort", onAbort);
   }
-  out.info("Radio stopped.");
+  const deviceUnderruns = playback.deviceUnderruns;
+  ctx.log.event("radio_stopped", {
+    framesPlayed: playback.framesPlayed,
+    deviceUnderruns: deviceUnderruns ?? null,
+  });
+  if (timeUp || playback.reachedLimit) out.info(`Stopped after ${maxSeconds} s (--max-seconds)`);
+  out.info(
+    deviceUnderruns === undefined
+      ? "Radio stopped."
+      : `Radio stopped. device_underruns: ${deviceUnderruns}`,
+  );
   return ExitCode.OK;
 }
 
-function newPlayback(ctx: ClientContext): Playback {
+function newPlayback(ctx: ClientContext, signal = ctx.signal): Playback {
   const a = ctx.audio;
   return new Playback({
     output: a.output,
     backend: a.backend,
     device: a.device,
     maxMs: a.maxSeconds === undefined ? undefined : a.maxSeconds * 1000,
-    signal: ctx.signal,
+    signal,
     onOpen: (description, silent) => {
       if (silent) ctx.out.warn(`no audio device: playing to the ${description}`);
       else ctx.out.info(`Audio output: ${description}`);

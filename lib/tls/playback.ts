@@ -101,6 +101,15 @@ export class Playback implements AsyncDisposable {
     return this.#playout.framesWritten;
   }
 
+  /**
+   * Underruns the audio device counted (its ring ran short while playing: audible gaps);
+   * undefined when the output is a WAV file or stdout, or not opened yet. Read before dispose.
+   */
+  get deviceUnderruns(): number | undefined {
+    const player = this.#sink?.player;
+    return player && !this.#disposed ? player.underruns : undefined;
+  }
+
   /** Starts a new stream (song). `fromStart`: the data begins at the song's first sample. */
   start(info: StreamInfo, fromStart = true): void {
     this.#push({ kind: "start", info, fromStart });

@@ -67,6 +67,8 @@ export type ClientNotice =
 export interface PcmOutput extends PcmWriter {
   /** Waits until everything written has played. */
   drain?(): Promise<void>;
+  /** The device, when the output is one: its underruns are reported as `device_underruns`. */
+  readonly player?: { readonly underruns: number } | undefined;
   /** Releases the output. */
   close?(): void | Promise<void>;
 }
@@ -85,7 +87,10 @@ export interface UdpClientOptions {
   impairment?: Impairment;
   /** Opens the PCM output with the first stream's format; without it nothing is decoded. */
   openOutput?: (format: PcmFormat) => Promise<PcmOutput>;
-  /** Radio: stop after this many seconds. */
+  /**
+   * Radio: stop after this many seconds of wall time from ACCEPT, whatever the output: what is
+   * still buffered or queued on the device is not waited for.
+   */
   maxSeconds?: number;
   /** Progress reports. */
   onNotice?: (notice: ClientNotice) => void;
@@ -525,10 +530,19 @@ async function receiveStream(
 
   // Heartbeats (radio keep-alive, and acknowledgements that pace an on-demand stream).
   const heartbeat = setInterval(ack, Math.max(100, Math.min(heartbeatMs, 1000)));
+  // Stopping now (--seconds, Ctrl+C) ends playout at once: the jitter buffer is not played
+  // out, a write waiting for room on the device and the live pacing wait end, and the device
+  // is not drained — a device that plays slower than the stream (or not at all) cannot keep
+  // the client running past its time (issue #9 D2).
+  const stop = new AbortController();
+  const stopNow = () => {
+    stop.abort(options.signal.aborted ? options.signal.reason : undefined);
+    poke();
+  };
   const limit = options.maxSeconds === undefined ? undefined : setTimeout(() => {
     if (!ended) ending = "seconds";
     ended = true;
-    poke();
+    stopNow();
   }, options.maxSeconds * 1000);
 
   // Playout path.
@@ -539,7 +553,7 @@ async function receiveStream(
   using playout = new MediaPlayout({
     openOutput: async (format) => output = await options.openOutput!(format),
     maxGapUs: windowUs,
-    signal: options.signal,
+    signal: stop.signal,
   });
   let current: { start: number; info: StreamInfo } | undefined;
   let lastEndUs: number | undefined;
@@ -549,11 +563,14 @@ async function receiveStream(
     for (const i of infos) if (i.start <= seq) found = i;
     return found;
   };
-  options.signal.addEventListener("abort", poke, { once: true });
+  options.signal.addEventListener("abort", stopNow, { once: true });
+  if (options.signal.aborted) stopNow();
+  /** Device underruns, read before the device is closed. */
+  let deviceUnderruns = 0;
   try {
     for (;;) {
-      if (options.signal.aborted) {
-        ending = "interrupted";
+      if (stop.signal.aborted) {
+        if (options.signal.aborted) ending = "interrupted";
         break;
       }
       const now = performance.now();
@@ -581,9 +598,12 @@ async function receiveStream(
         ) {
           // No more than the lost packets could have held, whatever the timestamps say.
           const missing = Math.max(0, item.toSeq - item.fromSeq);
-          await playout.gap(
-            Math.min(Math.max(0, item.resumeTimestampUs - lastEndUs), missing * lastPacketUs),
-          );
+          if (
+            !await stoppable(stop.signal, () =>
+              playout.gap(
+                Math.min(Math.max(0, item.resumeTimestampUs - lastEndUs!), missing * lastPacketUs),
+              ))
+          ) continue;
         }
         continue;
       }
@@ -593,12 +613,18 @@ async function receiveStream(
       if (found !== current) {
         current = found;
         stats.song = escapePeerText(found.info.title);
-        if (options.openOutput) {
-          await playout.startStream(found.info, (p.seq32 ?? p.seq) === found.start);
-        }
+        if (
+          options.openOutput &&
+          !await stoppable(
+            stop.signal,
+            () => playout.startStream(found.info, (p.seq32 ?? p.seq) === found.start),
+          )
+        ) continue;
       }
       stats.played++;
-      if (options.openOutput) await playout.media(p.payload);
+      if (options.openOutput && !await stoppable(stop.signal, () => playout.media(p.payload))) {
+        continue;
+      }
       if (current.info.codec === "pcm_s16le") {
         const frames = p.payload.length / (2 * current.info.channels);
         lastPacketUs = frames * 1e6 / current.info.sampleRate;
@@ -612,8 +638,10 @@ async function receiveStream(
       }
     }
     if (options.openOutput) {
-      await playout.finishStream();
-      await output?.drain?.();
+      if (!stop.signal.aborted) {
+        await playout.finishStream();
+        await output?.drain?.();
+      }
       log.event("playout", {
         framesWritten: playout.framesWritten,
         framesConcealed: playout.framesConcealed,
@@ -624,7 +652,8 @@ async function receiveStream(
       });
     }
   } finally {
-    options.signal.removeEventListener("abort", poke);
+    options.signal.removeEventListener("abort", stopNow);
+    deviceUnderruns = output?.player?.underruns ?? 0;
     clearInterval(watchdog);
     clearInterval(heartbeat);
     clearTimeout(limit);
@@ -641,6 +670,7 @@ async function receiveStream(
     throw new MessageError(`The server sent no valid STREAM_INFO (${badInfo}); nothing to play`);
   }
   stats.underruns = jitter.underruns;
+  stats.deviceUnderruns = deviceUnderruns;
   stats.overflowed = jitter.overflowed;
   const report = stats.report(
     ending,
@@ -649,4 +679,18 @@ async function receiveStream(
   );
   log.event("stats", { ...report });
   return report;
+}
+
+/**
+ * Runs one playout step; resolves false if `signal` stopped it (the step's rejection with the
+ * signal's reason is the expected end of a wait), true when it completed.
+ */
+async function stoppable(signal: AbortSignal, step: () => Promise<void>): Promise<boolean> {
+  try {
+    await step();
+    return true;
+  } catch (error) {
+    if (signal.aborted) return false;
+    throw error;
+  }
 }

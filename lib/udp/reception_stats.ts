@@ -1,6 +1,7 @@
 /**
  * What a receiver observed on a UDP stream: received, lost, duplicated, reordered, late,
- * interarrival jitter (RFC 3550 §6.4.1 / A.8), underruns, bytes and duration. Sequence
+ * interarrival jitter (RFC 3550 §6.4.1 / A.8), underruns (jitter buffer and device), bytes and
+ * duration. Sequence
  * numbers are 32-bit and wrap; they are extended to a monotonic count (RFC 3550 A.1 idea) so
  * arithmetic on them stays simple.
  *
@@ -46,8 +47,13 @@ export interface ReceptionReport {
   stillBuffered: number;
   /** Gaps filled (silence for PCM, skipped for MP3). */
   concealed: number;
-  /** Times playout ran dry while the stream was still going. */
+  /** Times playout ran dry while the stream was still going (the jitter buffer was empty). */
   underruns: number;
+  /**
+   * Times the audio device found its ring buffer short while playing (audible gaps the jitter
+   * buffer did not see: the output fell behind); 0 for a WAV file or stdout.
+   */
+  deviceUnderruns: number;
   /** Packets dropped because the jitter buffer was full (output too slow). */
   overflowed: number;
   /** RFC 3550 interarrival jitter in milliseconds. */
@@ -96,6 +102,8 @@ export class ReceptionStats {
   played = 0;
   concealed = 0;
   underruns = 0;
+  /** Underruns the output device counted (set at the end, see {@linkcode ReceptionReport}). */
+  deviceUnderruns = 0;
   overflowed = 0;
   bytes = 0;
   malformed = 0;
@@ -193,6 +201,7 @@ export class ReceptionStats {
       stillBuffered: Math.max(0, this.received - this.played - this.late - this.overflowed),
       concealed: this.concealed,
       underruns: this.underruns,
+      deviceUnderruns: this.deviceUnderruns,
       overflowed: this.overflowed,
       jitterMs: Math.round(this.#jitter * 1000) / 1000,
       bytes: this.bytes,
@@ -248,6 +257,7 @@ function rows(r: ReceptionReport): {
     { label: "still_buffered", text: String(r.stillBuffered), json: r.stillBuffered },
     { label: "concealed", text: String(r.concealed), json: r.concealed },
     { label: "underruns", text: String(r.underruns), json: r.underruns },
+    { label: "device_underruns", text: String(r.deviceUnderruns), json: r.deviceUnderruns },
     { label: "overflowed", text: String(r.overflowed), json: r.overflowed },
     { label: "jitter_ms", text: r.jitterMs.toFixed(3), json: r.jitterMs },
     { label: "bytes", text: String(r.bytes), json: r.bytes },

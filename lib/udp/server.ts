@@ -120,12 +120,16 @@ export interface UdpServerStats {
   unvalidatedBytesIn: number;
   /** Bytes sent in answer to those (CHALLENGEs only): at most 3x unvalidatedBytesIn. */
   unvalidatedBytesOut: number;
+  /** Radio packets not sent to anyone because the fan-out fell too far behind. */
+  fanOutDropped: number;
 }
 
 /** REQUESTs answered per source IP and second (docs/PROTOCOL.md §5.0). */
 const REPLIES_PER_SECOND = 20;
 /** Radio listeners get NOW_PLAYING and STREAM_INFO again this often (they may be lost). */
 const INFO_REPEAT_MS = 5000;
+/** Radio fan-out rounds that may wait behind the one being sent (~1 s of 60 ms packets). */
+const MAX_FANOUT_ROUNDS = 16;
 
 interface Session {
   key: string;
@@ -174,6 +178,9 @@ export class UdpServer implements AsyncDisposable {
   #burst: Uint8Array[] = [];
   #nextRadioSequence = 0;
   #listenerCount = 0;
+  /** The radio's fan-out rounds, in order (see #fanOut). */
+  #fanOutChain: Promise<unknown> = Promise.resolve();
+  #fanOutQueued = 0;
   /** Counters. */
   readonly stats: UdpServerStats = {
     datagrams: 0,
@@ -187,6 +194,7 @@ export class UdpServer implements AsyncDisposable {
     challenges: 0,
     badCookies: 0,
     forged: 0,
+    fanOutDropped: 0,
     unvalidatedBytesIn: 0,
     unvalidatedBytesOut: 0,
   };
@@ -743,10 +751,24 @@ export class UdpServer implements AsyncDisposable {
       for (const s of this.#sessions.values()) if (s.kind === "radio") this.#send(s.addr, frame);
       return;
     }
-    // The hot path at thousands of listeners: one send per listener, nothing else.
-    for (const s of this.#sessions.values()) {
-      if (s.kind === "radio") void this.#socket.send(frame, s.addr);
+    // One round at a time: a send the kernel cannot take at once completes later, and the next
+    // packet's sends would overtake it (seen: listeners reordering after the station caught up
+    // on a late timer). A round starts when the previous one has left; a backlog beyond
+    // MAX_FANOUT_ROUNDS rounds is dropped rather than delayed further.
+    if (this.#fanOutQueued >= MAX_FANOUT_ROUNDS) {
+      this.stats.fanOutDropped++;
+      return;
     }
+    this.#fanOutQueued++;
+    this.#fanOutChain = this.#fanOutChain.then(() => {
+      this.#fanOutQueued--;
+      // The hot path at thousands of listeners: one send per listener, nothing else.
+      const sends: Promise<boolean>[] = [];
+      for (const s of this.#sessions.values()) {
+        if (s.kind === "radio") sends.push(this.#socket.send(frame, s.addr));
+      }
+      return Promise.all(sends);
+    });
   }
 
   // ---- housekeeping ----------------------------------------------------------------------

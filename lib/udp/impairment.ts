@@ -14,12 +14,16 @@ export const MAX_HOLD_PACKETS = 3;
  * intervals (the last packet of a stream must not wait for one that never comes).
  */
 export const HOLD_IDLE_INTERVALS = 2;
-/** Bounds of that idle release, in milliseconds (the interval is unknown before 2 packets). */
-export const HOLD_IDLE_MIN_MS = 20;
+/**
+ * Bounds of that idle release, in milliseconds. The floor is above the sender's flow-control
+ * stall (250 ms), so a pause inside a stream never releases a packet early: which packets get
+ * reordered then depends on the seed alone, not on timing.
+ */
+export const HOLD_IDLE_MIN_MS = 500;
 /** @see HOLD_IDLE_MIN_MS */
 export const HOLD_IDLE_MAX_MS = 2000;
 /** Idle release before any interval was measured, in milliseconds. */
-export const HOLD_IDLE_DEFAULT_MS = 250;
+export const HOLD_IDLE_DEFAULT_MS = 500;
 
 /** Impairment settings. Percentages are 0–100. */
 export interface ImpairmentOptions {

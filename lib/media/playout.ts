@@ -15,6 +15,12 @@
  *   `leadMs` ahead of the wall clock), so a flood cannot fill a disk through `--output`;
  * - concealment of one gap is at most `maxGapUs` of silence, written in small blocks.
  *
+ * A PCM gap (a lost `pcm_s16le` packet: on-demand WAV/FLAC over UDP, the PCM station) does not
+ * step to silence and back, which clicks: the concealment starts at the last sample played and
+ * falls linearly to 0 over {@linkcode PCM_FADE_MS}, and the audio after the gap rises linearly
+ * from 0 over the same time. The output keeps the stream's length (the fades are inside the
+ * concealed frames and the first frames after them).
+ *
  * The radio's Opus stream (codec `opus`, 48 kHz) is decoded by one {@linkcode OpusDecoder} for
  * the whole session — songs follow each other gaplessly inside one Opus stream, so the decoder
  * is not restarted at a song change — and a lost 20 ms frame is filled by Opus packet-loss
@@ -31,6 +37,9 @@ import { PcmConverter, type PcmFormat } from "./pcm_convert.ts";
 import { OPUS_SAMPLE_RATE, OpusDecoder } from "../codec/mod.ts";
 import { OPUS_FRAME_SAMPLES, splitOpusPayload } from "../station/encoder.ts";
 import { LossGuard } from "./loss_guard.ts";
+
+/** Length of the linear fade-out into and fade-in out of a concealed PCM gap (ms). */
+export const PCM_FADE_MS = 3;
 
 /** How much more audio than announced a stream may hold: 2 % plus one second. */
 export const ANNOUNCED_MARGIN = { ratio: 0.02, seconds: 1 } as const;
@@ -90,6 +99,10 @@ interface ActiveStream {
   /** Frames still allowed before the end (drops MP3 padding); Infinity if unknown. */
   remaining: number;
   converter: PcmConverter | undefined;
+  /** PCM: the last frame played (one sample per channel), where a gap's fade-out starts. */
+  lastFrame: Int16Array | undefined;
+  /** PCM: frames of fade-in already applied after a gap (undefined: no fade-in running). */
+  fadeInAt: number | undefined;
 }
 
 /** Decodes stream payloads and writes PCM to one output. */
@@ -172,6 +185,8 @@ export class MediaPlayout implements Disposable {
       skip: fromStart && codec === "mp3" ? info.skip ?? 0 : 0,
       remaining: known ? info.frames! : Infinity,
       converter: undefined,
+      lastFrame: undefined,
+      fadeInAt: undefined,
     };
   }
 
@@ -198,7 +213,17 @@ export class MediaPlayout implements Disposable {
       return;
     }
     // pcm_s16le: whole sample frames, little-endian.
-    await this.#write(s, pcmFromLittleEndian(payload));
+    const pcm = pcmFromLittleEndian(payload);
+    const ch = s.info.channels;
+    const frames = Math.floor(pcm.length / ch);
+    if (frames === 0) return;
+    if (s.fadeInAt !== undefined) {
+      const fade = pcmFadeFrames(s.info.sampleRate);
+      s.fadeInAt = fadeIn(pcm, ch, s.fadeInAt, fade);
+      if (s.fadeInAt >= fade) s.fadeInAt = undefined;
+    }
+    s.lastFrame = pcm.slice((frames - 1) * ch, frames * ch);
+    await this.#write(s, pcm);
   }
 
   /**
@@ -217,11 +242,19 @@ export class MediaPlayout implements Disposable {
     let frames = Math.round(us * s.info.sampleRate / 1e6);
     if (!(frames > 0)) return;
     this.framesConcealed += frames;
-    const block = new Int16Array(Math.min(frames, 4096) * s.info.channels);
+    const ch = s.info.channels;
+    // The first block falls from the last sample played to 0 (then silence); what follows
+    // the gap fades in (see media()).
+    const first = new Int16Array(Math.min(frames, 4096) * ch);
+    if (s.lastFrame) fadeOut(first, ch, s.lastFrame, pcmFadeFrames(s.info.sampleRate));
+    s.lastFrame = undefined;
+    s.fadeInAt = 0;
+    let block = first;
     while (frames > 0 && this.#stream === s) {
       const n = Math.min(frames, 4096);
-      await this.#write(s, block.subarray(0, n * s.info.channels));
+      await this.#write(s, block.subarray(0, n * ch));
       frames -= n;
+      if (block === first) block = new Int16Array(first.length);
     }
   }
 
@@ -395,6 +428,41 @@ export class MediaPlayout implements Disposable {
     this.#opus?.close();
     this.#opus = undefined;
   }
+}
+
+/** Frames of {@linkcode PCM_FADE_MS} at `sampleRate` (at least 1). */
+export function pcmFadeFrames(sampleRate: number): number {
+  return Math.max(1, Math.round(PCM_FADE_MS * sampleRate / 1000));
+}
+
+/**
+ * Writes a linear fall from `from` (one sample per channel) to 0 over `fade` frames into the
+ * start of `out` (interleaved, `channels`); frame i holds from × (1 − (i + 1) / fade), so the
+ * step from `from` to the first frame is one fade step too. Frames past the fade are left
+ * as they are (silence).
+ */
+export function fadeOut(out: Int16Array, channels: number, from: Int16Array, fade: number): void {
+  const frames = Math.min(out.length / channels, fade);
+  for (let i = 0; i < frames; i++) {
+    const g = 1 - (i + 1) / fade;
+    for (let c = 0; c < channels; c++) out[i * channels + c] = Math.round(from[c]! * g);
+  }
+}
+
+/**
+ * Scales the start of `pcm` (interleaved) by a linear rise from 0 to 1 over `fade` frames, of
+ * which `at` were applied already (a fade-in may span packets). Returns the new position.
+ */
+export function fadeIn(pcm: Int16Array, channels: number, at: number, fade: number): number {
+  const frames = pcm.length / channels;
+  let i = 0;
+  for (; i < frames && at + i < fade; i++) {
+    const g = (at + i) / fade;
+    for (let c = 0; c < channels; c++) {
+      pcm[i * channels + c] = Math.round(pcm[i * channels + c]! * g);
+    }
+  }
+  return at + i;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;

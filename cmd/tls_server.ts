@@ -8,7 +8,7 @@ import { RADIO_FLAGS, radioSettings } from "../lib/cli/radio_flags.ts";
 import { type CommandSpec, EventLog, ExitCode, runMain, startCommand } from "../lib/cli/mod.ts";
 import { accessLogger } from "../lib/cli/access_log.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
-import { IcecastSource, parseIcecastUrl } from "../lib/tls/icecast.ts";
+import { IcecastSource, parseIcecastUrl } from "../lib/icecast/mod.ts";
 import { loadServerIdentity } from "../lib/tls/pem_files.ts";
 import { TlsSongServer } from "../lib/tls/server.ts";
 
@@ -100,8 +100,8 @@ export const SPEC = {
     icecast: {
       type: "string",
       valueName: "URL",
-      description: "Also publish the radio's MP3 songs to an Icecast mount " +
-        "(http://source:PASSWORD@HOST:PORT/MOUNT).",
+      description: "Also publish the radio (Ogg/Opus, titles, needs --radio-codec opus) to an " +
+        "Icecast mount (http://source:PASSWORD@HOST:PORT/MOUNT).",
     },
     "ready-json": {
       type: "boolean",
@@ -113,7 +113,7 @@ export const SPEC = {
     ["deno task certs && deno task tls-server", "serve songs/ on 127.0.0.1:8443"],
     ["deno task tls-server --host 0.0.0.0 --log server.log", "serve the LAN, log events"],
     [
-      "deno task tls-server --icecast http://source:hackme@127.0.0.1:8000/radio.mp3",
+      "deno task tls-server --icecast http://source:hackme@127.0.0.1:8000/radio.opus",
       "also feed the radio to Icecast",
     ],
   ],
@@ -141,6 +141,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     new IcecastSource(icecastUrl, {
       signal,
       log: (event, fields) => log.event(event, fields),
+      preSkip: () => server.station.lookahead,
     });
   const server = TlsSongServer.start({
     catalog,
@@ -157,8 +158,8 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     bitrate: radio.bitrate,
     log,
     signal,
-    onStationEvent: icecast ? (event) => icecast.onStationEvent(event) : undefined,
   });
+  if (icecast) server.station.subscribe((event) => icecast.onStationEvent(event));
   const { hostname, port } = server.addr;
   if (radio.warning) out.warn(radio.warning);
   out.info(`tls-server listening on ${hostname}:${port} (${catalog.songs.length} songs)`);

@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "@std/assert";
-import { fromFileUrl, join } from "@std/path";
-import { IcecastSource, parseIcecastUrl } from "../lib/tls/icecast.ts";
-import { startTestServer } from "./_tls_helpers.ts";
+import { join } from "@std/path";
+import { IcecastSource, parseIcecastUrl } from "../lib/icecast/mod.ts";
+import { makeSongs, startTestServer } from "./_tls_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const hasIcecast = await new Deno.Command("sh", {
@@ -47,22 +47,26 @@ async function startIcecast(dir: string, port: number): Promise<Deno.ChildProces
   }).spawn();
 }
 
-async function statusJson(port: number): Promise<{ icestats: { source?: { listenurl: string } } }> {
+async function statusJson(
+  port: number,
+): Promise<{ icestats: { source?: { listenurl: string; title?: string } } }> {
   const r = await fetch(`http://127.0.0.1:${port}/status-json.xsl`);
   return await r.json();
 }
 
 Deno.test({
-  name: "tls radio → Icecast: the mount appears and its bytes decode as MP3",
+  name:
+    "tls radio → Icecast Ogg/Opus: a listener gets continuous Opus across a WAV song change, titles are offered",
   ignore: !hasIcecast,
   ...opts,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "soundsock-icecast-" });
+    // Short songs: a mono 22.05 kHz WAV, then a stereo 44.1 kHz WAV (random 0 alternates them).
+    const songs = await makeSongs({ "01-alpha.wav": [5, 22050, 1], "02-beta.wav": [5, 44100, 2] });
     const port = freePort();
     const icecast = await startIcecast(dir, port);
     const stop = new AbortController();
     try {
-      // Wait until Icecast answers (event: its HTTP port accepts), bounded.
       for (let i = 0;; i++) {
         try {
           await statusJson(port);
@@ -72,47 +76,93 @@ Deno.test({
           await new Promise((r) => setTimeout(r, 50));
         }
       }
-      const events: string[] = [];
+      const events: { event: string; fields: unknown }[] = [];
+      await using t = await startTestServer(songs, { random: () => 0 });
       const source = new IcecastSource(
-        parseIcecastUrl(`http://source:hackme@127.0.0.1:${port}/radio.mp3`),
-        { signal: stop.signal, log: (e) => events.push(e) },
+        parseIcecastUrl(`http://source:hackme@127.0.0.1:${port}/radio.opus`),
+        {
+          signal: stop.signal,
+          log: (event, fields) => events.push({ event, fields }),
+          preSkip: () => t.server.station.lookahead,
+        },
       );
-      await using t = await startTestServer(fromFileUrl(new URL("../songs", import.meta.url)), {
-        onStationEvent: (e) => source.onStationEvent(e),
-        // Only MP3 songs in the feed: skip to one if the first pick is WAV/FLAC.
-        random: () => 0,
-      });
-      void t;
+      t.server.station.subscribe((e) => source.onStationEvent(e));
       let mount;
       for (let i = 0; i < 100 && !mount; i++) {
         mount = (await statusJson(port)).icestats.source;
         if (!mount) await new Promise((r) => setTimeout(r, 50));
       }
-      assert(mount, "the /radio.mp3 mount did not appear");
-      assertEquals(mount!.listenurl, `http://127.0.0.1:${port}/radio.mp3`);
-      // Fetch ~2 s of the stream and let ffprobe decode it.
-      const res = await fetch(`http://127.0.0.1:${port}/radio.mp3`);
+      assert(mount, "the /radio.opus mount did not appear");
+      assertEquals(mount!.listenurl, `http://127.0.0.1:${port}/radio.opus`);
+      const res = await fetch(`http://127.0.0.1:${port}/radio.opus`);
+      assertEquals(res.headers.get("content-type"), "audio/ogg");
       const reader = res.body!.getReader();
       const chunks: Uint8Array[] = [];
-      let bytes = 0;
-      while (bytes < 24_000) {
+      const titles: string[] = [];
+      let poll = true;
+      const poller = (async () => {
+        while (poll) {
+          const title = (await statusJson(port)).icestats.source?.title;
+          if (title && titles.at(-1) !== title) titles.push(title);
+          await new Promise((r) => setTimeout(r, 300));
+        }
+      })();
+      const start = performance.now();
+      let last = start;
+      let maxGap = 0;
+      while (performance.now() - start < 15_000) {
         const { value, done } = await reader.read();
         if (done) break;
+        const now = performance.now();
+        maxGap = Math.max(maxGap, now - last);
+        last = now;
         chunks.push(value);
-        bytes += value.length;
       }
+      const seconds = (performance.now() - start) / 1000;
       await reader.cancel();
-      const file = join(dir, "got.mp3");
+      poll = false;
+      await poller;
+      assert(seconds >= 15, `the listener was cut off after ${seconds.toFixed(1)} s`);
+      assert(maxGap < 2000, `a ${maxGap.toFixed(0)} ms gap in the listener's bytes`);
+      const file = join(dir, "got.ogg");
       await Deno.writeFile(file, new Uint8Array(chunks.flatMap((c) => [...c])));
       const probe = await new Deno.Command("ffprobe", {
         args: ["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", file],
       }).output();
-      assertEquals(new TextDecoder().decode(probe.stdout).trim(), "mp3");
-      assert(events.includes("icecast_connected"));
+      assertEquals(new TextDecoder().decode(probe.stdout).trim(), "opus");
+      const decode = await new Deno.Command("ffmpeg", {
+        args: ["-v", "error", "-i", file, "-f", "s16le", "-ac", "2", "-ar", "48000", "-"],
+      }).output();
+      assertEquals(new TextDecoder().decode(decode.stderr), "");
+      const decodedS = decode.stdout.length / 4 / 48000;
+      assert(decodedS >= 14, `only ${decodedS.toFixed(2)} s of audio decoded`);
+      // Titles: the stream's OpusTags name the song playing when the source connected; icecast2
+      // 2.4.4 refuses the metadata update on an Ogg mount, which is detected and logged once.
+      const tags = await new Deno.Command("ffprobe", {
+        args: ["-v", "error", "-show_entries", "stream_tags=title", "-of", "csv=p=0", file],
+      }).output();
+      assert(
+        ["01-alpha.wav", "02-beta.wav"].includes(new TextDecoder().decode(tags.stdout).trim()),
+      );
+      const titled = events.filter((e) => e.event === "icecast_title");
+      const refused = events.filter((e) => e.event === "icecast_title_refused");
+      const version = new TextDecoder().decode(
+        (await new Deno.Command("icecast2", { args: ["-v"] }).output()).stdout,
+      );
+      if (version.includes("2.4.")) {
+        assertEquals(refused.length, 1, JSON.stringify(events));
+        assertEquals(titles, []);
+      } else {
+        // An Icecast that takes the update: status-json follows the songs.
+        assert(titled.length >= 2 && titles.length >= 2, `titles ${titles}`);
+      }
+      assert(events.some((e) => e.event === "icecast_connected"));
     } finally {
       stop.abort();
       icecast.kill("SIGTERM");
       await icecast.status;
+      await Deno.remove(songs, { recursive: true });
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },
 });

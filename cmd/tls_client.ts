@@ -6,15 +6,19 @@
  */
 
 import {
+  AUDIO_OUTPUT_FLAGS,
   type CommandSpec,
   EventLog,
   ExitCode,
+  PLAY_TIME_FLAGS,
+  printDevices,
   resolveUserPath,
   runMain,
   startCommand,
   UsageError,
 } from "../lib/cli/mod.ts";
-import { AUDIO_BACKENDS, type AudioBackend } from "../lib/audio/devices.ts";
+import type { AudioBackend } from "../lib/audio/devices.ts";
+import { didYouMean } from "../lib/cli/suggest.ts";
 import { normalizePin } from "../lib/tls/certs.ts";
 import { parseServerAddress } from "../lib/tls/connect.ts";
 import { loadCa } from "../lib/tls/pem_files.ts";
@@ -43,13 +47,13 @@ export const SPEC = {
     "queue | now [options]",
     "shell [options]",
   ],
-  positionals: { min: 1, max: 3 },
+  positionals: { min: 0, max: 3 },
   flags: {
     server: {
       type: "string",
       default: "localhost:8443",
-      valueName: "HOST:PORT",
-      description: "The tls-server.",
+      valueName: "HOST[:PORT]",
+      description: "The tls-server (port 8443 when left out).",
     },
     ca: {
       type: "string",
@@ -73,28 +77,8 @@ export const SPEC = {
       path: true,
       description: "play: also save the song (only if its SHA-256 matches).",
     },
-    output: {
-      type: "string",
-      short: "o",
-      valueName: "FILE.wav|-",
-      path: true,
-      description: "Write audio to a WAV file, or raw s16le PCM to stdout (-), not a device.",
-    },
-    "audio-backend": {
-      type: "string",
-      default: "auto",
-      choices: AUDIO_BACKENDS,
-      valueName: "NAME",
-      description: "Audio device backend.",
-    },
-    device: { type: "string", valueName: "NAME", description: 'Audio device name or "#index".' },
-    "max-seconds": {
-      type: "number",
-      min: 0.1,
-      integer: false,
-      valueName: "S",
-      description: "play: stop after S seconds of audio; radio: after S seconds (wall time).",
-    },
+    ...AUDIO_OUTPUT_FLAGS,
+    ...PLAY_TIME_FLAGS,
     timeout: {
       type: "number",
       default: 10,
@@ -111,6 +95,7 @@ export const SPEC = {
     ["deno task tls-client play nocturne --save nocturne.mp3", "play and save (SHA-256 checked)"],
     ["deno task tls-client get nocturne /tmp/", "only save, into /tmp/"],
     ["deno task tls-client radio", "listen to the radio (Ctrl+C stops)"],
+    ["deno task tls-client radio --seconds 30 -o radio.wav", "30 s of radio into a WAV file"],
     ["deno task tls-client request 3 && deno task tls-client queue", "request a song, see queue"],
     ["deno task tls-client shell", "a prompt with history: list, play, get, radio… (help inside)"],
     ["deno task tls-client list --server music.lan:8443 --pin 7647…", "trust one certificate"],
@@ -139,10 +124,20 @@ const SUBCOMMANDS: Record<string, [min: number, max: number]> = {
 export async function main(args: string[], signal: AbortSignal): Promise<number> {
   const { flags, positionals, out, helped } = startCommand(SPEC, args);
   if (helped) return ExitCode.OK;
+  if (flags["list-devices"]) {
+    await printDevices(flags, out);
+    return ExitCode.OK;
+  }
+  if (positionals.length === 0) {
+    throw new UsageError(`missing command (${Object.keys(SUBCOMMANDS).join(", ")})`);
+  }
   const [command, ...rest] = positionals as [string, ...string[]];
   const arity = SUBCOMMANDS[command];
   if (!arity) {
-    throw new UsageError(`unknown command "${command}" (${Object.keys(SUBCOMMANDS).join(", ")})`);
+    const names = Object.keys(SUBCOMMANDS);
+    throw new UsageError(
+      `unknown command "${command}"${didYouMean(command, names)} — one of ${names.join(", ")}`,
+    );
   }
   expectArgs(command, rest, ...arity);
   if (flags.save !== undefined && command !== "play") {
@@ -181,7 +176,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       output: flags.output,
       backend: flags["audio-backend"] as AudioBackend,
       device: flags.device,
-      maxSeconds: flags["max-seconds"],
+      maxSeconds: flags.seconds,
     },
   };
   log.event("start", { command, args: rest, server: flags.server });

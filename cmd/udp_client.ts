@@ -11,13 +11,16 @@ import {
   escapePeerText as peer,
   EventLog,
   ExitCode,
+  formatPlaybackStatus,
+  formatSongTable,
   outputOpener,
+  PLAY_TIME_FLAGS,
   printDevices,
   runMain,
   startCommand,
   UsageError,
 } from "../lib/cli/mod.ts";
-import { parseAddress } from "../lib/net/udp_socket.ts";
+import { DEFAULT_UDP_PORT, parseAddress } from "../lib/net/udp_socket.ts";
 import { type ClientNotice, listenRadio, listSongs, playSong } from "../lib/udp/client.ts";
 import { formatReport, statsJson } from "../lib/udp/reception_stats.ts";
 import { impairmentFromFlags, SIM_FLAGS } from "../lib/udp/sim_flags.ts";
@@ -26,9 +29,14 @@ import { impairmentFromFlags, SIM_FLAGS } from "../lib/udp/sim_flags.ts";
 export const SPEC = {
   name: "udp-client",
   summary: "Play a song or the radio from a udp-server, and report what the network did.",
-  usage: ["HOST:PORT (--song NAME|INDEX | --radio | --list) [options]"],
+  usage: ["[HOST[:PORT]] (--song NAME|INDEX | --radio | --list) [options]"],
   positionals: { min: 0, max: 1 },
   flags: {
+    server: {
+      type: "string",
+      valueName: "HOST[:PORT]",
+      description: "The udp-server, also accepted as the first argument (port 9000 when left out).",
+    },
     song: {
       type: "string",
       valueName: "NAME|INDEX",
@@ -55,28 +63,22 @@ export const SPEC = {
       valueName: "S",
       description: "Give up when nothing arrives for this long.",
     },
-    seconds: {
-      type: "number",
-      min: 0.1,
-      integer: false,
-      valueName: "S",
-      description: "Radio: stop after this many seconds (wall time, whatever the output).",
-    },
+    ...PLAY_TIME_FLAGS,
     ...SIM_FLAGS,
   },
   examples: [
-    ["udp-client localhost:9000 --list", "what can I play?"],
-    ["udp-client localhost:9000 --song 2", "play the second song"],
+    ["deno task udp-client localhost --list", "what can I play? (port 9000)"],
+    ["deno task udp-client localhost:9000 --song 2", "play the second song"],
     [
-      "udp-client localhost:9000 --song 01-morning-arpeggio.mp3 --output song.wav",
+      "deno task udp-client localhost --song 01-morning-arpeggio.mp3 -o song.wav",
       "save what arrives as WAV",
     ],
     [
-      "udp-client localhost:9000 --radio --seconds 30 --stats-json",
+      "deno task udp-client localhost --radio --seconds 30 --stats-json",
       "30 s of radio, then JSON statistics",
     ],
     [
-      "udp-client localhost:9000 --song 1 --sim-loss 10 --sim-reorder 5 --sim-seed 3",
+      "deno task udp-client localhost --song 1 --sim-loss 10 --sim-reorder 5 --sim-seed 3",
       "see loss and reordering",
     ],
   ],
@@ -97,14 +99,18 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
   }
   const modes = [flags.song !== undefined, flags.radio, flags.list].filter(Boolean).length;
   if (modes !== 1) throw new UsageError("choose exactly one of --song NAME, --radio, --list");
-  if (positionals.length !== 1) throw new UsageError("missing HOST:PORT of the server");
+  if (positionals.length === 1 && flags.server !== undefined) {
+    throw new UsageError("give the server once: HOST[:PORT] or --server HOST[:PORT]");
+  }
+  const address = positionals[0] ?? flags.server;
+  if (address === undefined) throw new UsageError("missing HOST[:PORT] of the server");
   if (flags.output === "-" && flags["stats-json"]) {
     throw new UsageError("--output - and --stats-json both write to stdout; choose one");
   }
-  if (flags.seconds !== undefined && !flags.radio) throw new UsageError("--seconds is for --radio");
+  if (flags.seconds !== undefined && flags.list) throw new UsageError("--seconds is for playing");
   let server;
   try {
-    server = parseAddress(positionals[0]!);
+    server = parseAddress(address, DEFAULT_UDP_PORT);
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -114,20 +120,11 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
 
   if (flags.list) {
     const songs = await listSongs(server, base);
-    const width = String(songs.length).length;
-    for (const s of songs) {
-      const mmss = `${Math.floor(s.durationMs / 60000)}:${
-        String(Math.round(s.durationMs / 1000) % 60).padStart(2, "0")
-      }`;
-      out.stdout(
-        `${String(s.index).padStart(width)}. ${
-          peer(s.title)
-        }  (${mmss}, ${s.codec}, ${s.size} bytes)`,
-      );
-    }
+    for (const line of formatSongTable(songs)) out.stdout(line);
     return ExitCode.OK;
   }
 
+  let nowPlaying: { title: string; started: number } | undefined;
   const options = {
     ...base,
     bufferMs: flags.buffer,
@@ -135,6 +132,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     maxSeconds: flags.seconds,
     openOutput: outputOpener(flags, out, signal),
     onNotice: (n: ClientNotice) => {
+      if (n.type === "progress") out.status(formatPlaybackStatus(n.progress));
       if (n.type === "retry") out.info(`no answer yet, asking again (try ${n.attempt})`);
       if (n.type === "stream") {
         out.info(
@@ -145,12 +143,24 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
           } s`,
         );
       }
-      if (n.type === "now_playing") out.info(`Now playing: ${peer(n.nowPlaying.title)}`);
+      // The server repeats NOW_PLAYING (a lost one must not hide a song change): say it once.
+      // (The same title again from a later start is the song played again.)
+      if (n.type === "now_playing") {
+        const started = performance.now() - n.nowPlaying.positionMs;
+        const same = nowPlaying?.title === n.nowPlaying.title &&
+          Math.abs(nowPlaying.started - started) < 2000;
+        if (!same) out.info(`Now playing: ${peer(n.nowPlaying.title)}`);
+        nowPlaying = { title: n.nowPlaying.title, started };
+      }
     },
   };
   const report = flags.song !== undefined
     ? await playSong(server, flags.song, options)
     : await listenRadio(server, options);
+  out.clearStatus();
+  if (report.ending === "end" && flags.song !== undefined && report.song !== undefined) {
+    out.info(`Song ended: ${report.song}`);
+  }
   out.info(
     `\nReception statistics (${flags.song !== undefined ? `song ${flags.song}` : "radio"}):`,
   );

@@ -106,11 +106,14 @@ export const SPEC = {
     ...SIM_FLAGS,
   },
   examples: [
-    ["udp-server --songs songs", "serve songs/ on 127.0.0.1:9000"],
-    ["udp-server --host 0.0.0.0 --max-clients 10", "serve the LAN, at most 10 clients"],
-    ["udp-server --interval 5 --sim-loss 5 --sim-seed 7", "fixed 5 ms pacing, drop 5 % of packets"],
+    ["deno task udp-server --songs songs", "serve songs/ on 127.0.0.1:9000"],
+    ["deno task udp-server --host 0.0.0.0 --max-clients 10", "serve the LAN, at most 10 clients"],
     [
-      "udp-server --rtp 127.0.0.1:5004 --sdp radio.sdp",
+      "deno task udp-server --interval 5 --sim-loss 5 --sim-seed 7",
+      "fixed 5 ms pacing, drop 5 % of packets",
+    ],
+    [
+      "deno task udp-server --rtp 127.0.0.1:5004 --sdp radio.sdp",
       "also feed ffplay: ffplay -protocol_whitelist file,udp,rtp -i radio.sdp",
     ],
   ],

@@ -288,6 +288,6 @@ Deno.test({
       env,
     }).result();
     assertStoppedOnTime(r, 3);
-    assert(/^Audio output: pulse: /m.test(r.stderr), r.stderr);
+    assert(/^Output: pulse: /m.test(r.stderr), r.stderr);
   },
 });

@@ -29,8 +29,9 @@ Deno.test(
     const common = ["--server", `localhost:${t.port}`, "--ca", t.certs.caCert];
     const list = await runClient(["list", ...common]);
     assertEquals(list.code, 0, list.stderr);
-    assertStringIncludes(list.stdout, "  1. alpha.wav");
-    assertStringIncludes(list.stdout, "  3. gamma.wav");
+    assertEquals(list.stdout.split("\n")[0], "#  Title      Length  Codec     Size");
+    assertStringIncludes(list.stdout, "\n1  alpha.wav    0:08  wav    125 KiB\n");
+    assertStringIncludes(list.stdout, "\n3  gamma.wav");
 
     const now = (await (await t.connect()).nowPlaying()).title;
     const other = ["alpha.wav", "beta.wav", "gamma.wav"].find((s) => s !== now)!;
@@ -64,7 +65,7 @@ Deno.test(
       "alpha",
       "--output",
       wav,
-      "--max-seconds",
+      "--seconds",
       "1",
       ...common,
     ]);

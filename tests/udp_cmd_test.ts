@@ -56,13 +56,14 @@ async function startServer(args: string[] = []) {
   };
 }
 
-Deno.test("udp-client --list prints every song, numbered", async () => {
+Deno.test("udp-client --list prints every song in the aligned table", async () => {
   await using server = await startServer();
   const r = await run("udp_client.ts", [`127.0.0.1:${server.port}`, "--list"]);
   assertEquals(r.code, 0, r.stderr);
-  const lines = decoder.decode(r.stdout).trim().split("\n");
-  assertEquals(lines.length, 6);
-  assertMatch(lines[0]!, /^1\. 01-morning-arpeggio\.mp3 {2}\(0:23, mp3, \d+ bytes\)$/);
+  const lines = decoder.decode(r.stdout).trimEnd().split("\n");
+  assertEquals(lines.length, 7);
+  assertEquals(lines[0], "#  Title                    Length  Codec     Size");
+  assertMatch(lines[1]!, /^1 {2}01-morning-arpeggio\.mp3 {4}0:23 {2}mp3 {4}\d{3} KiB$/);
 });
 
 Deno.test("udp-client exits 3 with a clear message for an unknown song", async () => {
@@ -91,7 +92,12 @@ Deno.test("udp-client and udp-server refuse bad command lines with exit 2 and us
   const cases: [string, string[], string][] = [
     ["udp_client.ts", ["localhost:1", "--bogus"], "error: unknown flag --bogus"],
     ["udp_client.ts", ["localhost:1"], "error: choose exactly one of --song NAME, --radio, --list"],
-    ["udp_client.ts", ["nohostport", "--list"], `error: "nohostport" is not HOST:PORT`],
+    ["udp_client.ts", ["host:99999", "--list"], `error: "host:99999" is not HOST or HOST:PORT`],
+    [
+      "udp_client.ts",
+      ["localhost:1", "--server", "localhost:2", "--list"],
+      "error: give the server once",
+    ],
     [
       "udp_client.ts",
       ["localhost:1", "--radio", "--buffer", "-5"],

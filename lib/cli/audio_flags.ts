@@ -15,6 +15,7 @@ import type { PcmOutput } from "../udp/client.ts";
 export const AUDIO_OUTPUT_FLAGS = {
   output: {
     type: "string",
+    short: "o",
     valueName: "FILE.wav|-",
     path: true,
     description: "Write a WAV file, or raw s16le PCM to stdout with -, instead of playing.",
@@ -27,6 +28,22 @@ export const AUDIO_OUTPUT_FLAGS = {
   },
   device: { type: "string", valueName: "NAME", description: "Playback device name or #index." },
   "list-devices": { type: "boolean", description: "List playback devices and exit." },
+} as const satisfies Record<string, FlagSpec>;
+
+/**
+ * How long a player runs, the same flag in every tool: wall time from joining or starting,
+ * whatever the output (a device that plays slower, or a file written faster, does not change
+ * it). `--max-seconds`, tls-client's old name, still works.
+ */
+export const PLAY_TIME_FLAGS = {
+  seconds: {
+    type: "number",
+    min: 0.1,
+    integer: false,
+    valueName: "S",
+    aliases: ["max-seconds"],
+    description: "Stop after S seconds (wall time, whatever the output).",
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 /** Values of {@linkcode AUDIO_OUTPUT_FLAGS}. */
@@ -55,14 +72,30 @@ export function outputOpener(
       device: flags.device,
       signal,
     });
-    if (sink.fellBackToNull) {
-      out.warn(
-        "no audio device found: playing to the null device (silent). Use --output FILE.wav to keep the sound.",
-      );
-    }
-    out.info(`Output: ${sink.description} (${format.sampleRate} Hz, ${format.channels} ch)`);
+    announceOutput(out, sink.description, sink.fellBackToNull, format);
     return sink;
   };
+}
+
+/**
+ * The one line every player prints when its output opens: `Output: pulse: Speakers (48000 Hz,
+ * 2 ch)`, or — once, as a warning — that no device exists and nothing will be heard.
+ */
+export function announceOutput(
+  out: Output,
+  description: string,
+  silent: boolean,
+  format?: PcmFormat,
+): void {
+  if (silent) {
+    out.warn(
+      "no audio device found: playing to the null device (silent); " +
+        "--output FILE.wav keeps the sound",
+    );
+    return;
+  }
+  const detail = format ? ` (${format.sampleRate} Hz, ${format.channels} ch)` : "";
+  out.info(`Output: ${description}${detail}`);
 }
 
 /** Prints the playback devices (`--list-devices`). */

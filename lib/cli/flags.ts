@@ -9,6 +9,7 @@
 import { parseArgs } from "@std/cli/parse-args";
 import { fromFileUrl, isAbsolute, resolve } from "@std/path";
 import { UsageError } from "./errors.ts";
+import { didYouMean } from "./suggest.ts";
 
 /** One flag's declaration. */
 export interface FlagSpec {
@@ -37,6 +38,11 @@ export interface FlagSpec {
    * declared (they name places in the project, e.g. `certs/ca.crt`). @default {false}
    */
   path?: boolean;
+  /**
+   * Other long names that mean this flag (an old spelling kept working, e.g. `max-seconds`
+   * for `seconds`); help shows them after the description.
+   */
+  aliases?: readonly string[];
 }
 
 /** A command's declaration: enough to parse it and to print its help. */
@@ -111,9 +117,11 @@ export function parseCommandLine<F extends Record<string, FlagSpec>>(
   const all: Record<string, FlagSpec> = { ...COMMON_FLAGS, ...spec.flags };
   const strings = Object.keys(all).filter((k) => all[k]!.type !== "boolean");
   const booleans = Object.keys(all).filter((k) => all[k]!.type === "boolean");
-  const alias = Object.fromEntries(
-    Object.entries(all).filter(([, s]) => s.short).map(([k, s]) => [s.short!, k]),
-  );
+  const alias: Record<string, string[]> = {};
+  for (const [name, flag] of Object.entries(all)) {
+    const others = [...(flag.short ? [flag.short] : []), ...(flag.aliases ?? [])];
+    if (others.length > 0) alias[name] = others;
+  }
   args = bindDashValues(args, all);
   const unknown: string[] = [];
   const raw = parseArgs(args, {
@@ -128,12 +136,15 @@ export function parseCommandLine<F extends Record<string, FlagSpec>>(
   }) as Record<string, unknown> & { _: unknown[]; "--"?: string[] };
   if (unknown.length > 0) {
     const name = unknown[0]!.split("=")[0]!;
-    throw new UsageError(`unknown flag ${name}${suggest(name, Object.keys(all))}`);
+    const known = Object.entries(all).flatMap(([k, f]) => [k, ...(f.aliases ?? [])]);
+    throw new UsageError(
+      `unknown flag ${name}${didYouMean(name.replace(/^-+/, ""), known, (n) => `--${n}`)}`,
+    );
   }
   const flags: Record<string, unknown> = {};
   for (const [name, flag] of Object.entries(all)) {
     let value = raw[name];
-    if (flag.type !== "boolean" && countOccurrences(args, name, flag.short) > 1) {
+    if (flag.type !== "boolean" && countOccurrences(args, name, flag) > 1) {
       throw new UsageError(`--${name} was given more than once`);
     }
     if (flag.type === "boolean") {
@@ -145,7 +156,7 @@ export function parseCommandLine<F extends Record<string, FlagSpec>>(
       continue;
     }
     value = String(value);
-    if (value === "" && !args.some((a) => a === `--${name}=`)) {
+    if (value === "" && !args.some((a) => spellings(name, flag).some((n) => a === `--${n}=`))) {
       throw new UsageError(
         `--${name} needs a value${flag.valueName ? ` (${flag.valueName})` : ""}`,
       );
@@ -232,7 +243,9 @@ function bindDashValues(args: string[], all: Record<string, FlagSpec>): string[]
     const arg = args[i]!;
     const next = args[i + 1];
     const long = arg.startsWith("--") ? arg.slice(2) : undefined;
-    const name = long ?? Object.keys(all).find((k) => all[k]!.short && arg === `-${all[k]!.short}`);
+    const name = long === undefined
+      ? Object.keys(all).find((k) => all[k]!.short && arg === `-${all[k]!.short}`)
+      : Object.keys(all).find((k) => spellings(k, all[k]!).includes(long));
     if (
       name !== undefined && all[name] && all[name].type !== "boolean" && !arg.includes("=") &&
       next !== undefined && (next === "-" || /^-\d/.test(next))
@@ -250,10 +263,17 @@ function bindDashValues(args: string[], all: Record<string, FlagSpec>): string[]
   return out;
 }
 
-function countOccurrences(args: string[], name: string, short?: string): number {
+/** The long names of a flag: its own and its aliases. */
+function spellings(name: string, flag: FlagSpec): string[] {
+  return [name, ...(flag.aliases ?? [])];
+}
+
+function countOccurrences(args: string[], name: string, flag: FlagSpec): number {
   const end = args.indexOf("--");
+  const names = spellings(name, flag);
   return (end === -1 ? args : args.slice(0, end)).filter((a) =>
-    a === `--${name}` || a.startsWith(`--${name}=`) || (short !== undefined && a === `-${short}`)
+    names.some((n) => a === `--${n}` || a.startsWith(`--${n}=`)) ||
+    (flag.short !== undefined && a === `-${flag.short}`)
   ).length;
 }
 
@@ -281,12 +301,6 @@ function checkChoice(name: string, value: string, flag: FlagSpec): string {
   return value;
 }
 
-function suggest(given: string, known: string[]): string {
-  const bare = given.replace(/^-+/, "");
-  const close = known.find((k) => k.startsWith(bare) || bare.startsWith(k));
-  return close ? ` (did you mean --${close}?)` : "";
-}
-
 /** Renders `--help` for `spec`. */
 export function renderHelp(spec: CommandSpec): string {
   const all: Record<string, FlagSpec> = { ...spec.flags, ...COMMON_FLAGS };
@@ -296,7 +310,8 @@ export function renderHelp(spec: CommandSpec): string {
     }`;
     const def = f.default !== undefined && f.type !== "boolean" ? ` [default: ${f.default}]` : "";
     const choices = f.choices ? ` (${f.choices.join("|")})` : "";
-    return [left, `${f.description}${choices}${def}`] as const;
+    const aliases = f.aliases ? ` (also ${f.aliases.map((a) => `--${a}`).join(", ")})` : "";
+    return [left, `${f.description}${choices}${def}${aliases}`] as const;
   });
   const width = Math.min(34, Math.max(...rows.map(([l]) => l.length)) + 2);
   const lines = [

@@ -17,6 +17,12 @@ const spec = {
     port: { type: "number", default: 9000, min: 0, max: 65535, description: "Port." },
     mode: { type: "string", choices: ["a", "b"], description: "Mode." },
     fast: { type: "boolean", description: "Go fast." },
+    seconds: {
+      type: "number",
+      integer: false,
+      aliases: ["max-seconds"],
+      description: "Stop after S seconds.",
+    },
   },
   examples: [["demo-tool localhost:1 --mode a", "run in mode a"]],
 } as const satisfies CommandSpec;
@@ -43,6 +49,9 @@ Deno.test("parseCommandLine turns every bad command line into a one-line UsageEr
     [["x", "--mode", "c"], `--mode: "c" is not one of a, b`],
     [["x", "--mode"], "--mode needs a value"],
     [["x", "--port", "1", "--port", "2"], "--port was given more than once"],
+    [["x", "--seconds", "1", "--max-seconds", "2"], "--seconds was given more than once"],
+    [["x", "--secnods", "1"], "unknown flag --secnods (did you mean --seconds?)"],
+    [["x", "--max-secs", "1"], "unknown flag --max-secs (did you mean --max-seconds?)"],
     [[], "missing argument"],
     [["x", "y"], `unexpected argument "y"`],
   ];
@@ -51,6 +60,13 @@ Deno.test("parseCommandLine turns every bad command line into a one-line UsageEr
     assertEquals(err.message, message, args.join(" "));
     assertEquals(err.exitCode, 2);
   }
+});
+
+Deno.test("an alias is the same flag under its old name, and help names it", () => {
+  assertEquals(parseCommandLine(spec, ["x", "--max-seconds", "2.5"]).flags.seconds, 2.5);
+  assertEquals(parseCommandLine(spec, ["x", "--max-seconds=3"]).flags.seconds, 3);
+  assertEquals(parseCommandLine(spec, ["x", "--seconds", "4"]).flags.seconds, 4);
+  assertStringIncludes(renderHelp(spec), "(also --max-seconds)");
 });
 
 Deno.test("--help is not an error even without positionals, and help lists every flag", () => {

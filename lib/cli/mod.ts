@@ -12,3 +12,6 @@ export * from "./output.ts";
 export * from "./run.ts";
 export * from "./audio_flags.ts";
 export * from "./command.ts";
+export * from "./playback_status.ts";
+export * from "./song_table.ts";
+export * from "./suggest.ts";

@@ -65,9 +65,52 @@ export class Output {
 
   /** Writes a line on stderr: `prefix` is ours (it may hold colour codes), `text` is filtered. */
   #write(text: string, prefix = ""): void {
-    const bytes = this.#encoder.encode(prefix + text.replace(STDERR_UNSAFE, escapeChar) + "\n");
+    // A status line is erased first (the next status call draws it again below).
+    const erase = this.#statusShown ? "\r\x1b[K" : "";
+    this.#statusShown = false;
+    this.#raw(erase + prefix + text.replace(STDERR_UNSAFE, escapeChar) + "\n");
+  }
+
+  #raw(text: string): void {
+    const bytes = this.#encoder.encode(text);
     let n = 0;
     while (n < bytes.length) n += Deno.stderr.writeSync(bytes.subarray(n));
+  }
+
+  #statusShown = false;
+  #statusTerminal: boolean | undefined;
+
+  /** Whether {@linkcode status} draws anything: stderr is a terminal and not `--quiet`. */
+  get showsStatus(): boolean {
+    this.#statusTerminal ??= Deno.stderr.isTerminal();
+    return this.#statusTerminal && this.#level !== "quiet";
+  }
+
+  /**
+   * A one-line status on a terminal, redrawn in place (`A 0:05 / 0:22  buffer 180 ms  lost 0`,
+   * like mpv); nothing when stderr is not a terminal, or with `--quiet`. Other output erases it
+   * first. Cut to the terminal's width so it never wraps.
+   */
+  status(text: string): void {
+    if (!this.showsStatus) return;
+    let columns = 0;
+    try {
+      columns = Deno.consoleSize().columns;
+    } catch {
+      // Not a console after all.
+    }
+    // A pty without a size (script, some CI runners) says 0: assume 80 columns.
+    if (columns < 20) columns = 80;
+    const line = text.replace(STDERR_UNSAFE, escapeChar).slice(0, columns - 1);
+    this.#raw(`\r\x1b[K${line}`);
+    this.#statusShown = true;
+  }
+
+  /** Erases the status line, if one is shown. */
+  clearStatus(): void {
+    if (!this.#statusShown) return;
+    this.#statusShown = false;
+    this.#raw("\r\x1b[K");
   }
 
   /** Normal progress and results. */
@@ -97,6 +140,7 @@ export class Output {
 
   /** Writes `text` to stdout (data, not commentary). */
   stdout(text: string): void {
+    this.clearStatus();
     const bytes = this.#encoder.encode(text.endsWith("\n") ? text : text + "\n");
     let n = 0;
     while (n < bytes.length) n += Deno.stdout.writeSync(bytes.subarray(n));

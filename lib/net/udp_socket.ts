@@ -7,6 +7,7 @@
  */
 
 import { ListenError } from "./listen_error.ts";
+import { parseHostPort } from "./host_port.ts";
 
 /** An IP address and port. */
 export interface UdpAddress {
@@ -21,18 +22,17 @@ export function formatAddress(addr: UdpAddress): string {
     : `${addr.hostname}:${addr.port}`;
 }
 
+/** udp-server's port when none is given. */
+export const DEFAULT_UDP_PORT = 9000;
+
 /**
- * Parses `HOST:PORT` (`[::1]:9000`, `localhost:9000`, `127.0.0.1:0`).
+ * Parses `HOST:PORT` (`[::1]:9000`, `localhost:9000`, `127.0.0.1:0`), or `HOST` alone when a
+ * `defaultPort` is given (see lib/net/host_port.ts).
  *
  * @throws {TypeError} with a user-facing message if it is not of that form.
  */
-export function parseAddress(text: string): UdpAddress {
-  const m = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(text.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) {
-    throw new TypeError(`"${text}" is not HOST:PORT (for example localhost:9000 or [::1]:9000)`);
-  }
-  return { hostname: (m[1] ?? m[2])!, port };
+export function parseAddress(text: string, defaultPort?: number): UdpAddress {
+  return parseHostPort(text, defaultPort, { allowPortZero: true });
 }
 
 /** Most sends awaiting completion on one socket (about 10 MB of 1232-byte datagrams). */

@@ -10,6 +10,7 @@
 import { basename, extname, join, SEPARATOR } from "@std/path";
 import type { Codec, SongEntry, SongList } from "../wire/messages.ts";
 import { probeSong } from "../audio/decode.ts";
+import { closestName } from "../cli/suggest.ts";
 
 /** File extensions served, by codec. */
 export const SONG_EXTENSIONS: Record<string, Codec> = {
@@ -40,9 +41,16 @@ export interface Song {
 export class SongNotFoundError extends Error {
   /** Exit status: the peer refused (see lib/cli ExitCode.REFUSED). */
   readonly exitCode = 3;
-  /** @param name what was asked for */
-  constructor(name: string) {
-    super(`Song "${name}" does not exist`);
+  /**
+   * @param name what was asked for
+   * @param closest a song it may have meant
+   */
+  constructor(name: string, closest?: Song) {
+    super(
+      `Song "${name.slice(0, 200)}" does not exist${
+        closest ? ` (did you mean "${closest.title}"?)` : ""
+      }`,
+    );
     this.name = "SongNotFoundError";
   }
 }
@@ -144,8 +152,33 @@ export class SongCatalog {
   /** Like {@linkcode find}, but throws {@linkcode SongNotFoundError}. */
   get(name: string): Song {
     const song = this.find(name);
-    if (!song) throw new SongNotFoundError(name);
+    if (!song) throw new SongNotFoundError(name, this.suggest(name));
     return song;
+  }
+
+  /**
+   * The song a mistyped name most likely meant (`nocturen` → `04-nocturne.mp3`): the closest
+   * title, title without extension, or that without its track number, within a typo's edit
+   * distance (lib/cli/suggest.ts). Undefined when nothing is that close.
+   */
+  suggest(name: string): Song | undefined {
+    if (name.length > 200) return undefined;
+    const names = new Map<string, Song>();
+    for (const song of this.songs) {
+      for (const key of [song.title, stem(song.title), unnumbered(stem(song.title))]) {
+        if (!names.has(key)) names.set(key, song);
+      }
+    }
+    const close = closestName(name, names.keys());
+    return close === undefined ? undefined : names.get(close);
+  }
+
+  /**
+   * The ERROR message for a name that matches nothing: `Song "x" does not exist`, with
+   * ` (did you mean "y"?)` when {@linkcode suggest} finds one. The name is cut at 200 chars.
+   */
+  notFoundMessage(name: string): string {
+    return new SongNotFoundError(name, this.suggest(name)).message;
   }
 
   /**

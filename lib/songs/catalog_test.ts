@@ -103,3 +103,18 @@ Deno.test("SongCatalog.page fits entries into the byte budget and covers the lis
   }
   assertEquals(titles, catalog.songs.map((s) => s.title));
 });
+
+Deno.test("SongCatalog.notFoundMessage suggests the song a typo meant, and nothing for another word", async () => {
+  const catalog = await SongCatalog.open(SONGS);
+  assertEquals(
+    catalog.notFoundMessage("nocturen"),
+    `Song "nocturen" does not exist (did you mean "04-nocturne.mp3"?)`,
+  );
+  assertEquals(catalog.suggest("lanter-waltz.mp3")?.title, "02-lantern-waltz.mp3");
+  assertEquals(catalog.suggest("harbor-chorale")?.title, "06-harbour-chorale.flac");
+  assertEquals(catalog.notFoundMessage("jazz"), `Song "jazz" does not exist`);
+  assertEquals(
+    catalog.notFoundMessage("x".repeat(300)),
+    `Song "${"x".repeat(200)}" does not exist`,
+  );
+});

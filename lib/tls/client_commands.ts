@@ -10,7 +10,10 @@ import type { EventLog } from "../cli/event_log.ts";
 import { escapePeerText as peer, type Output } from "../cli/output.ts";
 import { ExitCode, UsageError } from "../cli/errors.ts";
 import type { AudioBackend } from "../audio/devices.ts";
-import type { NowPlaying, SongEntry, StreamInfo } from "../wire/messages.ts";
+import type { NowPlaying, StreamInfo } from "../wire/messages.ts";
+import { announceOutput } from "../cli/audio_flags.ts";
+import { formatDuration, formatSongTable } from "../cli/song_table.ts";
+import { formatPlaybackStatus } from "../cli/playback_status.ts";
 import { join } from "@std/path";
 import { AtomicFile } from "./atomic_file.ts";
 import { savedFileName } from "./safe_name.ts";
@@ -35,20 +38,6 @@ export interface ClientContext {
   };
 }
 
-/** `m:ss` for a duration in milliseconds. */
-export function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-}
-
-/** One line of `list` (the server's title escaped, see {@linkcode peer}). */
-export function formatSongEntry(e: SongEntry): string {
-  const kib = Math.round(e.size / 1024);
-  return `${String(e.index).padStart(3)}. ${peer(e.title)}  ${
-    formatDuration(e.durationMs)
-  }  ${e.codec}  ${kib} KiB`;
-}
-
 /** The line radio prints at each song change (the title escaped). */
 export function formatNowPlaying(n: NowPlaying): string {
   return `Now playing: ${peer(n.title)} (${formatDuration(n.durationMs)}), ${
@@ -68,8 +57,7 @@ export async function listCommand(ctx: ClientContext, client?: TlsSongClient): P
   const c = client ?? (await openClient(ctx));
   try {
     const songs = await c.list(ctx.signal);
-    if (songs.length === 0) ctx.out.stdout("The server has no songs.");
-    for (const e of songs) ctx.out.stdout(formatSongEntry(e));
+    for (const line of formatSongTable(songs)) ctx.out.stdout(line);
     return ExitCode.OK;
   } finally {
     if (!client) await c.bye();
@@ -144,9 +132,31 @@ export async function playCommand(
   const { out } = ctx;
   const c = client ?? (await openClient(ctx));
   const playing = options.play ?? true;
-  await using playback = playing ? newPlayback(ctx) : undefined;
+  // --seconds: wall time from now, or that much audio if the output takes it faster (a file).
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(ctx.signal.reason);
+  ctx.signal.addEventListener("abort", onAbort, { once: true });
+  if (ctx.signal.aborted) onAbort();
+  const maxSeconds = ctx.audio.maxSeconds;
+  let timeUp = false;
+  const limit = !playing || maxSeconds === undefined ? undefined : setTimeout(() => {
+    timeUp = true;
+    stop.abort();
+  }, maxSeconds * 1000);
+  await using playback = playing ? newPlayback(ctx, stop.signal) : undefined;
   let file: AtomicFile | undefined;
   let info: StreamInfo | undefined;
+  using _status = statusLine(
+    ctx.out,
+    () =>
+      playback && info
+        ? formatPlaybackStatus({
+          positionMs: playback.positionMs,
+          durationMs: info.durationMs,
+          bufferedMs: playback.deviceQueuedMs,
+        })
+        : undefined,
+  );
   const started = performance.now();
   try {
     const result = await c.download(song, {
@@ -187,6 +197,7 @@ export async function playCommand(
   } finally {
     if (!client) await c.bye();
   }
+  // The download goes on after the time is up, so --save still gets the whole (verified) file.
   if (file && info?.sha256) {
     await file.commit(info.sha256);
     out.info(`Saved ${peer(file.path)} (SHA-256 verified)`);
@@ -194,10 +205,17 @@ export async function playCommand(
     await file[Symbol.asyncDispose]();
     throw new Error(`Not saving "${peer(file.path)}": the server sent no SHA-256`);
   }
-  if (playback) {
-    await playback.finish();
-    if (playback.reachedLimit) out.info(`Stopped after ${ctx.audio.maxSeconds} s (--max-seconds)`);
+  try {
+    if (playback && !timeUp) await playback.finish();
+  } catch (error) {
+    if (!timeUp) throw error;
+  } finally {
+    clearTimeout(limit);
+    ctx.signal.removeEventListener("abort", onAbort);
   }
+  out.clearStatus();
+  if (timeUp || playback?.reachedLimit) out.info(`Stopped after ${maxSeconds} s (--seconds)`);
+  else if (playback && info && !ctx.signal.aborted) out.info(`Song ended: ${peer(info.title)}`);
   return ExitCode.OK;
 }
 
@@ -205,7 +223,7 @@ export async function playCommand(
 const RADIO_QUEUE_BYTES = 4 * 1024 * 1024;
 
 /**
- * `radio`: plays the station and prints each new song until Ctrl+C, or until `--max-seconds`
+ * `radio`: plays the station and prints each new song until Ctrl+C, or until `--seconds`
  * of wall time from joining (or that much audio, if written sooner) — whatever the output: a
  * device that plays slower than the station, or not at all, is not waited for (issue #9 D2).
  */
@@ -224,6 +242,16 @@ export async function radioCommand(ctx: ClientContext): Promise<number> {
     stop.abort();
   }, maxSeconds * 1000);
   await using playback = newPlayback(ctx, stop.signal);
+  using _status = statusLine(
+    ctx.out,
+    () =>
+      playback.positionMs > 0
+        ? formatPlaybackStatus({
+          positionMs: playback.positionMs,
+          bufferedMs: playback.deviceQueuedMs,
+        })
+        : undefined,
+  );
   let pendingInfo: StreamInfo | undefined;
   const joined = performance.now();
   let first = true;
@@ -259,12 +287,13 @@ export async function radioCommand(ctx: ClientContext): Promise<number> {
     clearTimeout(limit);
     ctx.signal.removeEventListener("abort", onAbort);
   }
+  out.clearStatus();
   const deviceUnderruns = playback.deviceUnderruns;
   ctx.log.event("radio_stopped", {
     framesPlayed: playback.framesPlayed,
     deviceUnderruns: deviceUnderruns ?? null,
   });
-  if (timeUp || playback.reachedLimit) out.info(`Stopped after ${maxSeconds} s (--max-seconds)`);
+  if (timeUp || playback.reachedLimit) out.info(`Stopped after ${maxSeconds} s (--seconds)`);
   out.info(
     deviceUnderruns === undefined
       ? "Radio stopped."
@@ -281,11 +310,27 @@ function newPlayback(ctx: ClientContext, signal = ctx.signal): Playback {
     device: a.device,
     maxMs: a.maxSeconds === undefined ? undefined : a.maxSeconds * 1000,
     signal,
-    onOpen: (description, silent) => {
-      if (silent) ctx.out.warn(`no audio device: playing to the ${description}`);
-      else ctx.out.info(`Audio output: ${description}`);
-    },
+    onOpen: (description, silent, format) => announceOutput(ctx.out, description, silent, format),
   });
+}
+
+/**
+ * Redraws a status line every 250 ms on a terminal while in scope (nothing is drawn off a
+ * terminal or with --quiet); `line` returns undefined while there is nothing to show.
+ */
+function statusLine(out: Output, line: () => string | undefined): Disposable {
+  const timer = out.showsStatus
+    ? setInterval(() => {
+      const text = line();
+      if (text !== undefined) out.status(text);
+    }, 250)
+    : undefined;
+  return {
+    [Symbol.dispose]() {
+      clearInterval(timer);
+      out.clearStatus();
+    },
+  };
 }
 
 function asAsyncDisposable(client: TlsSongClient) {

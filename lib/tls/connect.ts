@@ -19,6 +19,7 @@ import tls from "node:tls";
 import { digestsEqual, sha256Hex } from "../hash/sha256.ts";
 import type { ByteReader } from "../wire/stream_decoder.ts";
 import type { ByteWriter } from "./send_queue.ts";
+import { parseHostPort } from "../net/host_port.ts";
 import { TlsSocketStream } from "./socket_stream.ts";
 
 /** A connected byte stream: what the client reads frames from and writes requests to. */
@@ -42,17 +43,7 @@ export const DEFAULT_TLS_PORT = 8443;
  * @throws {TypeError} with a user-facing message.
  */
 export function parseServerAddress(text: string): ServerAddress {
-  const bracket = text.match(/^\[([^\]]+)\](?::(\d+))?$/);
-  let hostname: string;
-  let port: string | undefined;
-  if (bracket) [, hostname, port] = bracket as unknown as [string, string, string | undefined];
-  else if ((text.match(/:/g) ?? []).length > 1) hostname = text; // bare IPv6
-  else [hostname, port] = text.split(":") as [string, string | undefined];
-  const p = port === undefined ? DEFAULT_TLS_PORT : Number(port);
-  if (!hostname || !Number.isInteger(p) || p < 1 || p > 65535) {
-    throw new TypeError(`"${text}" is not HOST:PORT`);
-  }
-  return { hostname, port: p };
+  return parseHostPort(text, DEFAULT_TLS_PORT);
 }
 
 /** Why a connection could not be made; `message` is the one line to show. */

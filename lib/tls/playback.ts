@@ -26,7 +26,7 @@ export interface PlaybackOptions {
   /** Device name or "#index". */
   device?: string;
   /** Told once which output was opened (and whether it is the silent null backend). */
-  onOpen?: (description: string, silent: boolean) => void;
+  onOpen?: (description: string, silent: boolean, format: PcmFormat) => void;
   /** Stop after this much audio (milliseconds of output). @default {Infinity} */
   maxMs?: number;
   /** Most bytes waiting to be decoded (each item counts at least 64). @default {134217728} */
@@ -69,7 +69,7 @@ export class Playback implements AsyncDisposable {
           signal: options.signal,
         });
         this.#sink = sink;
-        options.onOpen?.(sink.description, sink.fellBackToNull);
+        options.onOpen?.(sink.description, sink.fellBackToNull, format);
         return {
           write: (pcm: Int16Array) => {
             const limit = options.maxMs;
@@ -99,6 +99,23 @@ export class Playback implements AsyncDisposable {
   /** Sample frames played so far. */
   get framesPlayed(): number {
     return this.#playout.framesWritten;
+  }
+
+  /**
+   * Audio played so far, in milliseconds: what the device consumed, or what was written to a
+   * file (0 before the output opens).
+   */
+  get positionMs(): number {
+    const rate = this.#sink?.sampleRate;
+    if (!rate) return 0;
+    const player = this.#disposed ? undefined : this.#sink?.player;
+    // A device: what it has consumed (a write may hand it a whole song that waits in ours).
+    return (player ? player.framesConsumed : this.#playout.framesWritten) / rate * 1000;
+  }
+
+  /** Audio waiting in the device's ring (ms), when the output is a device. */
+  get deviceQueuedMs(): number | undefined {
+    return this.#disposed ? undefined : this.#sink?.player?.queuedMs;
   }
 
   /**

@@ -241,7 +241,7 @@ export class Session {
     const song = ctx.catalog.find(name);
     if (!song) {
       this.#log("not_found", { song: name });
-      this.#error("not_found", `Song "${name.slice(0, 200)}" does not exist`);
+      this.#error("not_found", ctx.catalog.notFoundMessage(name));
       return;
     }
     this.inRequest = true;

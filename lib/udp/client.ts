@@ -61,7 +61,23 @@ export type ClientNotice =
   | { type: "accepted"; op: string; streamId: number }
   | { type: "stream"; info: StreamInfo }
   | { type: "now_playing"; nowPlaying: NowPlaying }
-  | { type: "retry"; attempt: number };
+  | { type: "retry"; attempt: number }
+  | { type: "progress"; progress: PlaybackProgress };
+
+/** Where playback is, reported about 4 times a second while packets play (a status line). */
+export interface PlaybackProgress {
+  /** Media time of the packet just played, from the stream's start (ms). */
+  positionMs: number;
+  /** Length of the song (on demand), or undefined for the radio. */
+  durationMs?: number;
+  /** Audio waiting in the jitter buffer (ms). */
+  bufferedMs: number;
+  /** Packets missing so far (the highest sequence seen, minus what arrived). */
+  lost: number;
+}
+
+/** Least time between two progress notices. */
+const PROGRESS_EVERY_MS = 250;
 
 /** An output the client writes PCM to and finishes at the end. */
 export interface PcmOutput extends PcmWriter {
@@ -286,6 +302,8 @@ async function receiveStream(
   const { log } = options;
   using socket = bindFor(to);
   const stats = new ReceptionStats();
+  /** Newest media timestamp accepted into the jitter buffer (the status line's buffer depth). */
+  let newestTimestampUs = 0;
   if (request.op === "song") stats.base = 0;
   const jitter = new JitterBuffer({ bufferMs: options.bufferMs ?? 200 });
   // DATA implausibly far from the stream is dropped; an on-demand stream starts at 0, 0.
@@ -373,6 +391,7 @@ async function receiveStream(
       arrivalMs,
     };
     if (jitter.insert(packet) === "late") stats.late++;
+    else newestTimestampUs = Math.max(newestTimestampUs, packet.timestampUs);
     poke();
   };
 
@@ -558,6 +577,9 @@ async function receiveStream(
   let current: { start: number; info: StreamInfo } | undefined;
   let lastEndUs: number | undefined;
   let lastPacketUs = 0;
+  let lastProgress = -Infinity;
+  /** Radio: the first played packet's timestamp (progress counts the time listened). */
+  let streamStartUs: number | undefined;
   const infoFor = (seq: number) => {
     let found: { start: number; info: StreamInfo } | undefined;
     for (const i of infos) if (i.start <= seq) found = i;
@@ -635,6 +657,20 @@ async function receiveStream(
         lastEndUs = p.timestampUs + lastPacketUs;
       } else {
         lastEndUs = p.timestampUs;
+      }
+      const at = performance.now();
+      if (at - lastProgress >= PROGRESS_EVERY_MS && options.onNotice) {
+        lastProgress = at;
+        streamStartUs ??= request.op === "song" ? 0 : p.timestampUs;
+        options.onNotice({
+          type: "progress",
+          progress: {
+            positionMs: Math.max(0, (p.timestampUs - streamStartUs) / 1000),
+            durationMs: request.op === "song" ? current.info.durationMs : undefined,
+            bufferedMs: Math.max(0, Math.round((newestTimestampUs - p.timestampUs) / 1000)),
+            lost: stats.lostSoFar,
+          },
+        });
       }
     }
     if (options.openOutput) {

@@ -175,6 +175,13 @@ export class ReceptionStats {
     for (const s of this.#seen) if (s < floor) this.#seen.delete(s);
   }
 
+  /** Packets missing so far: the span from the first to the highest sequence, minus arrivals. */
+  get lostSoFar(): number {
+    const base = this.base ?? this.#first ?? 0;
+    const span = this.#highest === undefined ? 0 : this.#highest - base + 1;
+    return Math.max(0, span - this.received);
+  }
+
   /** The report, with `expected` from END when known. */
   report(
     ending: Ending,
@@ -183,8 +190,11 @@ export class ReceptionStats {
   ): ReceptionReport {
     const base = this.base ?? this.#first ?? 0;
     const span = this.#highest === undefined ? 0 : this.#highest - base + 1;
-    // STREAM_INFO's count only when it is consistent with what arrived (never below it).
-    const announced = this.announced !== undefined && this.announced >= span
+    // STREAM_INFO's count only when it is consistent with what arrived (never below it), and
+    // only when the stream was meant to end: what a listener stopped early (--seconds, Ctrl+C)
+    // never asked for is not lost.
+    const stoppedEarly = ending === "seconds" || ending === "interrupted";
+    const announced = this.announced !== undefined && this.announced >= span && !stoppedEarly
       ? this.announced
       : undefined;
     const expected = this.sentBySender ?? announced ?? span;

@@ -423,7 +423,7 @@ export class UdpServer implements AsyncDisposable {
           log.event("not_found", { from: key, song: request.song });
           this.#reply(from, FrameType.ERROR, {
             code: "not_found",
-            message: `Song "${request.song}" does not exist`,
+            message: catalog.notFoundMessage(request.song),
           });
           return;
         }

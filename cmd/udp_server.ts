@@ -106,7 +106,8 @@ export const SPEC = {
     ...SIM_FLAGS,
   },
   examples: [
-    ["deno task udp-server --songs songs", "serve songs/ on 127.0.0.1:9000"],
+    ["deno task udp-server", "serve the songs/ folder on 127.0.0.1:9000"],
+    ["deno task udp-server --songs ~/Music", "serve your own folder (mp3, wav, flac)"],
     ["deno task udp-server --host 0.0.0.0 --max-clients 10", "serve the LAN, at most 10 clients"],
     [
       "deno task udp-server --interval 5 --sim-loss 5 --sim-seed 7",

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { formatDuration } from "./song_table.ts";
+import { formatDuration, formatSize } from "./song_table.ts";
 
 /** What the status line shows; fields left out are not shown. */
 export interface PlaybackStatus {
@@ -31,5 +31,24 @@ export function formatPlaybackStatus(s: PlaybackStatus): string {
   ];
   if (s.bufferedMs !== undefined) parts.push(`buffer ${Math.round(s.bufferedMs)} ms`);
   if (s.lost !== undefined) parts.push(`lost ${s.lost}`);
+  return parts.join("  ");
+}
+
+/**
+ * The status line of a transfer: `1.2 MiB / 3.4 MiB  35 %  12.3 MiB/s  ETA 0:02` (the total,
+ * percentage and ETA only when the size is known).
+ */
+export function formatTransferStatus(bytes: number, total: number | undefined, ms: number): string {
+  const rate = ms > 0 ? bytes / (ms / 1000) : 0;
+  const parts = [
+    total === undefined ? formatSize(bytes) : `${formatSize(bytes)} / ${formatSize(total)}`,
+  ];
+  if (total !== undefined && total > 0) {
+    parts.push(`${Math.floor(100 * Math.min(bytes, total) / total)} %`);
+  }
+  parts.push(`${(rate / 1024 ** 2).toFixed(1)} MiB/s`);
+  if (total !== undefined && rate > 0 && bytes < total) {
+    parts.push(`ETA ${formatDuration((total - bytes) / rate * 1000)}`);
+  }
   return parts.join("  ");
 }

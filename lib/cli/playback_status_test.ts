@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { formatPlaybackStatus } from "./playback_status.ts";
+import { formatPlaybackStatus, formatTransferStatus } from "./playback_status.ts";
 
 Deno.test("formatPlaybackStatus: a song, the radio, and only the fields given", () => {
   assertEquals(
@@ -11,4 +11,13 @@ Deno.test("formatPlaybackStatus: a song, the radio, and only the fields given", 
     "A 1:42 radio  buffer 60 ms  lost 3",
   );
   assertEquals(formatPlaybackStatus({ positionMs: 30_000, durationMs: 20_000 }), "A 0:20 / 0:20");
+});
+
+Deno.test("formatTransferStatus: bytes, share, rate and time left", () => {
+  assertEquals(
+    formatTransferStatus(1024 ** 2, 4 * 1024 ** 2, 1000),
+    "1.0 MiB / 4.0 MiB  25 %  1.0 MiB/s  ETA 0:03",
+  );
+  assertEquals(formatTransferStatus(2048, undefined, 0), "2 KiB  0.0 MiB/s");
+  assertEquals(formatTransferStatus(4096, 4096, 10), "4 KiB / 4 KiB  100 %  0.4 MiB/s");
 });

@@ -13,7 +13,7 @@ import type { AudioBackend } from "../audio/devices.ts";
 import type { NowPlaying, StreamInfo } from "../wire/messages.ts";
 import { announceOutput } from "../cli/audio_flags.ts";
 import { formatDuration, formatSongTable } from "../cli/song_table.ts";
-import { formatPlaybackStatus } from "../cli/playback_status.ts";
+import { formatPlaybackStatus, formatTransferStatus } from "../cli/playback_status.ts";
 import { join } from "@std/path";
 import { AtomicFile } from "./atomic_file.ts";
 import { savedFileName } from "./safe_name.ts";
@@ -146,18 +146,17 @@ export async function playCommand(
   await using playback = playing ? newPlayback(ctx, stop.signal) : undefined;
   let file: AtomicFile | undefined;
   let info: StreamInfo | undefined;
-  using _status = statusLine(
-    ctx.out,
-    () =>
-      playback && info
-        ? formatPlaybackStatus({
-          positionMs: playback.positionMs,
-          durationMs: info.durationMs,
-          bufferedMs: playback.deviceQueuedMs,
-        })
-        : undefined,
-  );
+  let received = 0;
   const started = performance.now();
+  using _status = statusLine(ctx.out, () => {
+    if (!info) return undefined;
+    if (!playback) return formatTransferStatus(received, info.size, performance.now() - started);
+    return formatPlaybackStatus({
+      positionMs: playback.positionMs,
+      durationMs: info.durationMs,
+      bufferedMs: playback.deviceQueuedMs,
+    });
+  });
   try {
     const result = await c.download(song, {
       signal: ctx.signal,
@@ -181,6 +180,7 @@ export async function playCommand(
         playback?.start(i, true);
       },
       onData: async (payload) => {
+        received += payload.length;
         playback?.data(payload);
         await file?.write(payload);
       },

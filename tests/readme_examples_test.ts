@@ -110,7 +110,10 @@ Deno.test(
         const r = await runTask(clientArgs(line, server.port), user);
         assertEquals(r.code, 0, `${line}\n${r.stderr}`);
         if (line.endsWith("--list") || line.endsWith(" list")) {
-          assertMatch(r.stdout, /^#  Title +Length  Codec +Size\n1  01-morning-arpeggio\.mp3/);
+          assertMatch(
+            r.stdout,
+            /^# {2}Title +Length {2}Codec +Size\n1 {2}01-morning-arpeggio\.mp3/,
+          );
         }
         if (line.includes("--stats-json")) assertEquals(JSON.parse(r.stdout).lost, 0, r.stderr);
         if (line.includes("--sim-loss")) assertMatch(r.stderr, /observed {2}injected/);

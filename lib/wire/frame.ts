@@ -85,6 +85,10 @@ export const FrameType = {
    * echoes in the REQUEST before anything else is sent to that address.
    */
   CHALLENGE: 0x0e,
+  /** Relay overlay control on the TLS server link: JSON `{"msg": ...}` (PROTOCOL.md §9). */
+  RELAY: 0x10,
+  /** Relay: the server's Ed25519-signed hash list of the radio frames that follow (§9). */
+  RELAY_MANIFEST: 0x11,
 } as const;
 
 /** A message type number. */

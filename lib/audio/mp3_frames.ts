@@ -246,7 +246,16 @@ export class Mp3FrameSplitter {
     return this.#drain();
   }
 
-  #drain(): { frame: Mp3Frame; data: Uint8Array }[] {
+  /**
+   * Returns a frame that is whole in the buffer but not yet confirmed by a following header,
+   * without ending the stream: before a known gap (a lost packet) the frames before it are
+   * complete, and must be decoded before what comes after the gap.
+   */
+  flush(): { frame: Mp3Frame; data: Uint8Array }[] {
+    return this.#drain(true);
+  }
+
+  #drain(flush = false): { frame: Mp3Frame; data: Uint8Array }[] {
     const out: { frame: Mp3Frame; data: Uint8Array }[] = [];
     const b = this.#buf;
     let i = this.#start;
@@ -282,7 +291,7 @@ export class Mp3FrameSplitter {
       }
       const end = i + h.length;
       // Confirm the frame by the header that follows it (or the end / a trailing tag).
-      if (end + 4 > b.length && !this.#ended) break;
+      if (end + 4 > b.length && !this.#ended && !(flush && end === b.length)) break;
       let ok: boolean;
       if (end === b.length) ok = true;
       else if (end > b.length) ok = false;
@@ -360,4 +369,20 @@ export function scanMp3(bytes: Uint8Array): Mp3Scan | undefined {
     durationMs: totalSamples * 1000 / first.sampleRate,
     id3v2Bytes: s.id3v2Bytes,
   };
+}
+
+/**
+ * Samples per channel held by `payload`, a run of whole MP3 frames (a packet as
+ * lib/media/packetizer.ts cuts them): the sum of each frame's samples, stopping at the first
+ * byte that is not a frame header.
+ */
+export function mp3PayloadSamples(payload: Uint8Array): number {
+  let samples = 0;
+  for (let i = 0; i < payload.length;) {
+    const h = _parseHeader(payload, i);
+    if (!h || h.length <= 0) break;
+    samples += h.samples;
+    i += h.length;
+  }
+  return samples;
 }

@@ -38,6 +38,16 @@ export interface PushDecoder extends Disposable {
   readonly framesOut: number;
   /** Releases native state. Idempotent. */
   close(): void;
+  /**
+   * MP3: the input skips `samples` (per channel) of lost frames. The frames before the gap are
+   * decoded, then the decoder restarts empty, so frames after the gap whose bit reservoir
+   * reaches into the lost bytes are dropped (counted by {@linkcode takeDropped}) instead of
+   * being decoded from stale data into loud garbage. Returns how many of those samples are
+   * inside the output (the trimmed priming and padding are not).
+   */
+  lost?(samples: number): number;
+  /** MP3: samples dropped since the last call (frames undecodable after a gap). */
+  takeDropped?(): number;
 }
 
 /** Options of the push decoders. */
@@ -135,6 +145,39 @@ export class Mp3PushDecoder extends _PcmQueue implements PushDecoder {
     this.#decode(this.#split.push(bytes));
   }
 
+  /** After a gap: frames dropped because their reservoir was lost (until one decodes). */
+  #afterGap = false;
+  #dropped = 0;
+
+  /** See {@linkcode PushDecoder.lost}. */
+  lost(samples: number): number {
+    this.#check();
+    this.#decode(this.#split.flush());
+    this.#lib.ss_mp3_free(this.#dec);
+    this.#dec = this.#lib.ss_mp3_new();
+    this.#afterGap = true;
+    return this.#advance(Math.max(0, Math.round(samples)));
+  }
+
+  /** See {@linkcode PushDecoder.takeDropped}. */
+  takeDropped(): number {
+    const n = this.#dropped;
+    this.#dropped = 0;
+    return n;
+  }
+
+  /** Counts `n` samples that were not decoded; returns the part inside the trimmed output. */
+  #advance(n: number): number {
+    const spf = this.#split.tag?.frame.samples ?? 1152;
+    this.#trim ??= mp3Trim(this.#split.tag, spf);
+    const start = this.#decoded;
+    this.#decoded += n;
+    return Math.max(
+      0,
+      Math.min(start + n, this.#trim.endSample) - Math.max(start, this.#trim.trimStart),
+    );
+  }
+
   /** Ends the input; throws AudioDecodeError if the stream held no MPEG audio frame. */
   end(): void {
     this.#check();
@@ -150,15 +193,21 @@ export class Mp3PushDecoder extends _PcmQueue implements PushDecoder {
     if (this.#closed) throw new Error("Mp3PushDecoder is closed");
   }
 
-  #decode(frames: { data: Uint8Array }[]) {
+  #decode(frames: { frame: { samples: number }; data: Uint8Array }[]) {
     const lib = this.#lib, pcm = this.#pcm, info = this.#info;
-    for (const { data } of frames) {
+    for (const { frame, data } of frames) {
       if (!this.#trim) {
         const spf = this.#split.tag?.frame.samples ?? 1152;
         this.#trim = mp3Trim(this.#split.tag, spf);
       }
       const n = lib.ss_mp3_decode(this.#dec, data, data.length, pcm, info);
-      if (n <= 0) continue; // e.g. a frame whose bit reservoir we never saw
+      if (n <= 0) {
+        // A frame whose bit reservoir we never saw: at a stream's start it holds nothing
+        // (dropped as ffmpeg does); after a gap it stands for lost audio (concealed).
+        if (this.#afterGap) this.#dropped += this.#advance(frame.samples);
+        continue;
+      }
+      this.#afterGap = false;
       this.mpegFrames++;
       const ch = info[1]!;
       if (this.sampleRate === undefined) {

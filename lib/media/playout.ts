@@ -227,8 +227,11 @@ export class MediaPlayout implements Disposable {
   }
 
   /**
-   * Conceals a lost packet of `durationUs`: silence for PCM (at most `maxGapUs`, however long
-   * the sender's timestamps say the gap is); MP3 simply continues.
+   * Conceals a lost packet of `durationUs` (at most `maxGapUs`, however long the sender's
+   * timestamps say the gap is): Opus packet-loss concealment; for PCM and MP3 silence that
+   * fades out from the last sample and back in. MP3 frames after the gap whose bit reservoir
+   * was lost are concealed the same way ({@linkcode PushDecoder.lost}), so the output keeps
+   * the stream's length.
    */
   async gap(durationUs: number): Promise<void> {
     const s = this.#stream;
@@ -238,11 +241,23 @@ export class MediaPlayout implements Disposable {
       await this.#conceal(s, Math.round(us * OPUS_SAMPLE_RATE / 1e6 / OPUS_FRAME_SAMPLES));
       return;
     }
+    if (s.info.codec === "mp3" && s.decoder?.lost) {
+      const rate = s.decoder.sampleRate ?? s.info.sampleRate;
+      // The frames before the gap are decoded first (they were whole), then silence.
+      const frames = s.decoder.lost(Math.round(us * rate / 1e6));
+      await this.#drainDecoded(s);
+      await this.#silence(s, frames);
+      return;
+    }
     if (s.info.codec !== "pcm_s16le") return;
-    let frames = Math.round(us * s.info.sampleRate / 1e6);
+    await this.#silence(s, Math.round(us * s.info.sampleRate / 1e6));
+  }
+
+  /** Writes `frames` of concealment: a fade from the last sample played to 0, then silence. */
+  async #silence(s: ActiveStream, frames: number): Promise<void> {
     if (!(frames > 0)) return;
     this.framesConcealed += frames;
-    const ch = s.info.channels;
+    const ch = s.decoder?.channels ?? s.info.channels;
     // The first block falls from the last sample played to 0 (then silence); what follows
     // the gap fades in (see media()).
     const first = new Int16Array(Math.min(frames, 4096) * ch);
@@ -250,7 +265,8 @@ export class MediaPlayout implements Disposable {
     s.lastFrame = undefined;
     s.fadeInAt = 0;
     let block = first;
-    while (frames > 0 && this.#stream === s) {
+    // (Stops if another stream started meanwhile; a stream being finished is unset already.)
+    while (frames > 0 && (this.#stream === s || this.#stream === undefined)) {
       const n = Math.min(frames, 4096);
       await this.#write(s, block.subarray(0, n * ch));
       frames -= n;
@@ -301,7 +317,26 @@ export class MediaPlayout implements Disposable {
   }
 
   async #drain(s: ActiveStream): Promise<void> {
-    for (let pcm = s.decoder!.read(); pcm; pcm = s.decoder!.read()) await this.#write(s, pcm);
+    // Frames dropped after a gap come before what decoded after them.
+    const dropped = s.decoder!.takeDropped?.() ?? 0;
+    if (dropped > 0) await this.#silence(s, dropped);
+    await this.#drainDecoded(s);
+  }
+
+  /** Writes the decoder's PCM, fading in after a concealed gap and keeping the last frame. */
+  async #drainDecoded(s: ActiveStream): Promise<void> {
+    for (let pcm = s.decoder!.read(); pcm; pcm = s.decoder!.read()) {
+      const ch = s.decoder!.channels ?? s.info.channels;
+      const frames = Math.floor(pcm.length / ch);
+      if (frames === 0) continue;
+      if (s.fadeInAt !== undefined) {
+        const fade = pcmFadeFrames(s.decoder!.sampleRate ?? s.info.sampleRate);
+        s.fadeInAt = fadeIn(pcm, ch, s.fadeInAt, fade);
+        if (s.fadeInAt >= fade) s.fadeInAt = undefined;
+      }
+      s.lastFrame = pcm.slice((frames - 1) * ch, frames * ch);
+      await this.#write(s, pcm);
+    }
   }
 
   async #write(

@@ -12,6 +12,7 @@ import { escapePeerText } from "../cli/output.ts";
 import { MediaPlayout, type PcmWriter } from "../media/playout.ts";
 import type { PcmFormat } from "../media/pcm_convert.ts";
 import { opusFrameCount } from "../station/encoder.ts";
+import { mp3PayloadSamples } from "../audio/mp3_frames.ts";
 import { decodeDatagram, type Frame, FrameError, FrameType } from "../wire/frame.ts";
 import {
   encodeControl,
@@ -577,6 +578,8 @@ async function receiveStream(
   let current: { start: number; info: StreamInfo } | undefined;
   let lastEndUs: number | undefined;
   let lastPacketUs = 0;
+  /** Extended sequence number of the last packet played. */
+  let lastSeq = -1;
   let lastProgress = -Infinity;
   /** Radio: the first played packet's timestamp (progress counts the time listened). */
   let streamStartUs: number | undefined;
@@ -615,7 +618,8 @@ async function receiveStream(
         log.event("gap", { from: item.fromSeq, to: item.toSeq });
         const codec = current?.info.codec;
         if (
-          (codec === "pcm_s16le" || codec === "opus") && lastEndUs !== undefined &&
+          (codec === "pcm_s16le" || codec === "opus" || codec === "mp3") &&
+          lastEndUs !== undefined &&
           options.openOutput
         ) {
           // No more than the lost packets could have held, whatever the timestamps say.
@@ -623,7 +627,12 @@ async function receiveStream(
           if (
             !await stoppable(stop.signal, () =>
               playout.gap(
-                Math.min(Math.max(0, item.resumeTimestampUs - lastEndUs!), missing * lastPacketUs),
+                // Packets of one stream differ in length (MP3 frames per packet vary): allow
+                // twice the last one's per lost packet, not exactly it.
+                Math.min(
+                  Math.max(0, item.resumeTimestampUs - lastEndUs!),
+                  2 * missing * lastPacketUs,
+                ),
               ))
           ) continue;
         }
@@ -635,14 +644,27 @@ async function receiveStream(
       if (found !== current) {
         current = found;
         stats.song = escapePeerText(found.info.title);
+        // A song on demand starts at its start even when its first packets were lost: they
+        // are concealed (from timestamp 0), so the output keeps the song's length.
+        const headLost = request.op === "song" && p.timestampUs > 0 && lastEndUs === undefined;
         if (
           options.openOutput &&
           !await stoppable(
             stop.signal,
-            () => playout.startStream(found.info, (p.seq32 ?? p.seq) === found.start),
+            () =>
+              playout.startStream(
+                found.info,
+                request.op === "song" || (p.seq32 ?? p.seq) === found.start,
+              ),
           )
         ) continue;
+        if (headLost && options.openOutput) {
+          stats.concealed++;
+          log.event("gap", { from: 0, to: p.seq });
+          if (!await stoppable(stop.signal, () => playout.gap(p.timestampUs))) continue;
+        }
       }
+      lastSeq = p.seq;
       stats.played++;
       if (options.openOutput && !await stoppable(stop.signal, () => playout.media(p.payload))) {
         continue;
@@ -654,6 +676,10 @@ async function receiveStream(
       } else if (current.info.codec === "opus") {
         // The radio's Opus payloads: 20 ms frames (the count is the next gap's bound).
         lastPacketUs = opusFrameCount(p.payload) * (current.info.frameMs ?? 20) * 1000;
+        lastEndUs = p.timestampUs + lastPacketUs;
+      } else if (current.info.codec === "mp3") {
+        // Whole MP3 frames (lib/media/packetizer.ts): their samples give the packet's length.
+        lastPacketUs = mp3PayloadSamples(p.payload) * 1e6 / current.info.sampleRate;
         lastEndUs = p.timestampUs + lastPacketUs;
       } else {
         lastEndUs = p.timestampUs;
@@ -674,6 +700,14 @@ async function receiveStream(
       }
     }
     if (options.openOutput) {
+      // A song whose last packets were lost: END said how many were sent; conceal the rest
+      // (about one packet each; the playout caps a song at its announced length).
+      const tail = (stats.sentBySender ?? 0) - (lastSeq + 1);
+      if (request.op === "song" && ending === "end" && tail > 0 && lastPacketUs > 0) {
+        stats.concealed++;
+        log.event("gap", { from: lastSeq + 1, to: stats.sentBySender });
+        await stoppable(stop.signal, () => playout.gap(tail * lastPacketUs));
+      }
       if (!stop.signal.aborted) {
         await playout.finishStream();
         await output?.drain?.();

@@ -16,7 +16,6 @@ import { delay } from "@std/async/delay";
 import type { NowPlaying, StreamInfo } from "../wire/messages.ts";
 import type { Song } from "../songs/catalog.ts";
 import { CodecLibraryError, expectedOutputFrames } from "../codec/mod.ts";
-import { type PacketizedSong, packetizeSong } from "./packetizer.ts";
 import { samplesToUs, STATION_CHANNELS, STATION_RATE, StationClock } from "../station/clock.ts";
 import {
   type EncodedPacket,
@@ -85,15 +84,6 @@ export interface StationOptions {
    * @default {400}
    */
   joinBurstMs?: number;
-  /**
-   * The source feed: each MP3 song's own frames (as {@linkcode packetizeSong} cuts them), as
-   * `song` / `packet` events on the station's clock, for an output that relays MP3 bytes (the
-   * Icecast MP3 mount). Other songs get a `song` event only (their codec says why nothing
-   * follows).
-   */
-  onSource?: (event: StationEvent) => void;
-  /** Cuts an MP3 song for the source feed (a server passes its cache). @default {packetizeSong} */
-  packetize?: (song: Song) => Promise<PacketizedSong>;
 }
 
 interface Mark {
@@ -114,8 +104,6 @@ export class Station {
   /** Sample frames sent (end of the last packet). */
   #sentSamples = 0;
   #codec: RadioCodec;
-  #source: { due: number; event: StationEvent }[] = [];
-  #sourceSequence = 0;
   /** Songs started since the station began. */
   songsPlayed = 0;
   /** Encoder lookahead in samples (decoded audio lags timestamps by this), once running. */
@@ -241,7 +229,7 @@ export class Station {
       }
       if (signal.aborted) return false;
       const sequence = this.#sequence;
-      for (const mark of p.marks) await this.#songStart(mark, p.startSample, sequence);
+      for (const mark of p.marks) this.#songStart(mark, p.startSample, sequence);
       const event: StationEvent = {
         type: "packet",
         packet: {
@@ -255,12 +243,11 @@ export class Station {
       this.#sentSamples = p.startSample + p.samples;
       this.#remember(event);
       this.#emit(event);
-      this.#sendSource(this.#sentSamples);
     }
     return true;
   }
 
-  async #songStart(mark: Mark, startSample: number, sequence: number): Promise<void> {
+  #songStart(mark: Mark, startSample: number, sequence: number): void {
     mark.startSample = startSample;
     this.songsPlayed++;
     const event: StationEvent = {
@@ -272,62 +259,6 @@ export class Station {
     this.#current = { mark, event };
     this.#remember(event);
     this.#emit(event);
-    if (this.#options.onSource) await this.#queueSource(mark, startSample);
-  }
-
-  /** The source feed of a song: its own MP3 packets, due on the station clock. */
-  async #queueSource(mark: Mark, startSample: number): Promise<void> {
-    const song = mark.next.song;
-    this.#sendSource(Infinity); // what is left of the previous song goes out first
-    let packetized: PacketizedSong | undefined;
-    if (song.codec === "mp3") {
-      try {
-        packetized = await (this.#options.packetize?.(song) ??
-          packetizeSong(song, this.#options.maxPayload));
-      } catch (error) {
-        this.#options.onSkip?.(song, error as Error);
-      }
-    }
-    const info: StreamInfo = packetized ? { ...packetized.info, live: true } : {
-      title: song.title,
-      codec: song.codec,
-      sampleRate: song.sampleRate,
-      channels: song.channels,
-      durationMs: song.durationMs,
-      live: true,
-    };
-    delete info.packets;
-    const baseUs = samplesToUs(startSample);
-    this.#options.onSource!({
-      type: "song",
-      info,
-      nowPlaying: this.#nowPlaying(mark),
-      sequence: this.#sourceSequence,
-    });
-    for (const [i, p] of (packetized?.packets ?? []).entries()) {
-      this.#source.push({
-        due: startSample + Math.round(p.timestampUs * STATION_RATE / 1e6),
-        event: {
-          type: "packet",
-          packet: {
-            sequence: this.#sourceSequence,
-            timestampUs: baseUs + p.timestampUs,
-            songStart: i === 0,
-            payload: p.payload,
-          },
-        },
-      });
-      this.#sourceSequence = (this.#sourceSequence + 1) >>> 0;
-    }
-  }
-
-  #sendSource(untilSample: number): void {
-    let n = 0;
-    while (n < this.#source.length && this.#source[n]!.due < untilSample) {
-      this.#options.onSource?.(this.#source[n]!.event);
-      n++;
-    }
-    if (n > 0) this.#source.splice(0, n);
   }
 
   /** Keeps the last joinBurstMs of packets, and the song event they belong to. */

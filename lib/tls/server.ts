@@ -18,6 +18,7 @@ import { type AcceptStats, acceptTls } from "./acceptor.ts";
 import type { ServerTlsConn } from "./server_conn.ts";
 import { Session } from "./session.ts";
 import { SongHashes } from "./song_hashes.ts";
+import { RelayHub, type RelayHubOptions } from "../relay/hub.ts";
 
 /** The certificate or key given to the server cannot be used (exit status 1). */
 export class ServerIdentityError extends Error {
@@ -76,15 +77,12 @@ export interface TlsSongServerOptions {
   random?: () => number;
   /** Stops the server (clients get ERROR shutdown). */
   signal?: AbortSignal;
-  /**
-   * The station's source feed (each MP3 song's own frames on the station clock; other songs a
-   * `song` event only): what the Icecast source relays.
-   */
-  onStationEvent?: (event: StationEvent) => void;
   /** Radio codec (`opus` falls back to `pcm` without libopus). @default {"opus"} */
   radioCodec?: RadioCodec;
   /** Radio Opus bitrate in bit/s. @default {128000} */
   bitrate?: number;
+  /** Run the relay overlay (--relay-fanout; docs/PROTOCOL.md §9). @default {undefined} (off) */
+  relay?: Pick<RelayHubOptions, "fanout" | "windowMs" | "onOverlay">;
 }
 
 /** Counters for tests, benchmarks and logs. */
@@ -113,6 +111,8 @@ export class TlsSongServer implements AsyncDisposable {
     acceptErrors: 0,
     active: 0,
   };
+  /** The relay overlay, when started with `relay`. */
+  readonly relay: RelayHub | undefined;
   readonly #sessions = new Set<Session>();
   readonly #stop = new AbortController();
   readonly #log: EventLog;
@@ -158,7 +158,6 @@ export class TlsSongServer implements AsyncDisposable {
       current: () => this.station?.currentSong,
     });
     const radioMaxPayload = options.radioMaxPayload ?? 16 * 1024;
-    const onSource = options.onStationEvent;
     const station = new Station({
       maxPayload: radioMaxPayload,
       // At most 100 ms of audio per write (5 Opus frames; docs/PROTOCOL.md §4).
@@ -170,7 +169,6 @@ export class TlsSongServer implements AsyncDisposable {
       joinBurstMs: options.joinBurstMs,
       onSkip: (song, error) => log("song_skipped", { title: song.title, error: error.message }),
       onFallback: (reason) => log("radio_codec_fallback", { reason }),
-      ...(onSource ? { onSource } : {}),
     });
     this.station = station;
     station.subscribe((event) => {
@@ -179,17 +177,21 @@ export class TlsSongServer implements AsyncDisposable {
       }
     });
     const hashes = new SongHashes();
+    // Never 0: on TLS a non-zero stream id is what tells pushed radio frames from answers.
+    const stationId = 1 + Math.floor(Math.random() * 0xfffffffe);
+    const relay = options.relay && new RelayHub({ ...options.relay, station, stationId, log });
+    this.relay = relay;
     const ctx = {
       catalog,
       hashes,
       station,
       program: this.program,
-      // Never 0: on TLS a non-zero stream id is what tells pushed radio frames from answers.
-      stationId: 1 + Math.floor(Math.random() * 0xfffffffe),
+      stationId,
       radioMaxPayload,
       sendQueueBytes: options.sendQueueBytes ?? 1024 * 1024,
       frameCache: new WeakMap<StationEvent, Uint8Array[]>(),
       log,
+      ...(relay ? { relay } : {}),
     };
     log("listening", {
       hostname: this.addr.hostname,

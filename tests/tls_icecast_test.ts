@@ -166,3 +166,103 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "tls radio → Icecast MP3 (LAME): status-json shows each song's title; after Icecast " +
+    "restarts the source reconnects with the buffered audio",
+  ignore: !hasIcecast,
+  ...opts,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "soundsock-icecast-mp3-" });
+    const songs = await makeSongs({ "01-alpha.wav": [5, 22050, 1], "02-beta.wav": [5, 44100, 2] });
+    const port = freePort();
+    let icecast = await startIcecast(dir, port);
+    const stop = new AbortController();
+    const waitForMount = async () => {
+      for (let i = 0; i < 200; i++) {
+        try {
+          const mount = (await statusJson(port)).icestats.source;
+          if (mount) return mount;
+        } catch { /* not up yet */ }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error("the /radio.mp3 mount did not appear");
+    };
+    try {
+      const events: { event: string; fields: unknown }[] = [];
+      await using t = await startTestServer(songs, { random: () => 0 });
+      const source = new IcecastSource(
+        parseIcecastUrl(`http://source:hackme@127.0.0.1:${port}/radio.mp3`),
+        {
+          signal: stop.signal,
+          log: (event, fields) => events.push({ event, fields }),
+          backoff: { initialMs: 200, maxMs: 400, stableMs: 10_000 },
+        },
+      );
+      assertEquals(source.format, "mp3");
+      t.server.station.subscribe((e) => source.onStationEvent(e));
+      await waitForMount();
+      const res = await fetch(`http://127.0.0.1:${port}/radio.mp3`);
+      assertEquals(res.headers.get("content-type"), "audio/mpeg");
+      const reader = res.body!.getReader();
+      const chunks: Uint8Array[] = [];
+      const titles: string[] = [];
+      let poll = true;
+      const poller = (async () => {
+        while (poll) {
+          const title = (await statusJson(port)).icestats.source?.title;
+          if (title && titles.at(-1) !== title) titles.push(title);
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      })();
+      const start = performance.now();
+      while (performance.now() - start < 12_000) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+      }
+      await reader.cancel();
+      poll = false;
+      await poller;
+      // Both songs (5 s each) were named while the listener listened, in station order.
+      assert(titles.includes("01-alpha.wav") && titles.includes("02-beta.wav"), `${titles}`);
+      const file = join(dir, "got.mp3");
+      await Deno.writeFile(file, new Uint8Array(chunks.flatMap((c) => [...c])));
+      const probe = await new Deno.Command("ffprobe", {
+        args: ["-v", "error", "-show_entries", "stream=codec_name,sample_rate,channels"]
+          .concat(["-of", "csv=p=0", file]),
+      }).output();
+      assertEquals(new TextDecoder().decode(probe.stdout).trim(), "mp3,48000,2");
+      const decode = await new Deno.Command("ffmpeg", {
+        args: ["-v", "error", "-i", file, "-f", "s16le", "-"],
+      }).output();
+      assertEquals(new TextDecoder().decode(decode.stderr), "");
+      const decodedS = decode.stdout.length / 4 / 48000;
+      assert(decodedS >= 11, `only ${decodedS.toFixed(2)} s of audio decoded`);
+
+      // Icecast goes away for ~2 s: the source reconnects, and the audio made meanwhile waited
+      // in its buffer (10 s) instead of being thrown away.
+      icecast.kill("SIGTERM");
+      await icecast.status;
+      await new Promise((r) => setTimeout(r, 2000));
+      const again = join(dir, "again");
+      await Deno.mkdir(again);
+      icecast = await startIcecast(again, port);
+      await waitForMount();
+      for (let i = 0; i < 100 && source.connections < 2; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assertEquals(source.connections, 2, JSON.stringify(events.slice(-5)));
+      assertEquals(source.framesDropped, 0);
+      assert(events.some((e) => e.event === "icecast_error"), "the loss was noticed");
+    } finally {
+      stop.abort();
+      try {
+        icecast.kill("SIGTERM");
+      } catch { /* it exited */ }
+      await icecast.status;
+      await Deno.remove(songs, { recursive: true });
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});

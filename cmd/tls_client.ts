@@ -33,6 +33,7 @@ import {
   requestCommand,
 } from "../lib/tls/client_commands.ts";
 import { shellCommand } from "../lib/tls/client_shell.ts";
+import { relayRadioCommand } from "../lib/relay/radio_command.ts";
 
 /** Command-line declaration. */
 export const SPEC = {
@@ -77,6 +78,25 @@ export const SPEC = {
       path: true,
       description: "play: also save the song (only if its SHA-256 matches).",
     },
+    relay: {
+      type: "boolean",
+      description: "radio: join the server's relay overlay and pass the radio on to the " +
+        "listeners it assigns (the server needs --relay-fanout).",
+    },
+    "relay-port": {
+      type: "number",
+      default: 0,
+      min: 0,
+      max: 65535,
+      valueName: "PORT",
+      description: "radio --relay: port to accept assigned listeners on (0 = any free port).",
+    },
+    "relay-host": {
+      type: "string",
+      valueName: "ADDR",
+      description: "radio --relay: address to bind and to give the server for children " +
+        "(default: bind all, the server tells the address it sees).",
+    },
     ...AUDIO_OUTPUT_FLAGS,
     ...PLAY_TIME_FLAGS,
     timeout: {
@@ -96,6 +116,7 @@ export const SPEC = {
     ["deno task tls-client get nocturne /tmp/", "only save, into /tmp/"],
     ["deno task tls-client radio", "listen to the radio (Ctrl+C stops)"],
     ["deno task tls-client radio --seconds 30 -o radio.wav", "30 s of radio into a WAV file"],
+    ["deno task tls-client radio --relay --relay-port 9100", "listen and relay to others"],
     ["deno task tls-client request 3 && deno task tls-client queue", "request a song, see queue"],
     ["deno task tls-client shell", "a prompt with history: list, play, get, radio… (help inside)"],
     ["deno task tls-client list --server music.lan:8443 --pin 7647…", "trust one certificate"],
@@ -140,6 +161,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     );
   }
   expectArgs(command, rest, ...arity);
+  if (flags.relay && command !== "radio") throw new UsageError("--relay works with radio");
   if (flags.save !== undefined && command !== "play") {
     throw new UsageError("--save works with play (use get SONG FILE to only save)");
   }
@@ -191,7 +213,9 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
         save: resolveUserPath(rest[1] ?? "."),
       });
     case "radio":
-      return await radioCommand(ctx);
+      return flags.relay
+        ? await relayRadioCommand(ctx, { port: flags["relay-port"], host: flags["relay-host"] })
+        : await radioCommand(ctx);
     case "request":
       return await requestCommand(ctx, rest[0]!);
     case "queue":

@@ -103,6 +103,15 @@ export const SPEC = {
       description: "Also publish the radio (Ogg/Opus, titles, needs --radio-codec opus) to an " +
         "Icecast mount (http://source:PASSWORD@HOST:PORT/MOUNT).",
     },
+    "relay-fanout": {
+      type: "number",
+      min: 1,
+      max: 64,
+      valueName: "K",
+      description: "Relay overlay: stream only to K relaying listeners (tls-client radio " +
+        "--relay), each passes it on to up to K more (1: a chain); signed frames; prints who " +
+        "relays to whom at each change.",
+    },
     "ready-json": {
       type: "boolean",
       description: 'When listening, print {"event":"ready","host","port","songs"} on stdout.',
@@ -116,6 +125,7 @@ export const SPEC = {
       "deno task tls-server --icecast http://source:hackme@127.0.0.1:8000/radio.opus",
       "also feed the radio to Icecast",
     ],
+    ["deno task tls-server --relay-fanout 3", "listeners relay the radio (a tree, 3 per node)"],
   ],
   notes: [
     "Ready: once listening it prints 'tls-server listening on HOST:PORT (N songs)' on stderr " +
@@ -158,6 +168,12 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     bitrate: radio.bitrate,
     log,
     signal,
+    ...(flags["relay-fanout"] === undefined ? {} : {
+      relay: {
+        fanout: flags["relay-fanout"],
+        onOverlay: (lines: string[]) => out.info(lines.join("\n")),
+      },
+    }),
   });
   if (icecast) server.station.subscribe((event) => icecast.onStationEvent(event));
   const { hostname, port } = server.addr;

@@ -49,6 +49,8 @@ export interface SessionContext {
   frameCache: WeakMap<StationEvent, Uint8Array[]>;
   /** Records an event (the --log file). */
   log: (event: string, fields: EventFields) => void;
+  /** The relay overlay (tls-server --relay-fanout, lib/relay/hub.ts): gets RELAY frames. */
+  relay?: { onFrame(session: Session, frame: Frame): void; drop(session: Session): void };
 }
 
 /** Connection state the server's watchdog looks at. */
@@ -73,6 +75,8 @@ export class Session {
   state: SessionState = "open";
   /** A request is being served (a download in progress). */
   inRequest = false;
+  /** Joined the relay overlay (docs/PROTOCOL.md §9): counts as a radio listener. */
+  relayMember = false;
   #unsubscribe: (() => void) | undefined;
   readonly #abort = new AbortController();
   #closedResolve!: () => void;
@@ -98,7 +102,7 @@ export class Session {
 
   /** Whether this session listens to the radio. */
   get listening(): boolean {
-    return this.#unsubscribe !== undefined;
+    return this.#unsubscribe !== undefined || this.relayMember;
   }
 
   /** Refuses the client (server full) and closes. */
@@ -155,6 +159,7 @@ export class Session {
     const wasOpen = this.state === "open" || this.state === "closing";
     this.state = "closed";
     this.#stopRadio();
+    this.#ctx.relay?.drop(this);
     this.#abort.abort();
     this.queue.close();
     this.#conn.close(); // idempotent, never throws
@@ -182,6 +187,10 @@ export class Session {
         this.#log("bye", {});
         return false;
       case FrameType.HEARTBEAT:
+        return true;
+      case FrameType.RELAY:
+        if (this.#ctx.relay) this.#ctx.relay.onFrame(this, frame);
+        else this.#error("bad_request", "this server does not relay (no --relay-fanout)");
         return true;
       default:
         this.#error("bad_request", `a client does not send ${frameTypeName(frame.type)} frames`);

@@ -15,7 +15,8 @@ import { PEER_UNSAFE_CHARS } from "../cli/output.ts";
 export const MAX_FILE_NAME_BYTES = 255;
 
 /** Windows device names: reserved with any extension, in any case (`con.mp3`, `Com1.wav`). */
-const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)$/i;
+export const RESERVED_DEVICE_NAME: RegExp =
+  /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)$/i;
 
 // What peer text may not bring (controls, bidi overrides, line separators, lone surrogates:
 // lib/cli/output.ts), plus the characters Windows forbids and both separators.
@@ -37,7 +38,7 @@ export function safeFileName(name: string, fallback = "download"): string {
   s = s.replace(/^[.\s]+/u, "").replace(/[.\s]+$/u, "");
   if (s === "") return fallback === "" ? "download" : safeFileName(fallback, "download");
   const stem = s.split(".")[0]!.trimEnd();
-  if (RESERVED.test(stem)) s = `_${s}`;
+  if (RESERVED_DEVICE_NAME.test(stem)) s = `_${s}`;
   return truncateUtf8(s, MAX_FILE_NAME_BYTES);
 }
 

@@ -1,0 +1,536 @@
+/**
+ * `file-send receive`: listens with an ephemeral TLS certificate, checks the code, shows the
+ * offer, then receives into DIR — each file into `NAME.part` with a journal of verified
+ * chunks, renamed into place only when its hash matched.
+ *
+ * Flow after the code check (docs/PROTOCOL.md section 9):
+ *
+ *     sender → OFFER {entries}          receiver → ANSWER {accept, files: [{action, have}]}
+ *     sender → DATA × missing chunks, FILE_END {file, root, sha256}   (per file, in order)
+ *     receiver → FILE_OK {file, name}   …   sender → DONE   receiver → DONE {files}
+ *     either → ERROR {message} and closes, at any point.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { Buffer } from "node:buffer";
+import { extname, join } from "@std/path";
+import { delay } from "@std/async/delay";
+import { ConnectionClosed, DenoChannel, readFrame, readHeader } from "./channel.ts";
+import { createEphemeralCert } from "./cert.ts";
+import { generateCode, normalizeCode } from "./code.ts";
+import { IntegrityError, TransferError, TransferRefused, WrongCodeError } from "./errors.ts";
+import {
+  CHUNK_SIZE,
+  DATA_HEADER_SIZE,
+  decodeDataHeader,
+  FrameError,
+  FrameType,
+  jsonFrame,
+  parseJson,
+} from "./frames.ts";
+import { freeSpace } from "./free_space.ts";
+import { receiverHandshake } from "./handshake.ts";
+import { PartialFile } from "./journal.ts";
+import type { Offer, OfferEntry } from "./manifest.ts";
+import { checkOfferedName, resolveInside, UnsafeNameError } from "./names.ts";
+
+/** Default TCP port of `file-send receive`. */
+export const DEFAULT_FILE_SEND_PORT = 9009;
+
+/** What to do when a file of the same name exists. */
+export type OnExists = "rename" | "overwrite" | "skip" | "ask";
+
+/** Options for {@linkcode receiveFiles}. */
+export interface ReceiveOptions {
+  /** Where files go. */
+  dir: string;
+  /** Listen address. @default {"0.0.0.0"} */
+  hostname?: string;
+  /** Listen port (0: any free one). @default {9009} */
+  port?: number;
+  /** The code; a random three-word code when left out. */
+  code?: string;
+  /** @default {"rename"} */
+  onExists?: OnExists;
+  /** Refuse offers larger than this many bytes. */
+  maxSize?: number;
+  /** End after the first connection whatever its outcome (else wrong codes and dropped
+   * connections are survived until a transfer completes). @default {false} */
+  once?: boolean;
+  /** Wrong codes after which the code is burned. @default {5} */
+  maxFailures?: number;
+  /** Time for the TLS handshake and each control message. @default {10000} */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Called once listening. */
+  onListening?: (info: { hostname: string; port: number; code: string }) => void;
+  /** Asked (after the code matched) whether to accept; accept when absent. */
+  confirmOffer?: (offer: Offer, from: string) => Promise<boolean>;
+  /** With onExists "ask": what to do with an existing file (rename when absent). */
+  askExisting?: (path: string) => Promise<"rename" | "overwrite" | "skip">;
+  /** Bytes present of the accepted files (verified chunks, kept or new), of `total`. */
+  onProgress?: (done: number, total: number) => void;
+  /** Events for the log and the user: wrong_code, connection_lost, refused… */
+  onEvent?: (event: string, fields: Record<string, unknown>) => void;
+}
+
+/** One file of a completed receive. */
+export interface ReceivedFile {
+  /** Offered path. */
+  path: string;
+  /** Where it was saved (relative to DIR), or null when skipped. */
+  savedAs: string | null;
+  bytes: number;
+  /** Whole-file SHA-256 (hex) when both sides streamed it all in this session, else null. */
+  sha256: string | null;
+  /** SHA-256 over the chunk hashes (the manifest root). */
+  root: string;
+  /** Bytes that came over the network this session. */
+  received: number;
+}
+
+/** The result of {@linkcode receiveFiles}. */
+export interface ReceiveSummary {
+  from: string;
+  files: ReceivedFile[];
+  /** Bytes received over the network. */
+  bytes: number;
+  seconds: number;
+}
+
+/** Payload of a file's plan in the ANSWER. */
+interface FilePlan {
+  action: "send" | "skip";
+  /** Chunks already verified: [index, sha256 hex]. */
+  have: [number, string][];
+}
+
+/**
+ * Receives one transfer. Resolves with its summary; rejects on a refused offer, an
+ * integrity failure, a burned code, or (with `once`) any failed attempt.
+ */
+export async function receiveFiles(options: ReceiveOptions): Promise<ReceiveSummary> {
+  const dir = await Deno.realPath(options.dir).catch((cause) => {
+    throw new TransferError(`Cannot receive into ${options.dir}: ${cause.message}`);
+  });
+  await checkWritable(dir);
+  const code = options.code ? normalizeCode(options.code) : generateCode();
+  const { key, cert, fingerprint } = await createEphemeralCert();
+  const hostname = options.hostname ?? "0.0.0.0";
+  const listener = Deno.listenTls({
+    hostname,
+    port: options.port ?? DEFAULT_FILE_SEND_PORT,
+    key,
+    cert,
+  });
+  const signal = options.signal;
+  const stop = () => {
+    try {
+      listener.close();
+    } catch {
+      // closed
+    }
+  };
+  signal?.addEventListener("abort", stop, { once: true });
+  options.onListening?.({ hostname, port: listener.addr.port, code });
+  const failuresByIp = new Map<string, number>();
+  let failures = 0;
+  const maxFailures = options.maxFailures ?? 5;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  try {
+    for (;;) {
+      let conn: Deno.TlsConn;
+      try {
+        conn = await listener.accept();
+      } catch (cause) {
+        if (signal?.aborted) throw new TransferError("stopped", { cause });
+        throw cause;
+      }
+      const ip = conn.remoteAddr.hostname;
+      const from = `${ip}:${conn.remoteAddr.port}`;
+      const channel = new DenoChannel(conn);
+      try {
+        const handshake = conn.handshake();
+        const timer = delay(timeoutMs).then(() => {
+          throw new TransferError(`no TLS handshake from ${from} within ${timeoutMs} ms`);
+        });
+        await Promise.race([handshake, timer]);
+        await receiverHandshake(channel, code, fingerprint, async () => {
+          // Repeated wrong codes from one address wait longer each time (1, 2, 4… s, ≤ 16 s).
+          const n = failuresByIp.get(ip) ?? 0;
+          if (n > 0) await delay(Math.min(16_000, 1000 * 2 ** (n - 1)), { signal });
+        });
+        const summary = await session(channel, dir, from, options);
+        return summary;
+      } catch (error) {
+        channel.close();
+        if (error instanceof WrongCodeError) {
+          failures++;
+          failuresByIp.set(ip, (failuresByIp.get(ip) ?? 0) + 1);
+          options.onEvent?.("wrong_code", { from, failures, maxFailures });
+          if (failures >= maxFailures) {
+            throw new TransferError(
+              `the code was burned after ${failures} wrong attempts; start receive again for a ` +
+                "new code",
+            );
+          }
+          if (options.once) throw error;
+          continue;
+        }
+        if (error instanceof ConnectionClosed || error instanceof FrameError) {
+          options.onEvent?.("connection_lost", { from, error: error.message });
+          if (options.once) throw new TransferError(`${from}: ${error.message}`);
+          continue;
+        }
+        if (
+          error instanceof TransferError && !(error instanceof TransferRefused) &&
+          !(error instanceof IntegrityError) && !options.once && /handshake/.test(error.message)
+        ) {
+          options.onEvent?.("connection_lost", { from, error: error.message });
+          continue;
+        }
+        throw error;
+      }
+    }
+  } finally {
+    signal?.removeEventListener("abort", stop);
+    stop();
+  }
+}
+
+async function checkWritable(dir: string): Promise<void> {
+  const probe = join(dir, `.file-send-probe-${crypto.randomUUID()}`);
+  try {
+    await Deno.writeFile(probe, new Uint8Array(), { createNew: true });
+    await Deno.remove(probe);
+  } catch (cause) {
+    throw new TransferError(`Cannot write into ${dir}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** Reads and checks the offer. */
+function parseOffer(payload: Uint8Array): Offer {
+  const value = parseJson(payload);
+  if (!Array.isArray(value.entries)) throw new FrameError("Cannot decode offer: no entries");
+  const entries: OfferEntry[] = [];
+  let totalBytes = 0;
+  for (const raw of value.entries as unknown[]) {
+    const e = raw as Record<string, unknown>;
+    checkOfferedName(e.path);
+    const type = e.type === "dir" ? "dir" : e.type === "file" ? "file" : undefined;
+    const size = Number(e.size);
+    if (!type || !Number.isSafeInteger(size) || size < 0) {
+      throw new FrameError(`Cannot decode offer: bad entry ${JSON.stringify(e.path)}`);
+    }
+    const mode = Number.isInteger(e.mode) ? (e.mode as number) & 0o777 : 0o644;
+    const mtimeMs = Number.isFinite(e.mtimeMs) ? (e.mtimeMs as number) : Date.now();
+    entries.push({ path: e.path as string, type, size: type === "dir" ? 0 : size, mode, mtimeMs });
+    totalBytes += type === "dir" ? 0 : size;
+  }
+  return { entries, totalBytes };
+}
+
+/** A name not taken yet: `name (1).ext`, `name (2).ext`… */
+async function freeName(path: string): Promise<string> {
+  const ext = extname(path);
+  const stem = path.slice(0, path.length - ext.length);
+  for (let n = 0;; n++) {
+    const candidate = n === 0 ? path : `${stem} (${n})${ext}`;
+    try {
+      await Deno.lstat(candidate);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return candidate;
+      throw error;
+    }
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface FileState {
+  entry: OfferEntry;
+  index: number;
+  target: string;
+  policy: "rename" | "overwrite";
+  partial: PartialFile;
+  flat: ReturnType<typeof createHash> | null;
+  nextFlat: number;
+  received: number;
+}
+
+async function session(
+  channel: DenoChannel,
+  dir: string,
+  from: string,
+  options: ReceiveOptions,
+): Promise<ReceiveSummary> {
+  const started = performance.now();
+  const offerFrame = await readFrame(channel);
+  if (offerFrame.type !== FrameType.OFFER) throw new FrameError("Cannot decode: expected OFFER");
+  const refuse = async (message: string): Promise<never> => {
+    await channel.write(jsonFrame(FrameType.ANSWER, { accept: false, reason: message }))
+      .catch(() => {});
+    options.onEvent?.("refused", { from, reason: message });
+    throw new TransferRefused(message);
+  };
+  let offer: Offer;
+  try {
+    offer = parseOffer(offerFrame.payload);
+  } catch (error) {
+    if (error instanceof UnsafeNameError) {
+      return await refuse(`refused an unsafe name: ${error.message}`);
+    }
+    throw error;
+  }
+  if (options.maxSize !== undefined && offer.totalBytes > options.maxSize) {
+    return await refuse(
+      `the offer is ${offer.totalBytes} bytes, more than --max-size ${options.maxSize}`,
+    );
+  }
+  if (options.confirmOffer && !(await options.confirmOffer(offer, from))) {
+    return await refuse("the receiver declined");
+  }
+  // Plan: check every name against DIR (links on the way refuse the offer), find partial files.
+  const plans: FilePlan[] = [];
+  const states = new Map<number, FileState>();
+  let missing = 0;
+  let present = 0;
+  try {
+    for (const [index, entry] of offer.entries.entries()) {
+      const segments = checkOfferedName(entry.path);
+      const target = await resolveInside(dir, segments, { mkdir: false });
+      if (entry.type === "dir") {
+        plans.push({ action: "skip", have: [] });
+        continue;
+      }
+      let policy: "rename" | "overwrite" | "skip" = options.onExists === "ask"
+        ? "rename"
+        : options.onExists ?? "rename";
+      if (await exists(target)) {
+        if (options.onExists === "ask") {
+          policy = await options.askExisting?.(entry.path) ?? "rename";
+        }
+        if (policy === "skip") {
+          plans.push({ action: "skip", have: [] });
+          continue;
+        }
+        const info = await Deno.lstat(target);
+        if (!info.isFile) {
+          throw new UnsafeNameError(`${JSON.stringify(entry.path)} is a folder here`);
+        }
+      }
+      await resolveInside(dir, segments, { mkdir: true });
+      const partial = await PartialFile.open(target, { size: entry.size, mtimeMs: entry.mtimeMs });
+      const chunks = Math.max(1, Math.ceil(entry.size / CHUNK_SIZE));
+      const have = [...partial.have.entries()].filter(([i]) => i < chunks);
+      const haveBytes = have.reduce((n, [i]) => n + chunkLength(entry.size, i), 0);
+      present += haveBytes;
+      missing += entry.size - haveBytes;
+      plans.push({ action: "send", have });
+      states.set(index, {
+        entry,
+        index,
+        target,
+        policy: policy === "overwrite" ? "overwrite" : "rename",
+        partial,
+        flat: have.length === 0 ? createHash("sha256") : null,
+        nextFlat: 0,
+        received: 0,
+      });
+    }
+  } catch (error) {
+    for (const s of states.values()) s.partial.close();
+    if (error instanceof UnsafeNameError) return await refuse(`refused: ${error.message}`);
+    throw error;
+  }
+  const free = await freeSpace(dir);
+  if (free !== undefined && free < missing) {
+    for (const s of states.values()) s.partial.close();
+    return await refuse(`not enough free space in ${dir}: ${missing} bytes needed, ${free} free`);
+  }
+  for (const entry of offer.entries) {
+    // Creates the folder itself (and its parents), checked like any path.
+    if (entry.type === "dir") {
+      await resolveInside(dir, [...checkOfferedName(entry.path), "-"], { mkdir: true });
+    }
+  }
+  await channel.write(jsonFrame(FrameType.ANSWER, { accept: true, files: plans }));
+  options.onEvent?.("accepted", { from, files: offer.entries.length, bytes: offer.totalBytes });
+  const total = present + missing;
+  let done = present;
+  options.onProgress?.(done, total);
+  const files: ReceivedFile[] = [];
+  for (const [index, entry] of offer.entries.entries()) {
+    if (entry.type === "file" && plans[index]!.action === "skip") {
+      files.push({
+        path: entry.path,
+        savedAs: null,
+        bytes: entry.size,
+        sha256: null,
+        root: "",
+        received: 0,
+      });
+    }
+  }
+  const buffers = [new Uint8Array(CHUNK_SIZE), new Uint8Array(CHUNK_SIZE)];
+  let turn = 0;
+  let pending: Promise<void> = Promise.resolve();
+  let bytes = 0;
+  try {
+    for (;;) {
+      const header = await readHeader(channel);
+      if (header.type === FrameType.DATA) {
+        const head = new Uint8Array(DATA_HEADER_SIZE);
+        await channel.readInto(head);
+        const data = decodeDataHeader(head);
+        const state = states.get(data.file);
+        const length = header.length - DATA_HEADER_SIZE;
+        if (
+          !state || data.chunk * CHUNK_SIZE >= Math.max(state.entry.size, 1) ||
+          length !== chunkLength(state.entry.size, data.chunk) || state.partial.have.has(data.chunk)
+        ) {
+          throw new FrameError(`Cannot decode frame: unexpected chunk ${data.file}/${data.chunk}`);
+        }
+        const buffer = buffers[turn]!.subarray(0, length);
+        turn ^= 1;
+        await channel.readInto(buffer);
+        const digest = createHash("sha256").update(buffer).digest();
+        if (!digest.equals(data.sha256)) {
+          await pending;
+          await state.partial.discard();
+          throw new IntegrityError(
+            `${state.entry.path}: chunk ${data.chunk} does not match its SHA-256; the partial ` +
+              "file was deleted",
+          );
+        }
+        if (state.flat && data.chunk === state.nextFlat) {
+          state.flat.update(buffer);
+          state.nextFlat++;
+        } else state.flat = null;
+        // One write in flight: the next chunk is read from the network meanwhile.
+        await pending;
+        const hex = digest.toString("hex");
+        pending = state.partial.writeChunk(data.chunk, buffer, hex);
+        bytes += length;
+        state.received += length;
+        done += length;
+        options.onProgress?.(done, total);
+        continue;
+      }
+      const payload = new Uint8Array(header.length);
+      await channel.readInto(payload);
+      if (header.type === FrameType.FILE_END) {
+        await pending;
+        const end = parseJson(payload);
+        const state = states.get(Number(end.file));
+        if (!state) throw new FrameError("Cannot decode: FILE_END for an unknown file");
+        files.push(await finishFile(state, end, dir));
+        states.delete(state.index);
+        await channel.write(
+          jsonFrame(FrameType.FILE_OK, { file: state.index, name: files.at(-1)!.savedAs }),
+        );
+        continue;
+      }
+      if (header.type === FrameType.DONE) {
+        await pending;
+        if (states.size > 0) {
+          throw new TransferError(
+            `the sender ended before sending ${[...states.values()][0]!.entry.path}`,
+          );
+        }
+        await applyFolderAttributes(dir, offer);
+        await channel.write(jsonFrame(FrameType.DONE, { files: files.length }));
+        channel.close();
+        const seconds = (performance.now() - started) / 1000;
+        return { from, files, bytes, seconds };
+      }
+      if (header.type === FrameType.ERROR) {
+        throw new ConnectionClosed(`the sender stopped: ${String(parseJson(payload).message)}`);
+      }
+      throw new FrameError(`Cannot decode: unexpected frame type ${header.type}`);
+    }
+  } catch (error) {
+    await pending.catch(() => {});
+    for (const s of states.values()) s.partial.close();
+    if (error instanceof IntegrityError || error instanceof TransferRefused) {
+      await channel.write(jsonFrame(FrameType.ERROR, { message: error.message })).catch(() => {});
+    }
+    throw error;
+  }
+}
+
+function chunkLength(size: number, index: number): number {
+  return Math.max(0, Math.min(CHUNK_SIZE, size - index * CHUNK_SIZE));
+}
+
+/** Checks a file's root (and whole-file hash), then renames it into place. */
+async function finishFile(
+  state: FileState,
+  end: Record<string, unknown>,
+  dir: string,
+): Promise<ReceivedFile> {
+  const { entry, partial } = state;
+  const chunks = Math.max(1, Math.ceil(entry.size / CHUNK_SIZE));
+  const root = createHash("sha256");
+  for (let i = 0; i < chunks; i++) {
+    const hex = partial.have.get(i);
+    if (hex === undefined) {
+      if (entry.size === 0 && i === 0) {
+        root.update(createHash("sha256").digest());
+        continue;
+      }
+      await partial.discard();
+      throw new IntegrityError(
+        `${entry.path}: chunk ${i} never arrived; the partial file was deleted`,
+      );
+    }
+    root.update(Buffer.from(hex, "hex"));
+  }
+  const rootHex = root.digest("hex");
+  const sha256 = state.flat && state.nextFlat === Math.ceil(entry.size / CHUNK_SIZE)
+    ? state.flat.digest("hex")
+    : null;
+  const theirSha = typeof end.sha256 === "string" ? end.sha256 : null;
+  if (rootHex !== end.root || (sha256 && theirSha && sha256 !== theirSha)) {
+    await partial.discard();
+    throw new IntegrityError(
+      `${entry.path}: the file's SHA-256 does not match the sender's; the partial file was deleted`,
+    );
+  }
+  await partial.finish();
+  await Deno.chmod(partial.partPath, entry.mode & 0o777).catch(() => {});
+  const mtime = new Date(entry.mtimeMs);
+  await Deno.utime(partial.partPath, mtime, mtime).catch(() => {});
+  const target = state.policy === "overwrite" ? state.target : await freeName(state.target);
+  await Deno.rename(partial.partPath, target);
+  await Deno.remove(partial.journalPath).catch(() => {});
+  const savedAs = target.slice(dir.length + 1);
+  return {
+    path: entry.path,
+    savedAs,
+    bytes: entry.size,
+    sha256: sha256 ?? theirSha,
+    root: rootHex,
+    received: state.received,
+  };
+}
+
+/** Folder modes and mtimes, deepest first (after their files were written). */
+async function applyFolderAttributes(dir: string, offer: Offer): Promise<void> {
+  const folders = offer.entries.filter((e) => e.type === "dir").reverse();
+  for (const folder of folders) {
+    const path = join(dir, ...folder.path.split("/"));
+    await Deno.chmod(path, (folder.mode & 0o777) | 0o700).catch(() => {});
+    const mtime = new Date(folder.mtimeMs);
+    await Deno.utime(path, mtime, mtime).catch(() => {});
+  }
+}

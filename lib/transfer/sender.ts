@@ -1,0 +1,330 @@
+/**
+ * `file-send send`: connects to a receiver over TLS (accepting its unknown certificate, whose
+ * fingerprint the code check binds), checks the code, offers the files, and streams the
+ * chunks the receiver does not have yet — each read in one 4 MiB block while the previous
+ * one is on the wire, hashed as it goes (chunk SHA-256, the manifest root, and the whole
+ * file's SHA-256 when it is sent from its first byte).
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import tls from "node:tls";
+import { type Channel, ConnectionClosed, NodeChannel, readFrame } from "./channel.ts";
+import { certFingerprint } from "./cert.ts";
+import { normalizeCode } from "./code.ts";
+import { IntegrityError, TransferError, TransferRefused } from "./errors.ts";
+import {
+  CHUNK_SIZE,
+  DATA_HEADER_SIZE,
+  encodeDataHeader,
+  FrameError,
+  FrameType,
+  HEADER_SIZE,
+  jsonFrame,
+  parseJson,
+} from "./frames.ts";
+import { senderHandshake } from "./handshake.ts";
+import { buildOffer, type LocalOffer, type Offer } from "./manifest.ts";
+
+const FRAME_OFFSET = HEADER_SIZE + DATA_HEADER_SIZE;
+
+/** Options for {@linkcode sendFiles} and {@linkcode connectToReceiver}. */
+export interface SendOptions {
+  /** The receiver's code. */
+  code: string;
+  /** Time to connect and for each answer. @default {10000} */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Called with the offer before connecting (what will be sent). */
+  onOffer?: (offer: LocalOffer) => void;
+  /** Bytes present at the receiver (kept + sent), of `total`. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** One file of a completed send. */
+export interface SentFile {
+  path: string;
+  /** Where the receiver saved it (relative to its DIR), or null when it skipped it. */
+  savedAs: string | null;
+  bytes: number;
+  /** Whole-file SHA-256 when sent from its first byte in this session. */
+  sha256: string | null;
+  root: string;
+  /** Bytes of it sent this session. */
+  sent: number;
+}
+
+/** The result of {@linkcode sendFiles}. */
+export interface SendSummary {
+  files: SentFile[];
+  /** Bytes of file content sent this session. */
+  bytes: number;
+  /** Total size of the files offered. */
+  totalBytes: number;
+  seconds: number;
+  skippedLinks: string[];
+}
+
+/** An authenticated connection to a receiver (after the code check). */
+export interface ReceiverConnection {
+  channel: Channel;
+  close(): void;
+}
+
+/**
+ * Connects over TLS and runs the code check.
+ *
+ * @throws {WrongCodeError} when the code does not match (or a relay is in the middle).
+ */
+export async function connectToReceiver(
+  hostname: string,
+  port: number,
+  options: SendOptions,
+): Promise<ReceiverConnection> {
+  const code = normalizeCode(options.code);
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
+    const s = tls.connect({
+      host: hostname,
+      port,
+      servername: "file-send",
+      // No CA can vouch for an ephemeral certificate: its fingerprint goes into the code check.
+      rejectUnauthorized: false,
+      minVersion: "TLSv1.2",
+    });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new TransferError(`no answer from ${hostname}:${port} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    s.once("secureConnect", () => {
+      clearTimeout(timer);
+      // A chunk's 45-byte header goes out just before its 4 MiB: without this, Nagle's
+      // algorithm and the peer's delayed ACK stall every chunk by ~40 ms.
+      s.setNoDelay(true);
+      resolve(s);
+    });
+    s.once("error", (error: Error) => {
+      clearTimeout(timer);
+      reject(new TransferError(`Cannot connect to ${hostname}:${port}: ${error.message}`));
+    });
+  });
+  const raw = socket.getPeerCertificate()?.raw;
+  if (!raw) {
+    socket.destroy();
+    throw new TransferError("the receiver sent no certificate");
+  }
+  const channel = new NodeChannel(socket);
+  const abort = () => channel.close();
+  options.signal?.addEventListener("abort", abort, { once: true });
+  try {
+    await withTimeout(
+      senderHandshake(channel, code, certFingerprint(new Uint8Array(raw))),
+      timeoutMs,
+    );
+  } catch (error) {
+    channel.close();
+    throw error;
+  }
+  return {
+    channel,
+    close: () => {
+      options.signal?.removeEventListener("abort", abort);
+      channel.close();
+    },
+  };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TransferError(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Sends `paths` (files and folders) to the receiver at `hostname:port`. */
+export async function sendFiles(
+  paths: string[],
+  hostname: string,
+  port: number,
+  options: SendOptions,
+): Promise<SendSummary> {
+  const offer = await buildOffer(paths);
+  options.onOffer?.(offer);
+  const started = performance.now();
+  const connection = await connectToReceiver(hostname, port, options);
+  try {
+    return await sendOffer(connection.channel, offer, options, started);
+  } catch (error) {
+    if (options.signal?.aborted) throw new TransferError("interrupted", { cause: error });
+    throw error;
+  } finally {
+    connection.close();
+  }
+}
+
+/** The protocol after the code check: offer, answer, chunks, results. */
+export async function sendOffer(
+  channel: Channel,
+  offer: LocalOffer,
+  options: SendOptions,
+  started = performance.now(),
+): Promise<SendSummary> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const wire: Offer = { entries: offer.entries, totalBytes: offer.totalBytes };
+  await channel.write(jsonFrame(FrameType.OFFER, wire));
+  // The receiver may be asking its user: no timeout on the answer beyond the signal.
+  const answerFrame = await readFrame(channel);
+  if (answerFrame.type === FrameType.ERROR) {
+    throw new TransferError(`the receiver: ${String(parseJson(answerFrame.payload).message)}`);
+  }
+  if (answerFrame.type !== FrameType.ANSWER) throw new FrameError("Cannot decode: expected ANSWER");
+  const answer = parseJson(answerFrame.payload);
+  if (answer.accept !== true) {
+    throw new TransferRefused(`the receiver refused: ${String(answer.reason ?? "no reason")}`);
+  }
+  const plans = answer.files as { action: string; have: [number, string][] }[];
+  if (!Array.isArray(plans) || plans.length !== offer.entries.length) {
+    throw new FrameError("Cannot decode: the answer does not match the offer");
+  }
+  // Results come back while chunks go out: read them concurrently.
+  const saved = new Map<number, string | null>();
+  let receiverError: Error | undefined;
+  let doneResolve = () => {};
+  const doneReceived = new Promise<void>((r) => doneResolve = r);
+  const reader = (async () => {
+    for (;;) {
+      const frame = await readFrame(channel);
+      if (frame.type === FrameType.FILE_OK) {
+        const ok = parseJson(frame.payload);
+        saved.set(Number(ok.file), typeof ok.name === "string" ? ok.name : null);
+      } else if (frame.type === FrameType.DONE) {
+        doneResolve();
+        return;
+      } else if (frame.type === FrameType.ERROR) {
+        const message = String(parseJson(frame.payload).message);
+        receiverError = /SHA-256|never arrived/.test(message)
+          ? new IntegrityError(`the receiver: ${message}`)
+          : new TransferError(`the receiver: ${message}`);
+        channel.close();
+        return;
+      } else throw new FrameError(`Cannot decode: unexpected frame type ${frame.type}`);
+    }
+  })().catch((error) => {
+    receiverError ??= error;
+  });
+  let total = 0;
+  let done = 0;
+  for (const [i, entry] of offer.entries.entries()) {
+    if (entry.type !== "file" || plans[i]!.action !== "send") continue;
+    total += entry.size;
+    for (const [c] of plans[i]!.have) done += Math.min(CHUNK_SIZE, entry.size - c * CHUNK_SIZE);
+  }
+  options.onProgress?.(done, total);
+  const files: SentFile[] = [];
+  let bytes = 0;
+  // Each buffer is a whole DATA frame: the file is read in behind the 45-byte header, so a
+  // chunk leaves in one write (a separate small write measured 4× slower here).
+  const buffers = Array.from({ length: 2 }, () => new Uint8Array(FRAME_OFFSET + CHUNK_SIZE));
+  const inFlight: Promise<unknown>[] = buffers.map(() => Promise.resolve());
+  let turn = 0;
+  try {
+    for (const [index, entry] of offer.entries.entries()) {
+      const plan = plans[index]!;
+      if (entry.type !== "file") continue;
+      if (plan.action !== "send") {
+        files.push({
+          path: entry.path,
+          savedAs: null,
+          bytes: entry.size,
+          sha256: null,
+          root: "",
+          sent: 0,
+        });
+        continue;
+      }
+      const have = new Map(plan.have.map(([c, h]) => [Number(c), String(h)]));
+      const chunks = Math.max(1, Math.ceil(entry.size / CHUNK_SIZE));
+      const flat = have.size === 0 ? createHash("sha256") : null;
+      const root = createHash("sha256");
+      let sent = 0;
+      using file = await Deno.open(offer.sources[index]!, { read: true });
+      let position = 0;
+      for (let c = 0; c < chunks; c++) {
+        const known = have.get(c);
+        const length = Math.max(0, Math.min(CHUNK_SIZE, entry.size - c * CHUNK_SIZE));
+        if (known !== undefined && /^[0-9a-f]{64}$/.test(known)) {
+          root.update(Buffer.from(known, "hex"));
+          continue;
+        }
+        if (receiverError) throw receiverError;
+        // Reuse this buffer only once the transport took its previous chunk.
+        await inFlight[turn];
+        const frame = buffers[turn]!.subarray(0, FRAME_OFFSET + length);
+        const buffer = frame.subarray(FRAME_OFFSET);
+        const offset = c * CHUNK_SIZE;
+        if (offset !== position) await file.seek(offset, Deno.SeekMode.Start);
+        await readFull(file, buffer, entry.path);
+        position = offset + length;
+        const digest = createHash("sha256").update(buffer).digest();
+        root.update(digest);
+        flat?.update(buffer);
+        if (entry.size === 0) break;
+        frame.set(encodeDataHeader({ file: index, chunk: c, sha256: digest }, length));
+        const write = channel.write(frame);
+        write.catch(() => {}); // awaited before the buffer's reuse; a failure surfaces there
+        inFlight[turn] = write;
+        turn = (turn + 1) % buffers.length;
+        sent += length;
+        bytes += length;
+        done += length;
+        options.onProgress?.(done, total);
+      }
+      const rootHex = root.digest("hex");
+      const sha256 = flat ? flat.digest("hex") : null;
+      await channel.write(jsonFrame(FrameType.FILE_END, { file: index, root: rootHex, sha256 }));
+      files.push({
+        path: entry.path,
+        savedAs: null,
+        bytes: entry.size,
+        sha256,
+        root: rootHex,
+        sent,
+      });
+      (files.at(-1) as SentFile & { index?: number }).index = index;
+    }
+    await Promise.all(inFlight);
+    await channel.write(jsonFrame(FrameType.DONE, {}));
+    await withTimeout(Promise.race([doneReceived, reader.then(() => doneReceived)]), timeoutMs * 6);
+  } catch (error) {
+    await reader;
+    if (receiverError) throw receiverError;
+    if (error instanceof ConnectionClosed) {
+      throw new TransferError(`the connection to the receiver was lost: ${error.message}`);
+    }
+    throw error;
+  }
+  if (receiverError) throw receiverError;
+  for (const f of files as (SentFile & { index?: number })[]) {
+    if (f.index !== undefined) f.savedAs = saved.get(f.index) ?? null;
+    delete f.index;
+  }
+  return {
+    files,
+    bytes,
+    totalBytes: offer.totalBytes,
+    seconds: (performance.now() - started) / 1000,
+    skippedLinks: offer.skippedLinks,
+  };
+}
+
+async function readFull(file: Deno.FsFile, buffer: Uint8Array, name: string): Promise<void> {
+  let at = 0;
+  while (at < buffer.length) {
+    const n = await file.read(buffer.subarray(at));
+    if (n === null) throw new TransferError(`${name} became shorter while it was being sent`);
+    at += n;
+  }
+}

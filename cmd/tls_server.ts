@@ -11,6 +11,7 @@ import { SongCatalog } from "../lib/songs/catalog.ts";
 import { IcecastSource, parseIcecastUrl } from "../lib/icecast/mod.ts";
 import { loadServerIdentity } from "../lib/tls/pem_files.ts";
 import { TlsSongServer } from "../lib/tls/server.ts";
+import { WebServer } from "../lib/web/server.ts";
 
 /** Command-line declaration. */
 export const SPEC = {
@@ -103,6 +104,19 @@ export const SPEC = {
       description: "Also publish the radio (Ogg/Opus, titles, needs --radio-codec opus) to an " +
         "Icecast mount (http://source:PASSWORD@HOST:PORT/MOUNT).",
     },
+    web: {
+      type: "boolean",
+      description: "Also serve the radio in a browser over HTTPS (page, /stream Ogg/Opus, " +
+        "/status.json) with the same certificate, on --web-port.",
+    },
+    "web-port": {
+      type: "number",
+      default: 8444,
+      min: 0,
+      max: 65535,
+      valueName: "PORT",
+      description: "HTTPS port of --web (0 = any free port).",
+    },
     "relay-fanout": {
       type: "number",
       min: 1,
@@ -114,7 +128,8 @@ export const SPEC = {
     },
     "ready-json": {
       type: "boolean",
-      description: 'When listening, print {"event":"ready","host","port","songs"} on stdout.',
+      description:
+        'When listening, print {"event":"ready","host","port","songs"} (and "webPort") on stdout.',
     },
     ...RADIO_FLAGS,
   },
@@ -176,16 +191,38 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     }),
   });
   if (icecast) server.station.subscribe((event) => icecast.onStationEvent(event));
+  const web = flags.web
+    ? WebServer.start({
+      station: server.station,
+      program: server.program,
+      catalog,
+      tlsListeners: () => server.listeners,
+      cert,
+      key,
+      hostname: flags.host,
+      port: flags["web-port"],
+      signal,
+      log: (event, fields) => log.event(event, fields),
+    })
+    : undefined;
   const { hostname, port } = server.addr;
   if (radio.warning) out.warn(radio.warning);
   out.info(`tls-server listening on ${hostname}:${port} (${catalog.songs.length} songs)`);
   if (flags["ready-json"]) {
     out.stdout(
-      JSON.stringify({ event: "ready", host: hostname, port, songs: catalog.songs.length }),
+      JSON.stringify({
+        event: "ready",
+        host: hostname,
+        port,
+        songs: catalog.songs.length,
+        ...(web ? { webPort: web.addr.port } : {}),
+      }),
     );
   }
   if (icecast) out.info(`tls-server: publishing the radio to ${icecast.description}`);
+  if (web) out.info(`tls-server: radio page on https://${hostname}:${web.addr.port}/`);
   await server.finished;
+  await web?.finished;
   await icecast?.closed;
   out.info("tls-server stopped");
   return ExitCode.OK;

@@ -1,0 +1,211 @@
+/**
+ * file-send over loopback vs the C pipeline the issue names, in the same run, same file:
+ *
+ *   receiver: socat -u OPENSSL-LISTEN:PORT,cert=…,verify=0 - | tee FILE | openssl dgst -sha256
+ *   sender:   socat -u FILE:SRC OPENSSL:127.0.0.1:PORT,verify=0
+ *
+ * against `file-send receive --once --yes --json` + `file-send send SRC 127.0.0.1:PORT`
+ * (both sides hash, the receiver writes FILE.part, fsyncs and renames). Also: the time from
+ * starting `receive` to the code on stdout, and the resume cost — the sender is SIGKILLed
+ * half-way and sent again; that second run's time is compared with sending half the file.
+ * Not a `deno bench` file: a report.
+ *
+ *   deno run -A bench/file_send.ts [--size-mib 1024] [--runs 1]
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli/parse-args";
+import { join } from "@std/path";
+import { createEphemeralCert } from "../lib/transfer/cert.ts";
+
+function say(t: string): void {
+  Deno.stdout.writeSync(new TextEncoder().encode(t + "\n"));
+}
+
+const args = parseArgs(Deno.args, { string: ["size-mib", "runs"] });
+const sizeMiB = Number(args["size-mib"] ?? 1024);
+const runs = Number(args.runs ?? 1);
+const size = sizeMiB * 1024 * 1024;
+const root = new URL("../", import.meta.url).pathname;
+const tmp = await Deno.makeTempDir({ prefix: "file-send-bench-" });
+const src = join(tmp, "src.bin");
+
+async function writeRandom(path: string, bytes: number): Promise<void> {
+  using f = await Deno.open(path, { write: true, create: true, truncate: true });
+  const block = new Uint8Array(16 << 20);
+  for (let i = 0; i < block.length; i += 65536) {
+    crypto.getRandomValues(block.subarray(i, i + 65536));
+  }
+  for (let at = 0, n = 0; at < bytes; at += block.length, n++) {
+    block[0] = n & 0xff;
+    const part = block.subarray(0, Math.min(block.length, bytes - at));
+    let w = 0;
+    while (w < part.length) w += await f.write(part.subarray(w));
+  }
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = l.addr.port;
+  l.close();
+  return port;
+}
+
+async function waitForPort(port: number): Promise<void> {
+  // socat accepts one connection: wait until the port is bound by looking at /proc/net/tcp.
+  const hex = port.toString(16).toUpperCase().padStart(4, "0");
+  for (let i = 0; i < 200; i++) {
+    const table = await Deno.readTextFile("/proc/net/tcp");
+    if (table.includes(`:${hex} 00000000:0000 0A`)) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`port ${port} never listened`);
+}
+
+async function socatRun(pem: string, out: string): Promise<{ seconds: number; sha: string }> {
+  const port = freePort();
+  const receiver = new Deno.Command("bash", {
+    args: [
+      "-c",
+      `socat -u OPENSSL-LISTEN:${port},reuseaddr,bind=127.0.0.1,cert=${pem},verify=0 - | tee ${out} | openssl dgst -sha256`,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  await waitForPort(port);
+  const t0 = performance.now();
+  const sender = await new Deno.Command("socat", {
+    args: ["-u", `FILE:${src}`, `OPENSSL:127.0.0.1:${port},verify=0`],
+    stderr: "inherit",
+  }).output();
+  const result = await receiver.output();
+  const seconds = (performance.now() - t0) / 1000;
+  if (!sender.success || !result.success) throw new Error("socat pipeline failed");
+  const sha = /= ([0-9a-f]{64})/.exec(new TextDecoder().decode(result.stdout))?.[1] ?? "?";
+  return { seconds, sha };
+}
+
+function fileSend(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(root, "cmd/file_send.ts"), ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** Starts a receiver; resolves once its code is on stdout, with the time that took. */
+async function startReceive(dir: string, extra: string[]) {
+  const t0 = performance.now();
+  const child = fileSend(["receive", "--dir", dir, "--host", "127.0.0.1", "--port", "0", ...extra]);
+  // With --json the address and code go to stderr (stdout carries only the summary).
+  const json = extra.includes("--json");
+  const reader = (json ? child.stderr : child.stdout).getReader();
+  const other = (json ? child.stdout : child.stderr).getReader();
+  let otherText = "";
+  const otherDone = (async () => {
+    for (;;) {
+      const r = await other.read();
+      if (r.done) return otherText;
+      otherText += new TextDecoder().decode(r.value);
+    }
+  })();
+  let text = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`receive ended: ${text}`);
+    text += new TextDecoder().decode(value);
+    const port = /Listening on [^:]+:(\d+)/.exec(text)?.[1];
+    const code = /Code: (\S+)/.exec(text)?.[1];
+    if (port && code) {
+      const toCode = performance.now() - t0;
+      const rest = (async () => {
+        for (;;) {
+          const r = await reader.read();
+          if (r.done) break;
+          text += new TextDecoder().decode(r.value);
+        }
+        // The JSON summary (stdout) when --json, else the stdout text.
+        return json ? await otherDone : text;
+      })();
+      return { child, port: Number(port), code, toCodeMs: toCode, rest };
+    }
+  }
+}
+
+async function fileSendRun(
+  dir: string,
+  file = src,
+): Promise<{ seconds: number; sha: string; toCodeMs: number }> {
+  const r = await startReceive(dir, ["--once", "--yes", "--json"]);
+  const t0 = performance.now();
+  const sender = await fileSend(["send", file, `127.0.0.1:${r.port}`, "--code", r.code, "--json"])
+    .output();
+  const status = await r.child.status;
+  const seconds = (performance.now() - t0) / 1000;
+  const out = await r.rest;
+  if (!sender.success || !status.success) {
+    throw new Error(`file-send failed: ${new TextDecoder().decode(sender.stderr)}`);
+  }
+  const summary = JSON.parse(out.slice(out.indexOf("{")));
+  return { seconds, sha: summary.files[0].sha256, toCodeMs: r.toCodeMs };
+}
+
+say(`file-send benchmark: ${sizeMiB} MiB over loopback, ${runs} run(s) each, ${tmp}`);
+await writeRandom(src, size);
+const { key, cert } = await createEphemeralCert();
+const pem = join(tmp, "both.pem");
+await Deno.writeTextFile(pem, cert + key);
+const mib = (s: number) => (sizeMiB / s).toFixed(0);
+for (let run = 1; run <= runs; run++) {
+  const c = await socatRun(pem, join(tmp, "socat.out"));
+  await Deno.remove(join(tmp, "socat.out"));
+  const dir = await Deno.makeTempDir({ dir: tmp });
+  const f = await fileSendRun(dir);
+  await Deno.remove(dir, { recursive: true });
+  if (f.sha !== c.sha) throw new Error(`hashes differ: ${f.sha} vs ${c.sha}`);
+  say(
+    `run ${run}: socat|tee|openssl ${c.seconds.toFixed(2)} s (${mib(c.seconds)} MiB/s), ` +
+      `file-send ${f.seconds.toFixed(2)} s (${mib(f.seconds)} MiB/s) = ` +
+      `${(c.seconds / f.seconds).toFixed(2)}× the pipeline; receive → code shown ` +
+      `${f.toCodeMs.toFixed(0)} ms (process start included)`,
+  );
+}
+
+// Resume: kill the sender half-way (by time), send again; compare with sending the half.
+{
+  const dir = await Deno.makeTempDir({ dir: tmp });
+  const r = await startReceive(dir, ["--yes", "--json"]);
+  const full = fileSend(["send", src, `127.0.0.1:${r.port}`, "--code", r.code]);
+  const partPath = join(dir, "src.bin.part.journal");
+  // Kill once the journal lists half the chunks.
+  const half = Math.ceil(size / (4 << 20) / 2);
+  for (;;) {
+    const lines = await Deno.readTextFile(partPath).then((t) => t.split("\n").length - 2, () => 0);
+    if (lines >= half) break;
+    await new Promise((res) => setTimeout(res, 5));
+  }
+  full.kill("SIGKILL");
+  await full.status;
+  await full.stdout.cancel();
+  await full.stderr.cancel();
+  const t0 = performance.now();
+  const again = await fileSend(["send", src, `127.0.0.1:${r.port}`, "--code", r.code, "--json"])
+    .output();
+  const resumeSeconds = (performance.now() - t0) / 1000;
+  await r.child.status;
+  await r.rest;
+  const sent = JSON.parse(new TextDecoder().decode(again.stdout)).bytes as number;
+  await Deno.remove(dir, { recursive: true });
+  const halfFile = join(tmp, "half.bin");
+  await writeRandom(halfFile, Math.round(size / 2));
+  const dir2 = await Deno.makeTempDir({ dir: tmp });
+  const h = await fileSendRun(dir2, halfFile);
+  say(
+    `resume: second send ${resumeSeconds.toFixed(2)} s for ${(sent / 2 ** 20).toFixed(0)} MiB ` +
+      `(${((sent / size) * 100).toFixed(0)} % of the file) vs ${h.seconds.toFixed(2)} s to send ` +
+      `half the file fresh = ${(resumeSeconds / h.seconds).toFixed(2)}×`,
+  );
+}
+await Deno.remove(tmp, { recursive: true });

@@ -132,6 +132,11 @@ export class Station {
     return this.#listeners.size;
   }
 
+  /** Audio a new listener is sent at once on joining (ms); 0 for a live capture station. */
+  get joinBurstMs(): number {
+    return this.#options.joinBurstMs ?? 400;
+  }
+
   /**
    * Adds a subscriber. It immediately receives the `song` event and the last `joinBurstMs` of
    * packets, then every event as it happens. Returns the unsubscribe function.

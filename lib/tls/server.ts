@@ -83,6 +83,11 @@ export interface TlsSongServerOptions {
   bitrate?: number;
   /** Run the relay overlay (--relay-fanout; docs/PROTOCOL.md §9). @default {undefined} (off) */
   relay?: Pick<RelayHubOptions, "fanout" | "windowMs" | "onOverlay">;
+  /**
+   * Broadcast this station instead of the song radio (mic-broadcast's live station). The
+   * caller runs it.
+   */
+  station?: Station;
 }
 
 /** Counters for tests, benchmarks and logs. */
@@ -158,7 +163,7 @@ export class TlsSongServer implements AsyncDisposable {
       current: () => this.station?.currentSong,
     });
     const radioMaxPayload = options.radioMaxPayload ?? 16 * 1024;
-    const station = new Station({
+    const station = options.station ?? new Station({
       maxPayload: radioMaxPayload,
       // At most 100 ms of audio per write (5 Opus frames; docs/PROTOCOL.md §4).
       maxPacketMs: 100,
@@ -198,7 +203,9 @@ export class TlsSongServer implements AsyncDisposable {
       port: this.addr.port,
       songs: catalog.songs.length,
     });
-    const stationDone = catalog.songs.length > 0 ? station.run() : Promise.resolve();
+    const stationDone = catalog.songs.length > 0 && !options.station
+      ? station.run()
+      : Promise.resolve();
     void hashes.warm(catalog.songs, signal);
     const watchdog = setInterval(
       () => this.#watch(idleTimeoutMs),

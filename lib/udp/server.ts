@@ -96,6 +96,11 @@ export interface UdpServerOptions {
   log: EventLog;
   /** Stops the server. */
   signal: AbortSignal;
+  /**
+   * Broadcast this station instead of the song radio (mic-broadcast's live station). The
+   * caller runs it; the catalog may then be empty (on-demand requests find no song).
+   */
+  station?: Station;
 }
 
 /** Counters the server keeps (also logged at shutdown). */
@@ -208,7 +213,7 @@ export class UdpServer implements AsyncDisposable {
     this.#stationId = crypto.getRandomValues(new Uint32Array(1))[0]!;
     const signal = AbortSignal.any([options.signal, this.#stop.signal]);
     if (options.rtp) this.#rtp = new RtpSender(socket, options.rtp);
-    this.#station = new Station({
+    this.#station = options.station ?? new Station({
       maxPayload: this.#maxPayload,
       // ~60 ms a datagram: 3 Opus frames (docs/PROTOCOL.md §4).
       maxPacketMs: 60,
@@ -230,7 +235,7 @@ export class UdpServer implements AsyncDisposable {
    * @throws {Error} if the catalog is empty or the address cannot be bound.
    */
   static start(options: UdpServerOptions): UdpServer {
-    if (options.catalog.songs.length === 0) {
+    if (options.catalog.songs.length === 0 && !options.station) {
       throw new Error(`No songs to serve in "${options.catalog.root}" (mp3, wav or flac files)`);
     }
     const socket = UdpSocket.bind(options.hostname ?? "127.0.0.1", options.port ?? 9000);
@@ -270,7 +275,7 @@ export class UdpServer implements AsyncDisposable {
       songs: this.#options.catalog.songs.length,
     });
     if (this.#options.impairment) log.event("simulation", { ...this.#options.impairment.options });
-    const station = this.#station.run();
+    const station = this.#options.station ? Promise.resolve() : this.#station.run();
     const sweeper = this.#sweep(signal);
     // Listeners are told before the socket closes, so they report a server stop, not a loss.
     const onAbort = () => void this.#sayBye("server stopping").finally(() => this.#socket.close());
@@ -737,11 +742,12 @@ export class UdpServer implements AsyncDisposable {
   }
 
   #trimBurst(nowUs: number): void {
-    // Keep about 400 ms: read each kept frame's timestamp from its header.
-    while (this.#burst.length > 1) {
+    // Keep the station's join burst (about 400 ms; none live): read each kept frame's timestamp.
+    const keepUs = this.#station.joinBurstMs * 1000;
+    while (this.#burst.length > (keepUs > 0 ? 1 : 0)) {
       const first = this.#burst[0]!;
       const ts = Number(new DataView(first.buffer, first.byteOffset).getBigUint64(16));
-      if (nowUs - ts <= 400_000) break;
+      if (keepUs > 0 && nowUs - ts <= keepUs) break;
       this.#burst.shift();
     }
   }

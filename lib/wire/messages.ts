@@ -107,6 +107,12 @@ export interface StreamInfo {
   live?: boolean;
   /** Opus: duration of one Opus frame in ms (the radio: 20). */
   frameMs?: number;
+  /**
+   * A live capture (mic-broadcast): wall-clock time at which the stream's sample 0 was
+   * captured, in µs since the Unix epoch on the sender's clock; a DATA frame's capture time is
+   * `captureEpochUs + timestamp` (docs/PROTOCOL.md §5.7).
+   */
+  captureEpochUs?: number;
 }
 
 /** END payload. */
@@ -394,6 +400,7 @@ export function readStreamInfo(frame: Frame): StreamInfo {
     offset: optInt(o, "offset", what),
     live: o.live,
     frameMs: optInt(o, "frameMs", what),
+    captureEpochUs: optInt(o, "captureEpochUs", what),
   });
   if (result.offset !== undefined && result.size !== undefined && result.offset > result.size) {
     throw new MessageError(`${what}: "offset" is beyond "size"`);

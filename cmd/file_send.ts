@@ -146,11 +146,12 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       once: flags.once,
       timeoutMs,
       signal,
+      // With --json, stdout carries only the summary: these lines go to stderr.
+      onCode: (code) => flags.json ? out.info(`Code: ${code}`) : out.stdout(`Code: ${code}`),
       onListening: ({ hostname, port, code }) => {
         log.event("listening", { hostname, port });
         const lines = [
           `Listening on ${hostname}:${port}, saving into ${flags.dir}`,
-          `Code: ${code}`,
           `On the other machine: deno task file-send send PATH... THIS-HOST:${port} --code ${code}`,
         ];
         for (const line of lines) flags.json ? out.info(line) : out.stdout(line);

@@ -64,6 +64,8 @@ export interface ReceiveOptions {
   /** Time for the TLS handshake and each control message. @default {10000} */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Called with the code as soon as it is known (before the socket listens). */
+  onCode?: (code: string) => void;
   /** Called once listening. */
   onListening?: (info: { hostname: string; port: number; code: string }) => void;
   /** Asked (after the code matched) whether to accept; accept when absent. */
@@ -117,6 +119,8 @@ export async function receiveFiles(options: ReceiveOptions): Promise<ReceiveSumm
   });
   await checkWritable(dir);
   const code = options.code ? normalizeCode(options.code) : generateCode();
+  // The code is shown at once; the certificate (~25 ms of openssl) and the socket follow.
+  options.onCode?.(code);
   const { key, cert, fingerprint } = await createEphemeralCert();
   const hostname = options.hostname ?? "0.0.0.0";
   const listener = Deno.listenTls({

@@ -35,7 +35,6 @@ import type { Impairment } from "./impairment.ts";
 import { type BufferedPacket, JitterBuffer } from "./jitter_buffer.ts";
 import { SequenceGuard } from "./sequence_guard.ts";
 import { type ReceptionReport, ReceptionStats } from "./reception_stats.ts";
-import type { SessionTimeline } from "../report/timeline.ts";
 import { ACK_EVERY } from "./flow_control.ts";
 
 /** The server refused: unknown song, server full, bad request. Exit status 3. */
@@ -112,8 +111,6 @@ export interface UdpClientOptions {
   maxSeconds?: number;
   /** Progress reports. */
   onNotice?: (notice: ClientNotice) => void;
-  /** Records arrivals, late packets, gaps and buffer levels for a report (`--report`). */
-  timeline?: SessionTimeline;
 }
 
 /** Wait this long for an answer before sending a REQUEST again. */
@@ -306,7 +303,6 @@ async function receiveStream(
   const { log } = options;
   using socket = bindFor(to);
   const stats = new ReceptionStats();
-  stats.timeline = options.timeline;
   /** Newest media timestamp accepted into the jitter buffer (the status line's buffer depth). */
   let newestTimestampUs = 0;
   if (request.op === "song") stats.base = 0;
@@ -395,10 +391,8 @@ async function receiveStream(
       payload: frame.payload.slice(),
       arrivalMs,
     };
-    if (jitter.insert(packet) === "late") {
-      stats.late++;
-      options.timeline?.latePacket(ext, arrivalMs);
-    } else newestTimestampUs = Math.max(newestTimestampUs, packet.timestampUs);
+    if (jitter.insert(packet) === "late") stats.late++;
+    else newestTimestampUs = Math.max(newestTimestampUs, packet.timestampUs);
     poke();
   };
 
@@ -622,7 +616,6 @@ async function receiveStream(
       if (item.kind === "gap") {
         stats.concealed++;
         log.event("gap", { from: item.fromSeq, to: item.toSeq });
-        options.timeline?.gap(item.fromSeq, item.toSeq);
         const codec = current?.info.codec;
         if (
           (codec === "pcm_s16le" || codec === "opus" || codec === "mp3") &&
@@ -673,10 +666,6 @@ async function receiveStream(
       }
       lastSeq = p.seq;
       stats.played++;
-      options.timeline?.level(
-        Math.max(0, (newestTimestampUs - p.timestampUs) / 1000),
-        jitter.underruns,
-      );
       if (options.openOutput && !await stoppable(stop.signal, () => playout.media(p.payload))) {
         continue;
       }

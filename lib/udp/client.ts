@@ -33,8 +33,10 @@ import {
 import { formatAddress, type UdpAddress, UdpSocket } from "../net/udp_socket.ts";
 import type { Impairment } from "./impairment.ts";
 import { type BufferedPacket, JitterBuffer } from "./jitter_buffer.ts";
+import { LatencyMeter, wallClockUs } from "../live/latency.ts";
 import { SequenceGuard } from "./sequence_guard.ts";
 import { type ReceptionReport, ReceptionStats } from "./reception_stats.ts";
+import type { SessionTimeline } from "../report/timeline.ts";
 import { ACK_EVERY } from "./flow_control.ts";
 
 /** The server refused: unknown song, server full, bad request. Exit status 3. */
@@ -69,6 +71,8 @@ export type ClientNotice =
 export interface PlaybackProgress {
   /** Media time of the packet just played, from the stream's start (ms). */
   positionMs: number;
+  /** That packet's own timestamp (µs, the sender's media clock: the live edge on the radio). */
+  timestampUs: number;
   /** Length of the song (on demand), or undefined for the radio. */
   durationMs?: number;
   /** Audio waiting in the jitter buffer (ms). */
@@ -111,6 +115,8 @@ export interface UdpClientOptions {
   maxSeconds?: number;
   /** Progress reports. */
   onNotice?: (notice: ClientNotice) => void;
+  /** Records arrivals, late packets, gaps and buffer levels for a report (`--report`). */
+  timeline?: SessionTimeline;
 }
 
 /** Wait this long for an answer before sending a REQUEST again. */
@@ -303,6 +309,7 @@ async function receiveStream(
   const { log } = options;
   using socket = bindFor(to);
   const stats = new ReceptionStats();
+  stats.timeline = options.timeline;
   /** Newest media timestamp accepted into the jitter buffer (the status line's buffer depth). */
   let newestTimestampUs = 0;
   if (request.op === "song") stats.base = 0;
@@ -391,8 +398,10 @@ async function receiveStream(
       payload: frame.payload.slice(),
       arrivalMs,
     };
-    if (jitter.insert(packet) === "late") stats.late++;
-    else newestTimestampUs = Math.max(newestTimestampUs, packet.timestampUs);
+    if (jitter.insert(packet) === "late") {
+      stats.late++;
+      options.timeline?.latePacket(ext, arrivalMs);
+    } else newestTimestampUs = Math.max(newestTimestampUs, packet.timestampUs);
     poke();
   };
 
@@ -576,6 +585,8 @@ async function receiveStream(
     signal: stop.signal,
   });
   let current: { start: number; info: StreamInfo } | undefined;
+  /** A live capture (STREAM_INFO captureEpochUs): latency capture → output, per packet. */
+  const latency = new LatencyMeter();
   let lastEndUs: number | undefined;
   let lastPacketUs = 0;
   /** Extended sequence number of the last packet played. */
@@ -616,6 +627,7 @@ async function receiveStream(
       if (item.kind === "gap") {
         stats.concealed++;
         log.event("gap", { from: item.fromSeq, to: item.toSeq });
+        options.timeline?.gap(item.fromSeq, item.toSeq);
         const codec = current?.info.codec;
         if (
           (codec === "pcm_s16le" || codec === "opus" || codec === "mp3") &&
@@ -666,8 +678,16 @@ async function receiveStream(
       }
       lastSeq = p.seq;
       stats.played++;
+      options.timeline?.level(
+        Math.max(0, (newestTimestampUs - p.timestampUs) / 1000),
+        jitter.underruns,
+      );
       if (options.openOutput && !await stoppable(stop.signal, () => playout.media(p.payload))) {
         continue;
+      }
+      const epochUs = current.info.captureEpochUs;
+      if (epochUs !== undefined && options.openOutput) {
+        latency.record(epochUs + p.timestampUs, wallClockUs());
       }
       if (current.info.codec === "pcm_s16le") {
         const frames = p.payload.length / (2 * current.info.channels);
@@ -692,6 +712,7 @@ async function receiveStream(
           type: "progress",
           progress: {
             positionMs: Math.max(0, (p.timestampUs - streamStartUs) / 1000),
+            timestampUs: p.timestampUs,
             durationMs: request.op === "song" ? current.info.durationMs : undefined,
             bufferedMs: Math.max(0, Math.round((newestTimestampUs - p.timestampUs) / 1000)),
             lost: stats.lostSoFar,
@@ -747,6 +768,7 @@ async function receiveStream(
     options.impairment?.active ? options.impairment.counts : undefined,
     serverReason,
   );
+  if (latency.count > 0) report.live = latency.report();
   log.event("stats", { ...report });
   return report;
 }

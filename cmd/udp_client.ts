@@ -24,6 +24,7 @@ import { DEFAULT_UDP_PORT, parseAddress } from "../lib/net/udp_socket.ts";
 import { type ClientNotice, listenRadio, listSongs, playSong } from "../lib/udp/client.ts";
 import { formatReport, statsJson } from "../lib/udp/reception_stats.ts";
 import { impairmentFromFlags, SIM_FLAGS } from "../lib/udp/sim_flags.ts";
+import { renderReport, ReportFile, SessionTimeline } from "../lib/report/mod.ts";
 
 /** Command-line declaration of udp-client. */
 export const SPEC = {
@@ -54,6 +55,12 @@ export const SPEC = {
     },
     ...AUDIO_OUTPUT_FLAGS,
     "stats-json": { type: "boolean", description: "Print the statistics as JSON on stdout." },
+    report: {
+      type: "string",
+      valueName: "FILE.html",
+      description: "Write the session's timeline (arrivals, lateness, jitter, losses, gaps, " +
+        "buffer level) and statistics as one self-contained HTML file.",
+    },
     timeout: {
       type: "number",
       default: 5,
@@ -115,6 +122,8 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     throw new UsageError((error as Error).message);
   }
   using log = await EventLog.openOptional(flags.log);
+  using reportFile = flags.report === undefined ? undefined : await ReportFile.create(flags.report);
+  const timeline = reportFile && new SessionTimeline();
   const impairment = impairmentFromFlags(flags);
   const base = { signal, log, timeoutMs: flags.timeout * 1000 };
 
@@ -131,6 +140,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     impairment,
     maxSeconds: flags.seconds,
     openOutput: outputOpener(flags, out, signal),
+    ...(timeline ? { timeline } : {}),
     onNotice: (n: ClientNotice) => {
       if (n.type === "progress") out.status(formatPlaybackStatus(n.progress));
       if (n.type === "retry") out.info(`no answer yet, asking again (try ${n.attempt})`);
@@ -166,6 +176,15 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
   );
   out.info(formatReport(report));
   if (flags["stats-json"]) out.stdout(JSON.stringify(statsJson(report)));
+  if (reportFile && timeline) {
+    await reportFile.write(renderReport(timeline, {
+      title: `udp-client ${args.join(" ")}`,
+      stats: statsJson(report),
+      expected: report.expected,
+      ...(flags.song !== undefined ? { base: 0 } : {}),
+    }));
+    out.info(`Report written to ${reportFile.path}`);
+  }
   if (report.ending === "interrupted") return ExitCode.INTERRUPTED;
   if (report.ending === "timeout" && flags.song !== undefined) {
     out.error(`the stream stopped: nothing arrived for ${flags.timeout} s`);

@@ -253,6 +253,8 @@ export async function radioCommand(ctx: ClientContext): Promise<number> {
         : undefined,
   );
   let pendingInfo: StreamInfo | undefined;
+  /** A live capture's STREAM_INFO captureEpochUs (mic-broadcast): latency is measured. */
+  let captureEpochUs: number | undefined;
   const joined = performance.now();
   let first = true;
   try {
@@ -262,6 +264,7 @@ export async function radioCommand(ctx: ClientContext): Promise<number> {
         ctx.log.event("now_playing", { ...event.nowPlaying });
       } else if (event.type === "stream_info") {
         pendingInfo = event.info;
+        captureEpochUs = event.info.captureEpochUs;
       } else if (event.type === "data") {
         if (pendingInfo) {
           // Joining mid-song the first packets are not a song start: no priming to trim.
@@ -274,7 +277,10 @@ export async function radioCommand(ctx: ClientContext): Promise<number> {
           ctx.log.event("first_data", { ms });
           out.debug(`first audio ${ms} ms after joining`);
         }
-        playback.data(event.payload);
+        playback.data(
+          event.payload,
+          captureEpochUs === undefined ? undefined : captureEpochUs + event.timestampUs,
+        );
         // The radio is live: read on only when playback keeps up (it follows the media
         // clock), so a server sending faster than real time meets TCP backpressure.
         await playback.room(RADIO_QUEUE_BYTES);
@@ -289,6 +295,14 @@ export async function radioCommand(ctx: ClientContext): Promise<number> {
   }
   out.clearStatus();
   const deviceUnderruns = playback.deviceUnderruns;
+  const live = playback.liveLatency;
+  if (live) {
+    ctx.log.event("live_latency", { ...live });
+    out.info(
+      `Live: latency capture → output median ${live.medianMs} ms, p95 ${live.p95Ms} ms, ` +
+        `p99 ${live.p99Ms} ms (${live.packets} packets), drift ${live.driftPpm} ppm`,
+    );
+  }
   ctx.log.event("radio_stopped", {
     framesPlayed: playback.framesPlayed,
     deviceUnderruns: deviceUnderruns ?? null,

@@ -16,6 +16,7 @@ import type { PcmFormat } from "../media/pcm_convert.ts";
 import { openPcmSink, type PcmSink } from "../audio/sink.ts";
 import type { AudioBackend } from "../audio/devices.ts";
 import type { StreamInfo } from "../wire/messages.ts";
+import { LatencyMeter, type LiveLatencyReport, wallClockUs } from "../live/latency.ts";
 
 /** Options for {@linkcode Playback}. */
 export interface PlaybackOptions {
@@ -37,7 +38,7 @@ export interface PlaybackOptions {
 
 type Op =
   | { kind: "start"; info: StreamInfo; fromStart: boolean }
-  | { kind: "data"; payload: Uint8Array };
+  | { kind: "data"; payload: Uint8Array; captureUs?: number };
 
 /** A decode-and-play task fed from the network. */
 export class Playback implements AsyncDisposable {
@@ -54,6 +55,7 @@ export class Playback implements AsyncDisposable {
   readonly #task: Promise<void>;
   /** True once `maxMs` of audio was played. */
   reachedLimit = false;
+  readonly #latency = new LatencyMeter();
 
   /** Starts the (idle) playback task. */
   constructor(options: PlaybackOptions = {}) {
@@ -132,9 +134,17 @@ export class Playback implements AsyncDisposable {
     this.#push({ kind: "start", info, fromStart });
   }
 
-  /** Queues a DATA payload. */
-  data(payload: Uint8Array): void {
-    this.#push({ kind: "data", payload });
+  /**
+   * Queues a DATA payload. `captureUs`: a live capture's time of its first sample (µs since
+   * the Unix epoch, STREAM_INFO captureEpochUs + timestamp); its latency is measured.
+   */
+  data(payload: Uint8Array, captureUs?: number): void {
+    this.#push({ kind: "data", payload, captureUs });
+  }
+
+  /** Latency capture → output of a live capture's packets, once any was played. */
+  get liveLatency(): LiveLatencyReport | undefined {
+    return this.#latency.count > 0 ? this.#latency.report() : undefined;
   }
 
   /** Bytes waiting to be decoded (each item counted at least 64). */
@@ -208,7 +218,10 @@ export class Playback implements AsyncDisposable {
         this.#queued -= cost(op);
         this.#tookItem();
         if (op.kind === "start") await this.#playout.startStream(op.info, op.fromStart);
-        else await this.#playout.media(op.payload);
+        else {
+          await this.#playout.media(op.payload);
+          if (op.captureUs !== undefined) this.#latency.record(op.captureUs, wallClockUs());
+        }
       }
       if (!this.#options.signal?.aborted && !this.reachedLimit) await this.#playout.finishStream();
     } catch (error) {

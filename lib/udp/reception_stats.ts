@@ -9,6 +9,7 @@
  */
 
 import type { ImpairmentCounts } from "./impairment.ts";
+import type { LiveLatencyReport } from "../live/latency.ts";
 
 /**
  * How a stream ended: `end` (END received, everything played), `seconds` (udp-client
@@ -75,6 +76,8 @@ export interface ReceptionReport {
   ending: Ending;
   /** The reason the server gave in its BYE or ERROR, when it gave one. */
   serverReason?: string;
+  /** A live capture (mic-broadcast): latency capture → output and drift (lib/live/latency.ts). */
+  live?: LiveLatencyReport;
 }
 
 /** Counts packets as they arrive. */
@@ -274,7 +277,24 @@ function rows(r: ReceptionReport): {
     { label: "duration_s", text: r.durationS.toFixed(3), json: r.durationS },
     { label: "malformed", text: String(r.malformed), json: r.malformed },
     { label: "implausible", text: String(r.implausible), json: r.implausible },
+    ...liveRows(r.live),
     { label: "ended_by", text: ended, json: ended },
+  ];
+}
+
+/** The live rows: latency capture → output hand-off (ms) and drift, when live. */
+function liveRows(
+  live: LiveLatencyReport | undefined,
+): { label: string; text: string; json: number }[] {
+  if (!live) return [];
+  const ms = (label: string, v: number) => ({ label, text: v.toFixed(2), json: v });
+  return [
+    { label: "live_packets", text: String(live.packets), json: live.packets },
+    ms("latency_median_ms", live.medianMs),
+    ms("latency_p95_ms", live.p95Ms),
+    ms("latency_p99_ms", live.p99Ms),
+    ms("latency_max_ms", live.maxMs),
+    { label: "drift_ppm", text: live.driftPpm.toFixed(1), json: live.driftPpm },
   ];
 }
 

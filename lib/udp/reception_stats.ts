@@ -10,6 +10,7 @@
 
 import type { ImpairmentCounts } from "./impairment.ts";
 import type { LiveLatencyReport } from "../live/latency.ts";
+import type { SessionTimeline } from "../report/timeline.ts";
 
 /**
  * How a stream ended: `end` (END received, everything played), `seconds` (udp-client
@@ -111,6 +112,8 @@ export class ReceptionStats {
   bytes = 0;
   malformed = 0;
   implausible = 0;
+  /** When set, every DATA arrival is recorded there too (`--report`). */
+  timeline: SessionTimeline | undefined;
 
   /**
    * Records a DATA packet. Returns its extended sequence number, or undefined for a duplicate.
@@ -124,6 +127,7 @@ export class ReceptionStats {
     const ext = this.#extend(seq32);
     if (this.#seen.has(ext)) {
       this.duplicated++;
+      this.timeline?.arrival(ext, timestampUs, arrivalMs, "duplicate");
       return undefined;
     }
     this.#seen.add(ext);
@@ -131,8 +135,10 @@ export class ReceptionStats {
     this.received++;
     this.bytes += bytes;
     if (this.#first === undefined || ext < this.#first) this.#first = ext;
-    if (this.#highest !== undefined && ext < this.#highest) this.reordered++;
+    const reordered = this.#highest !== undefined && ext < this.#highest;
+    if (reordered) this.reordered++;
     else this.#highest = ext;
+    this.timeline?.arrival(ext, timestampUs, arrivalMs, reordered ? "reordered" : "ok");
     if (this.received === 1) this.#firstArrival = arrivalMs;
     this.#lastArrival = Math.max(this.#lastArrival, arrivalMs);
     // RFC 3550: D = (Rj − Ri) − (Sj − Si); J += (|D| − J) / 16, in arrival order.

@@ -15,6 +15,9 @@ import { delay } from "@std/async/delay";
 import type { AudioBackend } from "../audio/devices.ts";
 import type { Recorder } from "../audio/recorder.ts";
 import { songBlocks } from "../station/source.ts";
+import { wallClockUs } from "./latency.ts";
+
+export { wallClockUs };
 
 /** One block of captured audio. */
 export interface LiveBlock {
@@ -34,11 +37,6 @@ export interface LiveSource extends Disposable {
   readonly description: string;
   /** The next block, as soon as it is captured; null when the source ended or was aborted. */
   read(signal: AbortSignal): Promise<LiveBlock | null>;
-}
-
-/** Now on the wall clock in µs since the Unix epoch (sub-millisecond, monotonic in a run). */
-export function wallClockUs(): number {
-  return Math.round((performance.timeOrigin + performance.now()) * 1000);
 }
 
 /** A source that cannot be opened (bad file, bad tone); `message` is user-facing. */

@@ -30,9 +30,9 @@ export const FrameType = {
   ANSWER: 4,
   /** Sender → receiver: one chunk. */
   DATA: 5,
-  /** Sender → receiver: a file's end (JSON {file, root, sha256}). */
+  /** Sender → receiver: a file's end (JSON {file, root}). */
   FILE_END: 6,
-  /** Receiver → sender: a file is saved (JSON {file, name}). */
+  /** Receiver → sender: a file is saved (JSON {file, name, sha256}). */
   FILE_OK: 7,
   /** Sender → receiver: all files sent. Receiver → sender: all saved. */
   DONE: 8,

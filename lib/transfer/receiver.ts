@@ -6,8 +6,8 @@
  * Flow after the code check (docs/PROTOCOL.md section 9):
  *
  *     sender → OFFER {entries}          receiver → ANSWER {accept, files: [{action, have}]}
- *     sender → DATA × missing chunks, FILE_END {file, root, sha256}   (per file, in order)
- *     receiver → FILE_OK {file, name}   …   sender → DONE   receiver → DONE {files}
+ *     sender → DATA × missing chunks, FILE_END {file, root}   (per file, in order)
+ *     receiver → FILE_OK {file, name, sha256}   …   sender → DONE   receiver → DONE {files}
  *     either → ERROR {message} and closes, at any point.
  *
  * @module
@@ -440,7 +440,11 @@ async function session(
         files.push(await finishFile(state, end, dir));
         states.delete(state.index);
         await channel.write(
-          jsonFrame(FrameType.FILE_OK, { file: state.index, name: files.at(-1)!.savedAs }),
+          jsonFrame(FrameType.FILE_OK, {
+            file: state.index,
+            name: files.at(-1)!.savedAs,
+            sha256: files.at(-1)!.sha256,
+          }),
         );
         continue;
       }
@@ -503,8 +507,7 @@ async function finishFile(
   const sha256 = state.flat && state.nextFlat === Math.ceil(entry.size / CHUNK_SIZE)
     ? state.flat.digest("hex")
     : null;
-  const theirSha = typeof end.sha256 === "string" ? end.sha256 : null;
-  if (rootHex !== end.root || (sha256 && theirSha && sha256 !== theirSha)) {
+  if (rootHex !== end.root) {
     await partial.discard();
     throw new IntegrityError(
       `${entry.path}: the file's SHA-256 does not match the sender's; the partial file was deleted`,
@@ -522,7 +525,7 @@ async function finishFile(
     path: entry.path,
     savedAs,
     bytes: entry.size,
-    sha256: sha256 ?? theirSha,
+    sha256,
     root: rootHex,
     received: state.received,
   };

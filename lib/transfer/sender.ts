@@ -2,8 +2,8 @@
  * `file-send send`: connects to a receiver over TLS (accepting its unknown certificate, whose
  * fingerprint the code check binds), checks the code, offers the files, and streams the
  * chunks the receiver does not have yet — each read in one 4 MiB block while the previous
- * one is on the wire, hashed as it goes (chunk SHA-256, the manifest root, and the whole
- * file's SHA-256 when it is sent from its first byte).
+ * one is on the wire, hashed as it goes (each chunk's SHA-256 and the manifest root over them;
+ * the receiver checks both and reports the whole file's SHA-256).
  *
  * @module
  */
@@ -49,7 +49,7 @@ export interface SentFile {
   /** Where the receiver saved it (relative to its DIR), or null when it skipped it. */
   savedAs: string | null;
   bytes: number;
-  /** Whole-file SHA-256 when sent from its first byte in this session. */
+  /** Whole-file SHA-256 as the receiver computed it while the file streamed in one session. */
   sha256: string | null;
   root: string;
   /** Bytes of it sent this session. */
@@ -190,7 +190,7 @@ export async function sendOffer(
     throw new FrameError("Cannot decode: the answer does not match the offer");
   }
   // Results come back while chunks go out: read them concurrently.
-  const saved = new Map<number, string | null>();
+  const saved = new Map<number, { name: string | null; sha256: string | null }>();
   let receiverError: Error | undefined;
   let doneResolve = () => {};
   const doneReceived = new Promise<void>((r) => doneResolve = r);
@@ -199,7 +199,12 @@ export async function sendOffer(
       const frame = await readFrame(channel);
       if (frame.type === FrameType.FILE_OK) {
         const ok = parseJson(frame.payload);
-        saved.set(Number(ok.file), typeof ok.name === "string" ? ok.name : null);
+        saved.set(Number(ok.file), {
+          name: typeof ok.name === "string" ? ok.name : null,
+          sha256: typeof ok.sha256 === "string" && /^[0-9a-f]{64}$/.test(ok.sha256)
+            ? ok.sha256
+            : null,
+        });
       } else if (frame.type === FrameType.DONE) {
         doneResolve();
         return;
@@ -247,7 +252,8 @@ export async function sendOffer(
       }
       const have = new Map(plan.have.map(([c, h]) => [Number(c), String(h)]));
       const chunks = Math.max(1, Math.ceil(entry.size / CHUNK_SIZE));
-      const flat = have.size === 0 ? createHash("sha256") : null;
+      // Chunk hashes and their root here; the whole-file SHA-256 is the receiver's (it comes
+      // back in FILE_OK): a second pass over every byte on this side would prove nothing more.
       const root = createHash("sha256");
       let sent = 0;
       using file = await Deno.open(offer.sources[index]!, { read: true });
@@ -270,7 +276,6 @@ export async function sendOffer(
         position = offset + length;
         const digest = createHash("sha256").update(buffer).digest();
         root.update(digest);
-        flat?.update(buffer);
         if (entry.size === 0) break;
         frame.set(encodeDataHeader({ file: index, chunk: c, sha256: digest }, length));
         const write = channel.write(frame);
@@ -283,13 +288,12 @@ export async function sendOffer(
         options.onProgress?.(done, total);
       }
       const rootHex = root.digest("hex");
-      const sha256 = flat ? flat.digest("hex") : null;
-      await channel.write(jsonFrame(FrameType.FILE_END, { file: index, root: rootHex, sha256 }));
+      await channel.write(jsonFrame(FrameType.FILE_END, { file: index, root: rootHex }));
       files.push({
         path: entry.path,
         savedAs: null,
         bytes: entry.size,
-        sha256,
+        sha256: null,
         root: rootHex,
         sent,
       });
@@ -308,7 +312,10 @@ export async function sendOffer(
   }
   if (receiverError) throw receiverError;
   for (const f of files as (SentFile & { index?: number })[]) {
-    if (f.index !== undefined) f.savedAs = saved.get(f.index) ?? null;
+    if (f.index !== undefined) {
+      f.savedAs = saved.get(f.index)?.name ?? null;
+      f.sha256 = saved.get(f.index)?.sha256 ?? null;
+    }
     delete f.index;
   }
   return {

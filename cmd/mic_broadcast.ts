@@ -144,7 +144,7 @@ export const SPEC = {
     ["deno task mic-broadcast --list-devices", "list capture devices"],
   ],
   notes: [
-    "Each packet carries its capture time (STREAM_INFO captureEpochUs, docs/PROTOCOL.md §5.7); " +
+    "Each packet carries its capture time (STREAM_INFO captureEpochUs, docs/PROTOCOL.md §5.4); " +
     "listeners join at the live edge (no stale audio) and show the latency.",
     "Ctrl+C stops the broadcast cleanly (listeners are told BYE / ERROR shutdown).",
   ],

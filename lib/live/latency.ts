@@ -1,5 +1,5 @@
 /**
- * A listener's view of a live broadcast (STREAM_INFO `captureEpochUs`, docs/PROTOCOL.md §5.7):
+ * A listener's view of a live broadcast (STREAM_INFO `captureEpochUs`, docs/PROTOCOL.md §5.4):
  * end-to-end latency per packet — from the capture of its first sample (sender's wall clock)
  * to its hand-off to the output (this host's wall clock) — as median / p95 / p99, and the
  * clock drift between sender and listener, estimated from how that latency trends over

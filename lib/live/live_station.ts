@@ -2,7 +2,7 @@
  * A live station: a capture source (microphone, `--tone`, `--input FILE`) encoded once as it is
  * captured and fanned out to every listener as the same {@linkcode StationEvent} stream the
  * song radio produces, so udp-server's and tls-server's radio code (and the ordinary clients)
- * carry it unchanged. What differs from the song radio (docs/PROTOCOL.md §5.7):
+ * carry it unchanged. What differs from the song radio (docs/PROTOCOL.md §5.4):
  *
  * - one Opus frame of `frameMs` (10 or 20) per DATA packet, sent as soon as it is encoded — or
  *   s16le PCM packets of at most `frameMs` each;

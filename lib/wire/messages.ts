@@ -110,7 +110,7 @@ export interface StreamInfo {
   /**
    * A live capture (mic-broadcast): wall-clock time at which the stream's sample 0 was
    * captured, in µs since the Unix epoch on the sender's clock; a DATA frame's capture time is
-   * `captureEpochUs + timestamp` (docs/PROTOCOL.md §5.7).
+   * `captureEpochUs + timestamp` (docs/PROTOCOL.md §5.4).
    */
   captureEpochUs?: number;
 }

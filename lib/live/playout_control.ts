@@ -1,0 +1,217 @@
+/**
+ * Listener-side playout control for a live broadcast (docs/PROTOCOL.md §5.4), as pure logic
+ * with no clock of its own, so it is tested by simulation:
+ *
+ * - {@linkcode DriftController}: keeps the playout delay at a target although the sender's
+ *   capture clock and the listener's output clock differ (roc-toolkit measured 0.0055 % between
+ *   two sound cards: ~200 ms of queue growth an hour). The buffer level, smoothed over about a
+ *   second, drives a PI controller whose output is a rate correction capped at ±0.05 %
+ *   (Snapcast's bound), applied by dropping or inserting single sample frames
+ *   ({@linkcode adjustBlock}). The controller's integral term is the measured drift.
+ * - {@linkcode AutoBuffer}: `--buffer auto`, Jamulus-style: the arrival jitter of every packet is
+ *   tried against a set of buffer sizes at once, and the target is the smallest size whose
+ *   simulated underrun rate stays under a bound (0.05 %), capped so it cannot grow without limit.
+ *
+ * @module
+ */
+
+/** Largest rate correction: ±0.05 % (one frame in 2000). */
+export const MAX_CORRECTION = 0.0005;
+
+/** Seconds over which the correction is averaged into the drift estimate. */
+export const DRIFT_AVERAGE_S = 300;
+
+/** Options of {@linkcode DriftController}. */
+export interface DriftControllerOptions {
+  /** Target playout delay (buffer level) in ms. */
+  targetMs: number;
+  /** Output sample rate. @default {48000} */
+  sampleRate?: number;
+  /** Rate correction cap (fraction). @default {MAX_CORRECTION} */
+  maxCorrection?: number;
+  /** Level smoothing time constant (s). @default {1} */
+  smoothingS?: number;
+  /** Proportional gain: correction per second of level error. @default {0.05} */
+  kp?: number;
+  /** Integral gain (per s²). @default {0.0025} */
+  ki?: number;
+}
+
+/**
+ * Turns buffer levels into single-frame drops and inserts; see the module doc. Call
+ * {@linkcode update} once per output block.
+ */
+export class DriftController {
+  readonly targetFrames: number;
+  readonly #rate: number;
+  readonly #max: number;
+  readonly #tau: number;
+  readonly #kp: number;
+  readonly #ki: number;
+  #smoothed: number | undefined;
+  #integral = 0;
+  #carry = 0;
+  /** The correction averaged over {@linkcode DRIFT_AVERAGE_S}: the drift estimate. */
+  #average = 0;
+  #elapsedS = 0;
+  /** Frames dropped (level too high: the sender's clock is faster). */
+  dropped = 0;
+  /** Frames inserted (level too low: the sender's clock is slower). */
+  inserted = 0;
+
+  /** Creates a controller for one stream. */
+  constructor(options: DriftControllerOptions) {
+    this.#rate = options.sampleRate ?? 48_000;
+    this.targetFrames = options.targetMs * this.#rate / 1000;
+    this.#max = options.maxCorrection ?? MAX_CORRECTION;
+    this.#tau = options.smoothingS ?? 1;
+    this.#kp = options.kp ?? 0.05;
+    this.#ki = options.ki ?? 0.0025;
+  }
+
+  /** The smoothed buffer level in ms (undefined before the first update). */
+  get levelMs(): number | undefined {
+    return this.#smoothed === undefined ? undefined : this.#smoothed * 1000 / this.#rate;
+  }
+
+  /**
+   * Sender clock relative to ours in ppm, as measured by the sustained correction averaged
+   * over {@linkcode DRIFT_AVERAGE_S} (positive: the sender is faster and frames are dropped).
+   * The packet grid slides past the output's blocks as the clocks drift, which wobbles the
+   * level (and the correction) with a period of `frame / drift` (100 s for 10 ms at 100 ppm):
+   * the long average removes that wobble.
+   */
+  get driftPpm(): number {
+    return this.#average * 1e6;
+  }
+
+  /**
+   * One output block: `levelFrames` is the audio queued ahead of the output (jitter buffer +
+   * device) before taking `blockFrames`. Returns how many extra input frames to consume for
+   * this block: +1 (drop one frame), −1 (insert one), or 0.
+   */
+  update(levelFrames: number, blockFrames: number): number {
+    const dt = blockFrames / this.#rate;
+    const a = Math.min(1, dt / this.#tau);
+    this.#smoothed = this.#smoothed === undefined
+      ? levelFrames
+      : this.#smoothed + a * (levelFrames - this.#smoothed);
+    const error = (this.#smoothed - this.targetFrames) / this.#rate; // seconds
+    // Integrate with anti-windup: the integral alone never asks for more than the cap.
+    const limit = this.#max / this.#ki;
+    this.#integral = Math.max(-limit, Math.min(limit, this.#integral + error * dt));
+    const correction = Math.max(
+      -this.#max,
+      Math.min(this.#max, this.#kp * error + this.#ki * this.#integral),
+    );
+    this.#elapsedS += dt;
+    // An average over the time so far until DRIFT_AVERAGE_S have passed, then exponential.
+    this.#average += (correction - this.#average) * dt / Math.min(this.#elapsedS, DRIFT_AVERAGE_S);
+    this.#carry += correction * blockFrames;
+    if (this.#carry >= 1) {
+      this.#carry -= 1;
+      this.dropped++;
+      return 1;
+    }
+    if (this.#carry <= -1) {
+      this.#carry += 1;
+      this.inserted++;
+      return -1;
+    }
+    return 0;
+  }
+}
+
+/**
+ * Applies a {@linkcode DriftController.update} result to a block of `frames + delta`
+ * interleaved input frames, returning `frames` output frames: a dropped frame is merged with
+ * its neighbour (their mean), an inserted one is the mean of two neighbours — at the middle
+ * of the block, so the step is one sample's worth and inaudible.
+ */
+export function adjustBlock(pcm: Int16Array, channels: number, delta: number): Int16Array {
+  const frames = pcm.length / channels;
+  if (delta === 0 || frames < 2) return pcm;
+  const mid = Math.floor(frames / 2);
+  if (delta > 0) {
+    const out = new Int16Array(pcm.length - channels);
+    out.set(pcm.subarray(0, (mid - 1) * channels));
+    for (let c = 0; c < channels; c++) {
+      out[(mid - 1) * channels + c] = Math.round(
+        (pcm[(mid - 1) * channels + c]! + pcm[mid * channels + c]!) / 2,
+      );
+    }
+    out.set(pcm.subarray((mid + 1) * channels), mid * channels);
+    return out;
+  }
+  const out = new Int16Array(pcm.length + channels);
+  out.set(pcm.subarray(0, mid * channels));
+  for (let c = 0; c < channels; c++) {
+    out[mid * channels + c] = Math.round(
+      (pcm[(mid - 1) * channels + c]! + pcm[mid * channels + c]!) / 2,
+    );
+  }
+  out.set(pcm.subarray(mid * channels), (mid + 1) * channels);
+  return out;
+}
+
+/** Options of {@linkcode AutoBuffer}. */
+export interface AutoBufferOptions {
+  /** Candidate sizes in ms, ascending. @default {[5, 10, 15, 20, 30, 40, 60, 80, 120, 200]} */
+  sizesMs?: readonly number[];
+  /** Highest acceptable underrun rate. @default {0.0005} */
+  maxUnderrunRate?: number;
+  /** Packets the statistics cover (older ones fade out). @default {20000} */
+  windowPackets?: number;
+  /** Packets before the first choice (until then the largest size). @default {200} */
+  warmupPackets?: number;
+}
+
+/**
+ * `--buffer auto`: picks the smallest buffer whose simulated underrun rate is under the bound
+ * (see the module doc); never more than the largest candidate.
+ */
+export class AutoBuffer {
+  readonly sizesMs: readonly number[];
+  readonly #bound: number;
+  readonly #decay: number;
+  readonly #warmup: number;
+  readonly #late: Float64Array;
+  #total = 0;
+  #packets = 0;
+  /** Smallest transit seen (µs), slowly forgotten so a route change is followed. */
+  #minTransitUs: number | undefined;
+
+  /** Creates the chooser. */
+  constructor(options: AutoBufferOptions = {}) {
+    this.sizesMs = options.sizesMs ?? [5, 10, 15, 20, 30, 40, 60, 80, 120, 200];
+    this.#bound = options.maxUnderrunRate ?? 0.0005;
+    this.#decay = 1 - 1 / (options.windowPackets ?? 20_000);
+    this.#warmup = options.warmupPackets ?? 200;
+    this.#late = new Float64Array(this.sizesMs.length);
+  }
+
+  /** One packet captured at `captureUs` (sender clock) arrived at `arrivalUs` (ours). */
+  onPacket(captureUs: number, arrivalUs: number): void {
+    const transit = arrivalUs - captureUs;
+    // Forget 1 µs per packet, so the floor follows slow changes.
+    this.#minTransitUs = this.#minTransitUs === undefined
+      ? transit
+      : Math.min(transit, this.#minTransitUs + 1);
+    const excessMs = (transit - this.#minTransitUs) / 1000;
+    this.#total = this.#total * this.#decay + 1;
+    for (let i = 0; i < this.sizesMs.length; i++) {
+      this.#late[i] = this.#late[i]! * this.#decay + (excessMs > this.sizesMs[i]! ? 1 : 0);
+    }
+    this.#packets++;
+  }
+
+  /** The buffer to use now (ms). */
+  get targetMs(): number {
+    const last = this.sizesMs[this.sizesMs.length - 1]!;
+    if (this.#packets < this.#warmup) return last;
+    for (let i = 0; i < this.sizesMs.length; i++) {
+      if (this.#late[i]! / this.#total < this.#bound) return this.sizesMs[i]!;
+    }
+    return last;
+  }
+}

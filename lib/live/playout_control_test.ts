@@ -1,0 +1,151 @@
+/** Playout control by simulation: no real time, a seeded network, hours of audio. */
+import { assert, assertEquals, assertGreater, assertLess } from "@std/assert";
+import { adjustBlock, AutoBuffer, DriftController, MAX_CORRECTION } from "./playout_control.ts";
+
+/** A small seeded generator (LCG), uniform in [0, 1). */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+interface SimResult {
+  /** Playout delay (buffer level, ms) after the settling time: min and max. */
+  minMs: number;
+  maxMs: number;
+  underruns: number;
+  driftPpm: number;
+  dropped: number;
+  inserted: number;
+}
+
+/**
+ * A sender capturing 10 ms packets on a clock `ppm` off ours, through a network adding 0–5 ms
+ * of jitter, into a listener's device that takes 10 ms blocks on our clock. The level is the
+ * audio queued ahead of the device at each block.
+ */
+function simulate(
+  ppm: number,
+  seconds: number,
+  control: boolean,
+  targetMs = 40,
+  settleS = 120,
+): SimResult {
+  const rate = 48_000;
+  const block = 480;
+  const random = rng(7);
+  const controller = new DriftController({ targetMs, sampleRate: rate });
+  const packetPeriodS = 0.010 / (1 + ppm / 1e6); // a fast sender's 10 ms are shorter in ours
+  // Arrival times of the packets (jitter never reorders here: the queue counts frames).
+  let nextPacket = 0;
+  const arrivalS = (k: number) => k * packetPeriodS + 0.005 * random();
+  let nextArrival = arrivalS(0);
+  let queued = 0;
+  let underruns = 0;
+  let minMs = Infinity;
+  let maxMs = -Infinity;
+  // Playout starts one target delay after the first packet arrives.
+  const start = nextArrival + targetMs / 1000;
+  const blocks = Math.round(seconds * 100);
+  for (let b = 0; b < blocks; b++) {
+    const now = start + b * 0.010;
+    while (nextArrival <= now) {
+      queued += block;
+      nextArrival = arrivalS(++nextPacket);
+    }
+    const delta = control ? controller.update(queued, block) : 0;
+    const need = block + delta;
+    if (queued < need) {
+      underruns++;
+      queued = 0;
+    } else {
+      queued -= need;
+    }
+    if (now - start >= settleS) {
+      const ms = (queued + block) * 1000 / rate; // level before this block was taken, roughly
+      minMs = Math.min(minMs, ms);
+      maxMs = Math.max(maxMs, ms);
+    }
+  }
+  return {
+    minMs,
+    maxMs,
+    underruns,
+    driftPpm: controller.driftPpm,
+    dropped: controller.dropped,
+    inserted: controller.inserted,
+  };
+}
+
+Deno.test("drift: a sender clock 0.01 % fast keeps the listener's delay within ±10 ms of 40 ms over a simulated hour", () => {
+  const r = simulate(100, 3600, true);
+  assertGreater(r.minMs, 30, JSON.stringify(r));
+  assertLess(r.maxMs, 50, JSON.stringify(r));
+  assertEquals(r.underruns, 0);
+  assert(Math.abs(r.driftPpm - 100) < 10, `drift measured ${r.driftPpm} ppm`);
+  // The correction matches the drift: 100 ppm of 3600 s × 48 kHz = 17 280 frames net, give or
+  // take the start (the level settling from the pre-fill to the target) and the wobble.
+  const net = r.dropped - r.inserted;
+  assert(Math.abs(net - 17_280) < 3000, `${r.dropped} dropped, ${r.inserted} inserted`);
+});
+
+Deno.test("drift: a sender clock 0.01 % slow is corrected by inserts, without underruns", () => {
+  const r = simulate(-100, 3600, true);
+  assertGreater(r.minMs, 30, JSON.stringify(r));
+  assertLess(r.maxMs, 50, JSON.stringify(r));
+  assertEquals(r.underruns, 0);
+  assert(Math.abs(r.driftPpm + 100) < 10, `drift measured ${r.driftPpm} ppm`);
+});
+
+Deno.test("drift: without correction the same hour's delay grows by ~360 ms (the test's control)", () => {
+  const r = simulate(100, 3600, false);
+  assertGreater(r.maxMs, 300, JSON.stringify(r));
+});
+
+Deno.test("drift: the correction never exceeds ±0.05 % (a 0.1 % drift is only halved)", () => {
+  const r = simulate(1000, 600, true, 40, 0);
+  // At most one frame in 2000 dropped: 600 s × 48 kHz × 0.0005 = 14 400.
+  assert(r.dropped <= 600 * 48_000 * MAX_CORRECTION + 1, `${r.dropped} dropped`);
+});
+
+Deno.test("adjustBlock drops or inserts exactly one frame, with a step no larger than the signal's", () => {
+  const stereo = new Int16Array(960 * 2);
+  for (let i = 0; i < 960; i++) {
+    stereo[2 * i] = Math.round(10000 * Math.sin(i / 20));
+    stereo[2 * i + 1] = -stereo[2 * i]!;
+  }
+  const maxStep = (x: Int16Array) => {
+    let m = 0;
+    for (let i = 2; i < x.length; i += 2) m = Math.max(m, Math.abs(x[i]! - x[i - 2]!));
+    return m;
+  };
+  const dropped = adjustBlock(stereo, 2, 1);
+  const inserted = adjustBlock(stereo, 2, -1);
+  assertEquals(dropped.length, stereo.length - 2);
+  assertEquals(inserted.length, stereo.length + 2);
+  assert(maxStep(dropped) <= 2 * maxStep(stereo));
+  assert(maxStep(inserted) <= maxStep(stereo));
+  assertEquals(adjustBlock(stereo, 2, 0), stereo);
+});
+
+Deno.test("--buffer auto picks the smallest size with under 0.05 % simulated underruns, capped", () => {
+  const choose = (jitterMs: (r: () => number) => number) => {
+    const random = rng(3);
+    const auto = new AutoBuffer();
+    for (let k = 0; k < 30_000; k++) {
+      const capture = k * 10_000;
+      auto.onPacket(capture, capture + 2_000 + jitterMs(random) * 1000);
+    }
+    return auto.targetMs;
+  };
+  // Loopback: under 3 ms of jitter.
+  assertEquals(choose((r) => 3 * r()), 5);
+  // A LAN with 0–12 ms and a rare (0.02 %) 50 ms spike: the spikes are under the bound.
+  assertEquals(choose((r) => (r() < 0.0002 ? 50 : 12 * r())), 15);
+  // 1 % of packets 25 ms late: too many for 20 ms, so 30 ms.
+  assertEquals(choose((r) => (r() < 0.01 ? 25 : 5 * r())), 30);
+  // Chaos (up to 1 s): capped at the largest size, not grown without limit.
+  assertEquals(choose((r) => 1000 * r()), 200);
+});

@@ -1,0 +1,174 @@
+/**
+ * mic-broadcast end-to-end latency on loopback: capture → hand-off to the output, as the
+ * listeners' own statistics measure it (STREAM_INFO captureEpochUs + DATA timestamp vs the
+ * listener's wall clock when the decoded packet was written; docs/PROTOCOL.md §5.4), for 10 and
+ * 20 ms Opus frames, UDP and TLS, 1 and 100 listeners; and the broadcaster's CPU.
+ *
+ *   deno run -A bench/mic_latency.ts [--seconds 5] [--listeners 1,100] [--frames 10,20]
+ *     [--transports udp,tls] [--buffer 40]
+ *
+ * How: `cmd/mic_broadcast.ts --tone 440 --udp 127.0.0.1:0 --tls 127.0.0.1:0` runs in its own
+ * process (a virtual microphone paced in real time, mono, Opus 64 kbit/s). The listeners run in
+ * this process, every one a full listener: UDP ones are lib/udp/client.ts `listenRadio` (the
+ * handshake, tokens, heartbeats, the jitter buffer with `--buffer` ms, Opus decode, the
+ * latency meter) writing to a null output; TLS ones are `TlsSongClient.radio()` into the same
+ * MediaPlayout + LatencyMeter as tls-client radio, also to a null output. UDP listeners join
+ * 120 ms apart (udp-server answers 20 requests a second per source IP, and a join takes two),
+ * then all listen together for `--seconds`. Reported per configuration: the median over
+ * listeners of their median and p99 latency, the worst p99, packets lost, and the broadcaster's
+ * CPU (utime + stime from /proc over the listening window) as % of one core. The null output
+ * takes audio at once, so the figure excludes a device's queue (which adds its ring: tens of ms).
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli/parse-args";
+import { EventLog } from "../lib/cli/event_log.ts";
+import { LatencyMeter, type LiveLatencyReport, wallClockUs } from "../lib/live/latency.ts";
+import { MediaPlayout } from "../lib/media/playout.ts";
+import { createCertificates } from "../lib/tls/certs.ts";
+import { TlsSongClient } from "../lib/tls/client.ts";
+import { listenRadio } from "../lib/udp/client.ts";
+import { sampleProcess } from "./_proc.ts";
+
+const args = parseArgs(Deno.args, {
+  string: ["seconds", "listeners", "frames", "transports", "buffer"],
+  default: {
+    seconds: "5",
+    listeners: "1,100",
+    frames: "10,20",
+    transports: "udp,tls",
+    buffer: "40",
+  },
+});
+const seconds = Number(args.seconds);
+const ROOT = new URL("../", import.meta.url).pathname;
+const nullOutput = () => Promise.resolve({ write: () => Promise.resolve() });
+const say = (t: string) => Deno.stdout.writeSync(new TextEncoder().encode(t + "\n"));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const certDir = await Deno.makeTempDir({ prefix: "soundsock-bench-certs-" });
+const certs = await createCertificates(certDir);
+const caPem = await Deno.readTextFile(certs.caCert);
+
+async function startBroadcaster(frameMs: number) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}cmd/mic_broadcast.ts`,
+      "--tone",
+      "440",
+      "--frame",
+      String(frameMs),
+      "--udp",
+      "127.0.0.1:0",
+      "--tls",
+      "127.0.0.1:0",
+      "--cert",
+      certs.serverCert,
+      "--key",
+      certs.serverKey,
+      "--max-listeners",
+      "1000",
+      "--max-per-ip",
+      "0",
+      "--ready-json",
+      "-q",
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("mic-broadcast exited");
+    text += value;
+  }
+  void reader.cancel();
+  const ready = JSON.parse(text.split("\n")[0]!) as { udpPort: number; tlsPort: number };
+  return { child, ready };
+}
+
+async function tlsListener(port: number, ms: number): Promise<LiveLatencyReport | undefined> {
+  using client = await TlsSongClient.connect({ hostname: "127.0.0.1", port }, { caCerts: [caPem] });
+  const stop = AbortSignal.timeout(ms);
+  using playout = new MediaPlayout({ openOutput: nullOutput, signal: stop });
+  const meter = new LatencyMeter();
+  let epoch: number | undefined;
+  try {
+    for await (const event of client.radio(stop)) {
+      if (event.type === "stream_info") {
+        epoch = event.info.captureEpochUs;
+        await playout.startStream(event.info, false);
+      } else if (event.type === "data") {
+        await playout.media(event.payload);
+        if (epoch !== undefined) meter.record(epoch + event.timestampUs, wallClockUs());
+      }
+    }
+  } catch (error) {
+    if (!stop.aborted) throw error;
+  }
+  return meter.count > 0 ? meter.report() : undefined;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+const rows: string[] = [];
+for (const frameMs of args.frames.split(",").map(Number)) {
+  for (const transport of args.transports.split(",")) {
+    for (const n of args.listeners.split(",").map(Number)) {
+      const { child, ready } = await startBroadcaster(frameMs);
+      await sleep(500);
+      const joinGapMs = transport === "udp" ? 120 : 20;
+      const joinMs = n * joinGapMs;
+      const listenMs = joinMs + seconds * 1000 + 500;
+      const runs: Promise<{ live?: LiveLatencyReport; lost: number }>[] = [];
+      const started = performance.now();
+      for (let i = 0; i < n; i++) {
+        const remaining = listenMs - (performance.now() - started);
+        runs.push(
+          transport === "udp"
+            ? listenRadio({ hostname: "127.0.0.1", port: ready.udpPort }, {
+              signal: new AbortController().signal,
+              log: EventLog.none(),
+              bufferMs: Number(args.buffer),
+              maxSeconds: remaining / 1000,
+              openOutput: nullOutput,
+            }).then((r) => ({ live: r.live, lost: r.lost }))
+            : tlsListener(ready.tlsPort, remaining).then((live) => ({ live, lost: 0 })),
+        );
+        await sleep(joinGapMs);
+      }
+      // The window: everyone has joined and settled.
+      await sleep(Math.max(0, joinMs - (performance.now() - started)) + 300);
+      const cpu0 = sampleProcess(child.pid).cpuS;
+      const t0 = performance.now();
+      await sleep(seconds * 1000 - 300);
+      const cpu1 = sampleProcess(child.pid).cpuS;
+      const cpuPct = (cpu1 - cpu0) / ((performance.now() - t0) / 1000) * 100;
+      const results = await Promise.all(runs);
+      child.kill("SIGINT");
+      await child.status;
+      const lives = results.map((r) => r.live).filter((l): l is LiveLatencyReport => !!l);
+      const row = [
+        `${transport.toUpperCase()} ${frameMs} ms`,
+        `N=${n}`,
+        `listeners measured ${lives.length}`,
+        `median ${median(lives.map((l) => l.medianMs)).toFixed(1)} ms`,
+        `p99 ${median(lives.map((l) => l.p99Ms)).toFixed(1)} ms`,
+        `worst p99 ${Math.max(...lives.map((l) => l.p99Ms)).toFixed(1)} ms`,
+        `lost ${results.reduce((a, r) => a + r.lost, 0)}`,
+        `broadcaster CPU ${cpuPct.toFixed(1)} %`,
+      ].join("  ");
+      rows.push(row);
+      say(row);
+    }
+  }
+}
+await Deno.remove(certDir, { recursive: true });
+say(`\n${rows.join("\n")}`);

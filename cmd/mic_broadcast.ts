@@ -236,7 +236,9 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     `mic-broadcast stopped: ${s.packets} packets, ${broadcast.udp?.stats.listenersJoined ?? 0} ` +
       `UDP listeners joined, ${
         (broadcast.udp?.stats.rejected ?? 0) + (broadcast.tls?.stats.rejected ?? 0)
-      } rejected`,
+      } rejected${
+        source.framesLost === undefined ? "" : `, capture lost ${source.framesLost} frames`
+      }`,
   );
   return ExitCode.OK;
 }

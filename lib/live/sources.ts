@@ -37,6 +37,8 @@ export interface LiveSource extends Disposable {
   readonly description: string;
   /** The next block, as soon as it is captured; null when the source ended or was aborted. */
   read(signal: AbortSignal): Promise<LiveBlock | null>;
+  /** A capture device: frames it dropped because they were not read in time (ring full). */
+  readonly framesLost?: number;
 }
 
 /** A source that cannot be opened (bad file, bad tone); `message` is user-facing. */
@@ -301,7 +303,20 @@ class MicSource implements LiveSource {
     return { pcm, captureUs };
   }
 
+  get framesLost(): number {
+    try {
+      return this.#recorder.stats().framesLost;
+    } catch {
+      return this.#lostAtClose;
+    }
+  }
+
+  #lostAtClose = 0;
+
   [Symbol.dispose](): void {
+    try {
+      this.#lostAtClose = this.#recorder.stats().framesLost;
+    } catch { /* closed */ }
     this.#recorder.close();
   }
 }

@@ -1,14 +1,19 @@
 /**
- * Memory per TLS connection, server side, for the three ways a Deno server can terminate TLS:
+ * Memory per TLS connection, server side, for the ways a Deno server can terminate TLS:
  *
  * - `deno`: `Deno.listenTls` (what tls-server used before issue #8: cheap, but a socket that
  *   never finishes its handshake cannot be closed);
- * - `wrap`: `Deno.listen` + node:tls `TLSSocket` over the TCP connection (lib/tls/server_conn.ts,
- *   what tls-server uses now: every socket can be closed at any time);
+ * - `native`: lib/tls/tcp_listener.ts + lib/tls/acceptor.ts, what tls-server uses now: a
+ *   node:net listener, node:tls `TLSSocket` over each native socket (`ServerTlsConn.
+ *   acceptSocket`; the record layer runs natively), our accept limits and handshake timeout,
+ *   the accept loop re-armed after EMFILE;
+ * - `wrap`: `Deno.listen` + node:tls `TLSSocket` over a JS duplex of the `Deno.TcpConn`
+ *   (`ServerTlsConn.accept`; tls-server until 2026-12-02, still the route for a `Deno.listen`
+ *   listener or a host name): every socket can be closed at any time too;
  * - `node`: node:tls `createServer` (its own accept loop, which stops for good after an accept
- *   error such as EMFILE — checked under prlimit).
+ *   error such as EMFILE — still so in Deno 2.9.6).
  *
- *   deno run -A bench/tls_conn_memory.ts [--mode deno|wrap|node] [--connections 1000]
+ *   deno run -A bench/tls_conn_memory.ts [--mode deno|native|wrap|node] [--connections 1000]
  *     [--packet-bytes 16384] [--interval-ms 300]
  *
  * N verified clients (a child process) connect and keep reading; the server's RSS above its
@@ -22,7 +27,9 @@
 import { parseArgs } from "@std/cli/parse-args";
 import tls from "node:tls";
 import { createCertificates } from "../lib/tls/certs.ts";
+import { acceptTls } from "../lib/tls/acceptor.ts";
 import { ServerTlsConn } from "../lib/tls/server_conn.ts";
+import { NativeTcpListener } from "../lib/tls/tcp_listener.ts";
 
 const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
 const args = parseArgs(Deno.args, {
@@ -98,6 +105,24 @@ async function measure(mode: string, n: number) {
         });
       }
     })().catch(() => {});
+  } else if (mode === "native") {
+    const secureContext = tls.createSecureContext({ cert, key });
+    const l = NativeTcpListener.tryListen("127.0.0.1", 0)!;
+    port = l.addr.port;
+    const stopping = new AbortController();
+    stop = () => stopping.abort();
+    void acceptTls(l, {
+      secureContext,
+      signal: stopping.signal,
+      handshakeTimeoutMs: 10_000,
+      maxPendingPerIp: 100_000,
+      maxPending: 100_000,
+      log: () => {},
+      onConnection: (c) => {
+        drain((b) => c.read(b));
+        writers.push((p) => void c.write(p).catch(() => {}));
+      },
+    }, { accepted: 0, handshakeFailures: 0, dropped: 0, acceptErrors: 0 });
   } else {
     const server = tls.createServer({ cert, key }, (s) => {
       s.on("error", () => {});
@@ -147,7 +172,7 @@ async function measure(mode: string, n: number) {
 }
 
 const n = Number(args.connections ?? 1000);
-const modes = args.mode ? [args.mode] : ["deno", "wrap", "node"];
+const modes = args.mode ? [args.mode] : ["deno", "native", "wrap", "node"];
 out("| mode | connections | KiB/connection idle | KiB/connection streaming |");
 out("|---|---:|---:|---:|");
 for (const mode of modes) {
@@ -162,6 +187,10 @@ for (const mode of modes) {
         mode,
         "--connections",
         String(n),
+        "--packet-bytes",
+        String(packetBytes),
+        "--interval-ms",
+        String(intervalMs),
       ],
       stdout: "piped",
     }).output();

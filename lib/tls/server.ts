@@ -15,6 +15,7 @@ import { RadioProgram } from "./radio_program.ts";
 import { ListenError } from "../net/listen_error.ts";
 import { sourceKey } from "../net/source_key.ts";
 import { type AcceptStats, acceptTls } from "./acceptor.ts";
+import { listenTcp, type TcpListener } from "./tcp_listener.ts";
 import type { ServerTlsConn } from "./server_conn.ts";
 import { Session } from "./session.ts";
 import { SongHashes } from "./song_hashes.ts";
@@ -146,9 +147,9 @@ export class TlsSongServer implements AsyncDisposable {
     }
     const hostname = options.hostname ?? "127.0.0.1";
     const port = options.port ?? 8443;
-    let listener: Deno.TcpListener;
+    let listener: TcpListener;
     try {
-      listener = Deno.listen({ hostname, port });
+      listener = listenTcp({ hostname, port });
     } catch (cause) {
       throw new ListenError(`listen on ${hostname}:${port}`, cause);
     }

@@ -3,10 +3,14 @@
  *
  * Why not `Deno.listenTls`: its `TlsConn.close()` waits for the handshake to finish, so a peer
  * that opens a socket and never speaks keeps a file descriptor for as long as it likes (500
- * such sockets held 526 FDs; ~20k exhaust the server). Here the TCP socket comes from
- * `Deno.listen` and the TLS layer is `node:tls`'s `TLSSocket` over it, which can be torn down
- * at any moment: {@linkcode ServerTlsConn.close} closes the TCP socket itself, handshake or not.
- * Measured on loopback: as fast as `Deno.listenTls` (346 vs 336 MiB/s for one download).
+ * such sockets held 526 FDs; ~20k exhaust the server; still so in Deno 2.9.6). Here the TLS
+ * layer is `node:tls`'s `TLSSocket` over a TCP socket we own, which can be torn down at any
+ * moment: {@linkcode ServerTlsConn.close} closes the TCP socket itself, handshake or not.
+ *
+ * Two transports: a node:net socket from lib/tls/tcp_listener.ts ({@linkcode
+ * ServerTlsConn.acceptSocket}; the TLS record layer runs natively on it, ~56 KiB per
+ * streaming connection), or a `Deno.TcpConn` ({@linkcode ServerTlsConn.accept}; the
+ * ciphertext goes through a JS duplex stream, ~148 KiB).
  *
  * The class offers the small `read`/`write`/`close` surface the session code uses, with
  * bounded buffering in both directions: reads pause the socket once `readLimit` bytes wait,
@@ -16,6 +20,7 @@
  * @module
  */
 
+import type net from "node:net";
 import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { closeQuietly } from "../net/close.ts";
@@ -41,13 +46,21 @@ export interface ServerTlsConnOptions {
   readLimit?: number;
 }
 
+/** The TCP side of a {@linkcode ServerTlsConn}. */
+interface Transport {
+  remoteAddr: Deno.NetAddr;
+  /** Ciphertext (or plaintext not yet encrypted) waiting for the kernel. */
+  buffered(): number;
+  /** Closes the TCP socket (idempotent, never throws). */
+  close(): void;
+}
+
 /** A server-side TLS connection whose TCP socket can be closed at any time. */
 export class ServerTlsConn {
   /** The peer's address. */
   readonly remoteAddr: Deno.NetAddr;
-  readonly #tcp: Deno.TcpConn;
+  readonly #transport: Transport;
   readonly #tls: tls.TLSSocket;
-  readonly #duplex: Duplex;
   readonly #readLimit: number;
   #closed = false;
   /** Reads and writes, once the handshake is done. */
@@ -55,40 +68,72 @@ export class ServerTlsConn {
   /** The handshake completed. */
   #secure = false;
 
-  private constructor(tcp: Deno.TcpConn, secureContext: tls.SecureContext, readLimit: number) {
-    this.#tcp = tcp;
-    this.remoteAddr = tcp.remoteAddr;
+  private constructor(transport: Transport, socket: tls.TLSSocket, readLimit: number) {
+    this.#transport = transport;
+    this.remoteAddr = transport.remoteAddr;
     this.#readLimit = readLimit;
-    this.#duplex = tcpDuplex(tcp);
-    this.#tls = new tls.TLSSocket(this.#duplex, {
-      isServer: true,
-      secureContext,
-      // TLS 1.0/1.1 are deprecated (RFC 8996).
-      minVersion: "TLSv1.2",
-    } as tls.TLSSocketOptions);
+    this.#tls = socket;
   }
 
   /**
-   * Runs the server handshake on `tcp`. Resolves once it is complete; on failure, timeout or
-   * abort the TCP socket is closed and the promise rejects with {@linkcode HandshakeError}
-   * (whose message is the abort reason's, when the signal gave one).
+   * Runs the server handshake on `tcp` (over a JS stream). Resolves once it is complete; on
+   * failure, timeout or abort the TCP socket is closed and the promise rejects with
+   * {@linkcode HandshakeError} (whose message is the abort reason's, when the signal gave one).
    */
   static accept(tcp: Deno.TcpConn, options: ServerTlsConnOptions): Promise<ServerTlsConn> {
-    const conn = new ServerTlsConn(tcp, options.secureContext, options.readLimit ?? 16384);
+    const duplex = tcpDuplex(tcp);
+    const socket = serverSocket(duplex, options.secureContext);
+    const conn = new ServerTlsConn(
+      {
+        remoteAddr: tcp.remoteAddr,
+        buffered: () => duplex.writableLength,
+        close: () => closeQuietly(tcp),
+      },
+      socket,
+      options.readLimit ?? 16384,
+    );
+    return conn.#handshake(options);
+  }
+
+  /**
+   * Runs the server handshake on a node:net socket (lib/tls/tcp_listener.ts), natively.
+   * Same outcomes as {@linkcode accept}.
+   */
+  static acceptSocket(tcp: net.Socket, options: ServerTlsConnOptions): Promise<ServerTlsConn> {
+    const remoteAddr: Deno.NetAddr = {
+      transport: "tcp",
+      hostname: tcp.remoteAddress ?? "",
+      port: tcp.remotePort ?? 0,
+    };
+    tcp.on("error", () => {}); // reported through the TLS socket
+    const socket = serverSocket(tcp, options.secureContext);
+    const conn = new ServerTlsConn(
+      {
+        remoteAddr,
+        buffered: () => socket.writableLength,
+        close: () => tcp.destroy(),
+      },
+      socket,
+      options.readLimit ?? 16384,
+    );
+    return conn.#handshake(options);
+  }
+
+  #handshake(options: ServerTlsConnOptions): Promise<ServerTlsConn> {
     const timeout = AbortSignal.timeout(options.handshakeTimeoutMs);
     const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
     return new Promise((resolve, reject) => {
-      const socket = conn.#tls;
+      const socket = this.#tls;
       const fail = (message: string) => {
         cleanup();
-        conn.close();
+        this.close();
         reject(new HandshakeError(message));
       };
       const onSecure = () => {
         cleanup();
-        conn.#secure = true;
-        conn.#stream = new TlsSocketStream(socket, { readLimit: conn.#readLimit });
-        resolve(conn);
+        this.#secure = true;
+        this.#stream = new TlsSocketStream(socket, { readLimit: this.#readLimit });
+        resolve(this);
       };
       const onError = (error: Error) => fail(error.message);
       const onClose = () => fail("the peer closed the connection during the handshake");
@@ -104,12 +149,15 @@ export class ServerTlsConn {
         socket.off("secure", onSecure);
         socket.off("error", onError);
         socket.off("close", onClose);
+        socket.off("end", onClose);
         signal.removeEventListener("abort", onAbort);
       };
       if (signal.aborted) return onAbort();
       socket.once("secure", onSecure);
       socket.once("error", onError);
       socket.once("close", onClose);
+      // A half-open socket (allowHalfOpen) ends without closing: a handshake cannot go on.
+      socket.once("end", onClose);
       signal.addEventListener("abort", onAbort, { once: true });
     });
   }
@@ -119,7 +167,7 @@ export class ServerTlsConn {
    * caller's own buffer, counted by the caller.)
    */
   get bufferedBytes(): number {
-    return this.#duplex.writableLength;
+    return this.#transport.buffered();
   }
 
   /** Negotiated protocol, e.g. `TLSv1.3`. */
@@ -150,21 +198,32 @@ export class ServerTlsConn {
     this.#closed = true;
     this.#stream?.end();
     const socket = this.#tls;
+    const transport = this.#transport;
     if (!this.#secure || socket.destroyed) {
       socket.destroy();
-      closeQuietly(this.#tcp);
+      transport.close();
       return;
     }
     const hard = setTimeout(() => {
       socket.destroy();
-      closeQuietly(this.#tcp);
+      transport.close();
     }, graceMs);
     socket.once("close", () => {
       clearTimeout(hard);
-      closeQuietly(this.#tcp);
+      transport.close();
     });
     socket.end();
   }
+}
+
+/** A server `TLSSocket` over `transport`. */
+function serverSocket(transport: Duplex, secureContext: tls.SecureContext): tls.TLSSocket {
+  return new tls.TLSSocket(transport, {
+    isServer: true,
+    secureContext,
+    // TLS 1.0/1.1 are deprecated (RFC 8996).
+    minVersion: "TLSv1.2",
+  } as tls.TLSSocketOptions);
 }
 
 /**

@@ -107,7 +107,8 @@ export const SPEC = {
     web: {
       type: "boolean",
       description: "Also serve the radio in a browser over HTTPS (page, /stream Ogg/Opus, " +
-        "/status.json) with the same certificate, on --web-port.",
+        "/status.json) with the same certificate, on --web-port; --max-clients and " +
+        "--max-per-ip bound its connections too.",
     },
     "web-port": {
       type: "number",
@@ -201,6 +202,8 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       key,
       hostname: flags.host,
       port: flags["web-port"],
+      maxConnections: flags["max-clients"],
+      maxConnectionsPerIp: flags["max-per-ip"],
       signal,
       log: (event, fields) => log.event(event, fields),
     })

@@ -83,12 +83,15 @@ export class ListenerQueue {
       this.end("closed");
     })();
     while (!this.#ended) {
-      const chunk = this.#chunks.shift();
-      if (!chunk) {
+      if (this.#chunks.length === 0) {
         await new Promise<void>((resolve) => this.#wake = resolve);
         this.#wake = undefined;
         continue;
       }
+      // Everything waiting goes in one write (one TLS record run, one syscall).
+      const parts = this.#chunks;
+      this.#chunks = [];
+      const chunk = parts.length === 1 ? parts[0]! : concat(parts);
       this.#bytes -= chunk.length;
       try {
         await this.#conn.write(chunk);
@@ -98,4 +101,14 @@ export class ListenerQueue {
       }
     }
   }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }

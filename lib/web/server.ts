@@ -64,7 +64,7 @@ export interface WebServerOptions {
   signal: AbortSignal;
   /** Connections at once (past it: 503). @default {1024} */
   maxConnections?: number;
-  /** Connections at once from one IP address (past it: 503). @default {64} */
+  /** Connections at once from one IP address (past it: 503; 0: no limit). @default {64} */
   maxConnectionsPerIp?: number;
   /** Request head/body limits and timeout. */
   limits?: RequestLimits;
@@ -213,7 +213,8 @@ export class WebServer implements AsyncDisposable {
       if (this.#conns.size > (this.#options.maxConnections ?? 1024)) {
         throw new HttpError(503, "The server is full; try again later");
       }
-      if (fromIp > (this.#options.maxConnectionsPerIp ?? 64)) {
+      const perIp = this.#options.maxConnectionsPerIp ?? 64;
+      if (perIp > 0 && fromIp > perIp) {
         throw new HttpError(503, "Too many connections from your address");
       }
       const req = await readRequest(conn, this.#options.limits);

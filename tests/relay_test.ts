@@ -5,6 +5,8 @@
 import { assert, assertEquals } from "@std/assert";
 import { decodeDatagram, FrameType, STREAM_MAX_PAYLOAD, writeHeader } from "../lib/wire/frame.ts";
 import { RelayNode, type RelayNodeOptions } from "../lib/relay/node.ts";
+import { encodeRelay } from "../lib/relay/messages.ts";
+import { ServerRefusedError } from "../lib/tls/client.ts";
 import { makeSongs, startTestServer, type TestServer } from "./_tls_helpers.ts";
 
 const WINDOW_MS = 200;
@@ -325,5 +327,79 @@ Deno.test("relay command: a tls-client radio --relay killed with SIGKILL in the 
     await proc.stderr.cancel().catch(() => {});
     await a.node[Symbol.asyncDispose]();
     await c?.node[Symbol.asyncDispose]();
+  }
+});
+
+Deno.test("relay: a tree of 10 with fanout 3: depth 2, byte-identical frames everywhere; a killed inner node's children are re-attached and resume", async () => {
+  await using t = await chainServer(3);
+  const nodes: Listener[] = [];
+  for (let i = 0; i < 10; i++) nodes.push(await join(t));
+  try {
+    const overlay = t.server.relay!.overlay;
+    assertEquals(overlay.children(0).length, 3);
+    assertEquals(Math.max(...nodes.map((n) => overlay.depth(n.node.node!))), 2);
+    await Promise.all(nodes.map((n) => n.reach(highest(nodes[0]!) + 10)));
+    for (const n of nodes.slice(1)) assert(assertSameBytes(nodes[0]!, n) >= 10);
+    // Kill an inner node (one of the server's children, serving three).
+    const inner = nodes[1]!;
+    const orphans = nodes.filter((n) =>
+      overlay.placement(n.node.node!)!.parent === inner.node.node
+    );
+    assertEquals(orphans.length, 3);
+    inner.node.close();
+    const at = highest(nodes[0]!);
+    const rest = nodes.filter((n) => n !== inner);
+    await Promise.all(rest.map((n) => n.reach(at + 20)));
+    for (const o of orphans) {
+      assert(o.node.parent !== inner.node.node);
+      assertEquals(o.node.stats.recoveries.length >= 1, true);
+      assertEquals(o.node.stats.forged, 0);
+    }
+    for (const n of rest) {
+      assertEquals(gaps(n, Math.min(...n.data.keys()), highest(n)).length, n.node.stats.lostFrames);
+      assertSameBytes(nodes[0]!, n);
+    }
+    assertEquals(overlay.size, 9);
+    for (const id of overlay.ids()) assert(overlay.children(id).length <= 3);
+  } finally {
+    for (const n of nodes) await n.node[Symbol.asyncDispose]();
+  }
+});
+
+Deno.test("hostile: relay refusals and bad peers — a server without --relay-fanout refuses join; a child with an unknown token is closed", async () => {
+  const songs = await makeSongs({ "a.wav": [10, 8000, 1] });
+  {
+    await using t = await startTestServer(songs);
+    const node = await RelayNode.start({ hostname: "localhost", port: t.port }, {
+      connect: { caCerts: [t.caCert] },
+      listenHost: "127.0.0.1",
+    });
+    try {
+      const error = await node.joined.then(() => undefined, (e) => e);
+      assert(error instanceof ServerRefusedError, String(error));
+      assertEquals(error.code, "bad_request");
+      assertEquals(error.message, "this server does not relay (no --relay-fanout)");
+    } finally {
+      await node[Symbol.asyncDispose]();
+    }
+  }
+  await using t = await chainServer(1);
+  const a = await join(t);
+  try {
+    // A stranger (no token the server gave out) gets nothing and is closed.
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port: a.node.addr.port });
+    const hello = encodeRelay({ msg: "hello", token: "0".repeat(32) });
+    await conn.write(hello);
+    const buf = new Uint8Array(4096);
+    let got = 0;
+    for (;;) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      got += n;
+    }
+    assertEquals(got, 0);
+    assertEquals(a.node.stats.children, 0);
+  } finally {
+    await a.node[Symbol.asyncDispose]();
   }
 });

@@ -13,12 +13,19 @@
 
 import { encodeFrame, type Frame, FrameType, STREAM_MAX_PAYLOAD } from "../wire/frame.ts";
 import { readFrames } from "../wire/stream_decoder.ts";
-import { encodeControl, readNowPlaying, readStreamInfo } from "../wire/messages.ts";
+import {
+  encodeControl,
+  readError,
+  readNowPlaying,
+  readReject,
+  readStreamInfo,
+} from "../wire/messages.ts";
+import { escapePeerText } from "../cli/output.ts";
 import type { EventFields } from "../cli/event_log.ts";
 import { closeQuietly } from "../net/close.ts";
 import { type ConnectOptions, connectToServer, type ServerAddress } from "../tls/connect.ts";
 import type { ClientConn } from "../tls/connect.ts";
-import type { RadioEvent } from "../tls/client.ts";
+import { type RadioEvent, ServerConnectionError, ServerRefusedError } from "../tls/client.ts";
 import { SendQueue } from "../tls/send_queue.ts";
 import { type Assign, encodeRelay, fromBase64, readRelay, type RelayPeer } from "./messages.ts";
 import { frameHash, StreamVerifier } from "./signing.ts";
@@ -147,6 +154,7 @@ export class RelayNode implements AsyncDisposable {
   #songKeys: string[] = [];
   #closed = false;
   #joinedResolve!: (a: Assign) => void;
+  #joinedReject!: (e: Error) => void;
   #acceptWaiters: (() => void)[] = [];
 
   private constructor(server: ClientConn, listener: Deno.TcpListener, options: RelayNodeOptions) {
@@ -163,7 +171,11 @@ export class RelayNode implements AsyncDisposable {
       confirmed: true,
     };
     this.#active = this.#serverSource;
-    this.joined = new Promise((r) => (this.#joinedResolve = r));
+    this.joined = new Promise((resolve, reject) => {
+      this.#joinedResolve = resolve;
+      this.#joinedReject = reject;
+    });
+    this.joined.catch(() => {});
     const signal = this.#stop.signal;
     options.signal?.addEventListener("abort", () => this.close(), { once: true });
     const watch = setInterval(() => this.#watch(), 50);
@@ -273,14 +285,24 @@ export class RelayNode implements AsyncDisposable {
         } else if (isStreamFrame(frame)) {
           this.stats.bytesFromServer += 32 + frame.payload.length;
           await this.#enqueue(frame, this.#serverSource);
-        } else if (frame.type === FrameType.ERROR || frame.type === FrameType.REJECT) {
-          this.#event("server_error", { text: new TextDecoder().decode(frame.payload) });
+        } else if (frame.type === FrameType.REJECT || frame.type === FrameType.ERROR) {
+          const r = frame.type === FrameType.REJECT ? readReject(frame) : undefined;
+          const e = r ? undefined : readError(frame);
+          this.#event("server_error", { code: r?.code ?? e?.code, text: r?.reason ?? e?.message });
+          if (!this.#assign) {
+            this.#joinedReject(
+              new ServerRefusedError(r?.code ?? e!.code, escapePeerText(r?.reason ?? e!.message)),
+            );
+          }
         }
       }
     } catch (error) {
       if (!this.#closed) this.#event("server_lost", { error: (error as Error).message });
     }
     if (!this.#closed) this.#event("server_closed");
+    this.#joinedReject(
+      new ServerConnectionError("The server closed the link before assigning a place"),
+    );
   }
 
   async #onAssign(frame: Frame): Promise<void> {

@@ -84,11 +84,8 @@ export async function relayRadioCommand(
     },
   });
   try {
-    const assign = await Promise.race([
-      node.joined,
-      node.finished.then(() => undefined),
-    ]);
-    if (!assign) throw new Error(`${ctx.address.hostname}:${ctx.address.port} closed the link`);
+    // A server that refuses (full, or no --relay-fanout) rejects this: exit 3 / 1, one line.
+    const assign = await node.joined;
     out.info(
       `Relaying as node #${assign.node} on port ${node.addr.port}; parent ${
         assign.parent

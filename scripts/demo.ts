@@ -42,7 +42,7 @@ async function client(port: number, args: string[]): Promise<number> {
     stderr: "piped",
     cwd: ROOT,
   }).spawn();
-  const indent = async (stream: ReadableStream<Uint8Array>) => {
+  const indent = async (stream: ReadableStream<Uint8Array<ArrayBuffer>>) => {
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
       for (const line of chunk.split("\n")) if (line) say(`     ${line}`);
     }

@@ -44,7 +44,10 @@ export class TaskProcess implements AsyncDisposable {
       this.#exited = true;
       return s;
     });
-    const pump = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
+    const pump = async (
+      stream: ReadableStream<Uint8Array<ArrayBuffer>>,
+      add: (s: string) => void,
+    ) => {
       for await (const text of stream.pipeThrough(new TextDecoderStream())) add(text);
     };
     this.#drain = Promise.all([

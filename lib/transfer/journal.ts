@@ -32,6 +32,19 @@ export class PartialFile {
     this.have = have;
   }
 
+  /** The verified chunks a resume would keep (empty when there is nothing to resume). */
+  static async peek(target: string, key: JournalKey): Promise<Map<number, string>> {
+    const partPath = `${target}.part`;
+    const have = await readJournal(`${partPath}.journal`, key);
+    if (!have) return new Map();
+    try {
+      await Deno.lstat(partPath);
+      return have;
+    } catch {
+      return new Map();
+    }
+  }
+
   /**
    * Opens `target.part` and its journal: resumes when the journal is for the same `key`
    * and the part file exists, otherwise starts both empty.

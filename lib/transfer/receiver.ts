@@ -303,9 +303,16 @@ async function session(
   if (options.confirmOffer && !(await options.confirmOffer(offer, from))) {
     return await refuse("the receiver declined");
   }
-  // Plan: check every name against DIR (links on the way refuse the offer), find partial files.
+  // Plan, touching nothing yet: check every name against DIR (links on the way refuse the
+  // offer), read the journals of partial files, then check the free space.
   const plans: FilePlan[] = [];
-  const states = new Map<number, FileState>();
+  const toOpen: {
+    index: number;
+    entry: OfferEntry;
+    segments: string[];
+    target: string;
+    policy: "rename" | "overwrite";
+  }[] = [];
   let missing = 0;
   let present = 0;
   try {
@@ -332,34 +339,43 @@ async function session(
           throw new UnsafeNameError(`${JSON.stringify(entry.path)} is a folder here`);
         }
       }
-      await resolveInside(dir, segments, { mkdir: true });
-      const partial = await PartialFile.open(target, { size: entry.size, mtimeMs: entry.mtimeMs });
+      const known = await PartialFile.peek(target, { size: entry.size, mtimeMs: entry.mtimeMs });
       const chunks = Math.max(1, Math.ceil(entry.size / CHUNK_SIZE));
-      const have = [...partial.have.entries()].filter(([i]) => i < chunks);
+      const have = [...known.entries()].filter(([i]) => i < chunks);
       const haveBytes = have.reduce((n, [i]) => n + chunkLength(entry.size, i), 0);
       present += haveBytes;
       missing += entry.size - haveBytes;
       plans.push({ action: "send", have });
-      states.set(index, {
-        entry,
+      toOpen.push({
         index,
+        entry,
+        segments,
         target,
         policy: policy === "overwrite" ? "overwrite" : "rename",
-        partial,
-        flat: have.length === 0 ? createHash("sha256") : null,
-        nextFlat: 0,
-        received: 0,
       });
     }
   } catch (error) {
-    for (const s of states.values()) s.partial.close();
     if (error instanceof UnsafeNameError) return await refuse(`refused: ${error.message}`);
     throw error;
   }
   const free = await freeSpace(dir);
   if (free !== undefined && free < missing) {
-    for (const s of states.values()) s.partial.close();
     return await refuse(`not enough free space in ${dir}: ${missing} bytes needed, ${free} free`);
+  }
+  const states = new Map<number, FileState>();
+  for (const { index, entry, segments, target, policy } of toOpen) {
+    await resolveInside(dir, segments, { mkdir: true });
+    const partial = await PartialFile.open(target, { size: entry.size, mtimeMs: entry.mtimeMs });
+    states.set(index, {
+      entry,
+      index,
+      target,
+      policy,
+      partial,
+      flat: partial.have.size === 0 ? createHash("sha256") : null,
+      nextFlat: 0,
+      received: 0,
+    });
   }
   for (const entry of offer.entries) {
     // Creates the folder itself (and its parents), checked like any path.
@@ -388,6 +404,7 @@ async function session(
   const buffers = [new Uint8Array(CHUNK_SIZE), new Uint8Array(CHUNK_SIZE)];
   let turn = 0;
   let pending: Promise<void> = Promise.resolve();
+  let writeError: TransferError | undefined;
   let bytes = 0;
   try {
     for (;;) {
@@ -423,7 +440,18 @@ async function session(
         // One write in flight: the next chunk is read from the network meanwhile.
         await pending;
         const hex = digest.toString("hex");
-        pending = state.partial.writeChunk(data.chunk, buffer, hex);
+        pending = state.partial.writeChunk(data.chunk, buffer, hex).catch((cause) => {
+          // Said at once (the read of the next frame may wait for long): ERROR, then close.
+          writeError ??= new TransferError(
+            `Cannot write ${state.entry.path}: ${(cause as Error).message} (the verified part is ` +
+              "kept as .part for a resume)",
+            { cause },
+          );
+          void channel.write(jsonFrame(FrameType.ERROR, { message: writeError.message }))
+            .catch(() => {}).finally(() => channel.close());
+          throw writeError;
+        });
+        pending.catch(() => {}); // awaited before the next write; a failure surfaces there
         bytes += length;
         state.received += length;
         done += length;
@@ -469,7 +497,9 @@ async function session(
   } catch (error) {
     await pending.catch(() => {});
     for (const s of states.values()) s.partial.close();
-    if (error instanceof IntegrityError || error instanceof TransferRefused) {
+    if (writeError) throw writeError; // already sent to the sender
+    // The sender learns why (a hash mismatch…), unless the connection is gone.
+    if (error instanceof TransferError && !(error instanceof ConnectionClosed)) {
       await channel.write(jsonFrame(FrameType.ERROR, { message: error.message })).catch(() => {});
     }
     throw error;

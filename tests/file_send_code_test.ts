@@ -1,7 +1,17 @@
-/** file-send's code: wrong guesses are counted per connection and the code burns after N. */
+/** file-send's code and timeouts: wrong guesses burn the code after N; silent peers are dropped. */
 
 import { assertEquals, assertMatch, assertRejects } from "@std/assert";
-import { receiveFiles, sendFiles, TransferError, WrongCodeError } from "../lib/transfer/mod.ts";
+import { readFrame } from "../lib/transfer/channel.ts";
+import {
+  connectToReceiver,
+  FrameType,
+  jsonFrame,
+  parseJson,
+  receiveFiles,
+  sendFiles,
+  TransferError,
+  WrongCodeError,
+} from "../lib/transfer/mod.ts";
 
 Deno.test("file-send burns the code after N wrong guesses; nothing is written", async () => {
   const src = await Deno.makeTempDir();
@@ -32,6 +42,37 @@ Deno.test("file-send burns the code after N wrong guesses; nothing is written", 
     assertEquals([...Deno.readDirSync(dst)], []);
   } finally {
     await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
+Deno.test("hostile: a sender that goes silent mid-transfer is dropped after the idle timeout", async () => {
+  const dst = await Deno.makeTempDir();
+  try {
+    const ready = Promise.withResolvers<number>();
+    const done = receiveFiles({
+      dir: dst,
+      hostname: "127.0.0.1",
+      port: 0,
+      code: "velvet-ocean-trip",
+      once: true,
+      idleTimeoutMs: 300,
+      onListening: ({ port }) => ready.resolve(port),
+    });
+    done.catch(() => {});
+    const conn = await connectToReceiver("127.0.0.1", await ready.promise, {
+      code: "velvet-ocean-trip",
+    });
+    await conn.channel.write(jsonFrame(FrameType.OFFER, {
+      entries: [{ path: "slow.bin", type: "file", size: 10, mode: 0o644, mtimeMs: 0 }],
+      totalBytes: 10,
+    }));
+    assertEquals(parseJson((await readFrame(conn.channel)).payload).accept, true);
+    // … and then nothing.
+    const error = await assertRejects(() => done, TransferError);
+    assertMatch(error.message, /no data from the peer for 0\.3 s/);
+    conn.close();
+  } finally {
     await Deno.remove(dst, { recursive: true });
   }
 });

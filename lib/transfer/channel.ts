@@ -70,8 +70,25 @@ export class DenoChannel implements Channel {
   #closed = false;
   bytesWritten = 0;
 
-  constructor(conn: Deno.Conn) {
+  #lastActivity = performance.now();
+  #reading = false;
+  #idleTimer: ReturnType<typeof setInterval> | undefined;
+  #idleMs: number | undefined;
+
+  /**
+   * Wraps `conn`. With `idleTimeoutMs`, a read that waits longer than that for any byte
+   * closes the connection ({@linkcode ConnectionClosed}: "no data for N s").
+   */
+  constructor(conn: Deno.Conn, options: { idleTimeoutMs?: number } = {}) {
     this.#conn = conn;
+    const idleMs = options.idleTimeoutMs;
+    if (idleMs !== undefined) {
+      this.#idleMs = idleMs;
+      this.#idleTimer = setInterval(() => {
+        if (this.#reading && performance.now() - this.#lastActivity > idleMs) this.#close(true);
+      }, Math.min(1000, idleMs / 4));
+      Deno.unrefTimer(this.#idleTimer);
+    }
   }
 
   async readInto(target: Uint8Array): Promise<void> {
@@ -101,16 +118,29 @@ export class DenoChannel implements Channel {
     }
   }
 
+  #idled = false;
+
   async #read(into: Uint8Array): Promise<number> {
-    if (this.#closed) throw new ConnectionClosed();
+    if (this.#closed) throw this.#closedError();
     let n: number | null;
+    this.#reading = true;
+    this.#lastActivity = performance.now();
     try {
       n = await this.#conn.read(into);
     } catch (cause) {
+      if (this.#idled) throw this.#closedError();
       throw new ConnectionClosed(`the connection failed: ${(cause as Error).message}`);
+    } finally {
+      this.#reading = false;
     }
-    if (n === null) throw new ConnectionClosed();
+    if (n === null) throw this.#closedError();
     return n;
+  }
+
+  #closedError(): ConnectionClosed {
+    return this.#idled
+      ? new ConnectionClosed(`no data from the peer for ${(this.#idleMs ?? 0) / 1000} s`)
+      : new ConnectionClosed();
   }
 
   async write(bytes: Uint8Array): Promise<void> {
@@ -120,8 +150,14 @@ export class DenoChannel implements Channel {
   }
 
   close(): void {
+    this.#close(false);
+  }
+
+  #close(idle: boolean): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#idled = idle;
+    clearInterval(this.#idleTimer);
     try {
       this.#conn.close();
     } catch {

@@ -63,6 +63,9 @@ export interface ReceiveOptions {
   maxFailures?: number;
   /** Time for the TLS handshake and each control message. @default {10000} */
   timeoutMs?: number;
+  /** A connection that brings no byte for this long while a frame is awaited is dropped.
+   * @default {max(30000, 3 × timeoutMs)} */
+  idleTimeoutMs?: number;
   signal?: AbortSignal;
   /** Called with the code as soon as it is known (before the socket listens). */
   onCode?: (code: string) => void;
@@ -154,13 +157,17 @@ export async function receiveFiles(options: ReceiveOptions): Promise<ReceiveSumm
       }
       const ip = conn.remoteAddr.hostname;
       const from = `${ip}:${conn.remoteAddr.port}`;
-      const channel = new DenoChannel(conn);
+      // A sender that stops sending mid-transfer is dropped after this long without a byte.
+      const channel = new DenoChannel(conn, {
+        idleTimeoutMs: options.idleTimeoutMs ?? Math.max(30_000, timeoutMs * 3),
+      });
       try {
         const handshake = conn.handshake();
-        const timer = delay(timeoutMs).then(() => {
+        const stopTimer = new AbortController();
+        const timer = delay(timeoutMs, { signal: stopTimer.signal }).then(() => {
           throw new TransferError(`no TLS handshake from ${from} within ${timeoutMs} ms`);
         });
-        await Promise.race([handshake, timer]);
+        await Promise.race([handshake, timer]).finally(() => stopTimer.abort());
         await receiverHandshake(channel, code, fingerprint, async () => {
           // Repeated wrong codes from one address wait longer each time (1, 2, 4… s, ≤ 16 s).
           const n = failuresByIp.get(ip) ?? 0;

@@ -91,6 +91,9 @@ Deno.test({
       assertEquals(stats.lost, 0, JSON.stringify(stats));
       assertEquals(stats.concealed, 0, JSON.stringify(stats));
       assertGreater(stats.live_packets, 200, JSON.stringify(stats));
+      // Played to a device: the latency until heard (+ its queue) and the drift correction.
+      assert(stats.latency_device_median_ms >= stats.latency_median_ms, JSON.stringify(stats));
+      assertEquals(typeof stats.drift_dropped, "number", JSON.stringify(stats));
       mic.kill("SIGINT");
       const micSaid = await micErr;
       const a = analyseTone(recorded, RATE);

@@ -32,8 +32,16 @@ export interface LiveLatencyReport {
   p95Ms: number;
   p99Ms: number;
   maxMs: number;
-  /** Listener clock rate relative to the sender's, in ppm (positive: latency grows). */
+  /**
+   * Sender clock relative to the listener's, in ppm (positive: the sender is faster, latency
+   * would grow): the latency's trend, or the drift correction's measure when one runs.
+   */
   driftPpm: number;
+  /** Latency to when it is heard: hand-off + the device's queue then (a device output only). */
+  device?: { medianMs: number; p95Ms: number; p99Ms: number };
+  /** Drift correction (a device output): single frames dropped and inserted. */
+  framesDropped?: number;
+  framesInserted?: number;
 }
 
 /** Collects per-packet latencies; see the module doc. */

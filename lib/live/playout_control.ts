@@ -23,8 +23,14 @@ export const DRIFT_AVERAGE_S = 300;
 
 /** Options of {@linkcode DriftController}. */
 export interface DriftControllerOptions {
-  /** Target playout delay (buffer level) in ms. */
-  targetMs: number;
+  /**
+   * Target playout delay (buffer level) in ms; undefined: the level the stream settled at, its
+   * average over the second after {@linkcode settleS} (a device's own period may not allow an
+   * arbitrary level, and keeping the delay constant is the point).
+   */
+  targetMs?: number;
+  /** With no targetMs: seconds before the level is latched as the target. @default {2} */
+  settleS?: number;
   /** Output sample rate. @default {48000} */
   sampleRate?: number;
   /** Rate correction cap (fraction). @default {MAX_CORRECTION} */
@@ -42,7 +48,9 @@ export interface DriftControllerOptions {
  * {@linkcode update} once per output block.
  */
 export class DriftController {
-  readonly targetFrames: number;
+  /** The target level in frames (NaN until latched, without targetMs). */
+  targetFrames: number;
+  readonly #settleS: number;
   readonly #rate: number;
   readonly #max: number;
   readonly #tau: number;
@@ -62,7 +70,8 @@ export class DriftController {
   /** Creates a controller for one stream. */
   constructor(options: DriftControllerOptions) {
     this.#rate = options.sampleRate ?? 48_000;
-    this.targetFrames = options.targetMs * this.#rate / 1000;
+    this.targetFrames = options.targetMs === undefined ? NaN : options.targetMs * this.#rate / 1000;
+    this.#settleS = options.settleS ?? 2;
     this.#max = options.maxCorrection ?? MAX_CORRECTION;
     this.#tau = options.smoothingS ?? 1;
     this.#kp = options.kp ?? 0.05;
@@ -96,6 +105,15 @@ export class DriftController {
     this.#smoothed = this.#smoothed === undefined
       ? levelFrames
       : this.#smoothed + a * (levelFrames - this.#smoothed);
+    if (Number.isNaN(this.targetFrames)) {
+      // Settling: follow the level; latch it one smoothing time after settleS.
+      this.#elapsedS += dt;
+      if (this.#elapsedS >= this.#settleS + this.#tau) {
+        this.targetFrames = this.#smoothed;
+        this.#elapsedS = 0;
+      }
+      return 0;
+    }
     const error = (this.#smoothed - this.targetFrames) / this.#rate; // seconds
     // Integrate with anti-windup: the integral alone never asks for more than the cap.
     const limit = this.#max / this.#ki;

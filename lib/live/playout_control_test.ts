@@ -110,6 +110,22 @@ Deno.test("drift: the correction never exceeds ±0.05 % (a 0.1 % drift is only h
   assert(r.dropped <= 600 * 48_000 * MAX_CORRECTION + 1, `${r.dropped} dropped`);
 });
 
+Deno.test("drift: without a target the controller keeps the level the stream settled at", () => {
+  const c = new DriftController({ sampleRate: 48_000 });
+  let level = 70 * 48;
+  let acc = 0;
+  for (let b = 0; b < 360_000; b++) {
+    acc += 480 * (1 + 100e-6); // the sender 0.01 % fast
+    const arrived = Math.floor(acc);
+    acc -= arrived;
+    level += arrived;
+    level -= 480 + c.update(level, 480);
+  }
+  // The level is read with the block about to be taken in it: 70 + 10 ms.
+  assert(Math.abs(c.targetFrames / 48 - 80) < 1, `latched ${c.targetFrames / 48} ms`);
+  assert(Math.abs(level / 48 - 70) < 3, `level ${level / 48} ms after an hour`);
+});
+
 Deno.test("adjustBlock drops or inserts exactly one frame, with a step no larger than the signal's", () => {
   const stereo = new Int16Array(960 * 2);
   for (let i = 0; i < 960; i++) {

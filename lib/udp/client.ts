@@ -34,6 +34,7 @@ import { formatAddress, type UdpAddress, UdpSocket } from "../net/udp_socket.ts"
 import type { Impairment } from "./impairment.ts";
 import { type BufferedPacket, JitterBuffer } from "./jitter_buffer.ts";
 import { LatencyMeter, wallClockUs } from "../live/latency.ts";
+import { adjustBlock, DriftController } from "../live/playout_control.ts";
 import { SequenceGuard } from "./sequence_guard.ts";
 import { type ReceptionReport, ReceptionStats } from "./reception_stats.ts";
 import type { SessionTimeline } from "../report/timeline.ts";
@@ -89,7 +90,7 @@ export interface PcmOutput extends PcmWriter {
   /** Waits until everything written has played. */
   drain?(): Promise<void>;
   /** The device, when the output is one: its underruns are reported as `device_underruns`. */
-  readonly player?: { readonly underruns: number } | undefined;
+  readonly player?: { readonly underruns: number; readonly queuedFrames?: number } | undefined;
   /** Releases the output. */
   close?(): void | Promise<void>;
 }
@@ -580,13 +581,35 @@ async function receiveStream(
   // stream's output follows the media clock (lib/media/playout.ts).
   const windowUs = Math.max(options.bufferMs ?? 200, 1000) * 1000;
   using playout = new MediaPlayout({
-    openOutput: async (format) => output = await options.openOutput!(format),
+    openOutput: async (format) => {
+      const out = output = await options.openOutput!(format);
+      return {
+        write: (pcm, o) => {
+          // A live capture to a device: single frames dropped or inserted keep the delay it
+          // settled at, whatever the two clocks do (lib/live/playout_control.ts).
+          const queued = out.player?.queuedFrames;
+          if (drift && queued !== undefined && pcm.length > format.channels) {
+            const frames = pcm.length / format.channels;
+            const jitterFrames = Math.max(0, newestTimestampUs - playingUs) * format.sampleRate /
+              1e6;
+            pcm = adjustBlock(pcm, format.channels, drift.update(queued + jitterFrames, frames));
+          }
+          return out.write(pcm, o);
+        },
+      };
+    },
     maxGapUs: windowUs,
     signal: stop.signal,
   });
   let current: { start: number; info: StreamInfo } | undefined;
   /** A live capture (STREAM_INFO captureEpochUs): latency capture → output, per packet. */
   const latency = new LatencyMeter();
+  /** The same, plus what the device still had queued (when it will be heard). */
+  const deviceLatency = new LatencyMeter();
+  /** A live capture played to a device: keeps the delay at bufferMs. */
+  let drift: DriftController | undefined;
+  /** Timestamp of the packet being played (the jitter buffer holds what is newer). */
+  let playingUs = 0;
   let lastEndUs: number | undefined;
   let lastPacketUs = 0;
   /** Extended sequence number of the last packet played. */
@@ -677,6 +700,7 @@ async function receiveStream(
         }
       }
       lastSeq = p.seq;
+      playingUs = p.timestampUs;
       stats.played++;
       options.timeline?.level(
         Math.max(0, (newestTimestampUs - p.timestampUs) / 1000),
@@ -687,7 +711,17 @@ async function receiveStream(
       }
       const epochUs = current.info.captureEpochUs;
       if (epochUs !== undefined && options.openOutput) {
-        latency.record(epochUs + p.timestampUs, wallClockUs());
+        const now = wallClockUs();
+        latency.record(epochUs + p.timestampUs, now);
+        const queued = output?.player?.queuedFrames;
+        if (queued !== undefined && playout.format) {
+          deviceLatency.record(
+            epochUs + p.timestampUs,
+            now + queued * 1e6 / playout.format.sampleRate,
+          );
+          // The delay the stream settled at (jitter buffer + device) is kept.
+          drift ??= new DriftController({ sampleRate: playout.format.sampleRate });
+        }
       }
       if (current.info.codec === "pcm_s16le") {
         const frames = p.payload.length / (2 * current.info.channels);
@@ -768,7 +802,18 @@ async function receiveStream(
     options.impairment?.active ? options.impairment.counts : undefined,
     serverReason,
   );
-  if (latency.count > 0) report.live = latency.report();
+  if (latency.count > 0) {
+    report.live = latency.report();
+    if (deviceLatency.count > 0) {
+      const d = deviceLatency.report();
+      report.live.device = { medianMs: d.medianMs, p95Ms: d.p95Ms, p99Ms: d.p99Ms };
+    }
+    if (drift) {
+      report.live.driftPpm = Math.round(drift.driftPpm * 10) / 10;
+      report.live.framesDropped = drift.dropped;
+      report.live.framesInserted = drift.inserted;
+    }
+  }
   log.event("stats", { ...report });
   return report;
 }

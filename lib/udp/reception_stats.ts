@@ -300,7 +300,18 @@ function liveRows(
     ms("latency_p95_ms", live.p95Ms),
     ms("latency_p99_ms", live.p99Ms),
     ms("latency_max_ms", live.maxMs),
+    ...(live.device
+      ? [
+        ms("latency_device_median_ms", live.device.medianMs),
+        ms("latency_device_p95_ms", live.device.p95Ms),
+        ms("latency_device_p99_ms", live.device.p99Ms),
+      ]
+      : []),
     { label: "drift_ppm", text: live.driftPpm.toFixed(1), json: live.driftPpm },
+    ...(live.framesDropped === undefined ? [] : [
+      { label: "drift_dropped", text: String(live.framesDropped), json: live.framesDropped },
+      { label: "drift_inserted", text: String(live.framesInserted), json: live.framesInserted! },
+    ]),
   ];
 }
 

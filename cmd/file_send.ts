@@ -71,7 +71,7 @@ export const SPEC = {
       choices: ["rename", "overwrite", "skip", "ask"],
       valueName: "WHAT",
       description: "receive: a file of that name exists — rename to 'name (1).ext', overwrite, " +
-        "skip it, or ask.",
+        "skip it when identical (same size and SHA-256; else rename), or ask.",
     },
     "max-size": {
       type: "number",

@@ -544,3 +544,28 @@ Deno.test("file-send receive refuses a DIR it cannot write into", async () => {
     await Deno.remove(dir);
   }
 });
+
+Deno.test("file-send --on-exists skip: identical files (same size and hash) are skipped, others kept beside", async () => {
+  await withDirs(async (src, dst) => {
+    await Deno.writeTextFile(join(src, "same.txt"), "identical");
+    await Deno.writeTextFile(join(dst, "same.txt"), "identical");
+    await Deno.writeTextFile(join(src, "diff.txt"), "version 2");
+    await Deno.writeTextFile(join(dst, "diff.txt"), "version 1");
+    const receiver = await startReceiver(dst, { onExists: "skip" });
+    const sent = await sendFiles(
+      [join(src, "same.txt"), join(src, "diff.txt")],
+      "127.0.0.1",
+      receiver.port,
+      { code: CODE },
+    );
+    await receiver.done;
+    assertEquals(sent.files.map((f) => [f.path, f.savedAs, f.sent]), [
+      ["same.txt", null, 0],
+      ["diff.txt", "diff (1).txt", 9],
+    ]);
+    assertEquals(sent.bytes, 9);
+    assertEquals(await listTree(dst), ["diff (1).txt", "diff.txt", "same.txt"]);
+    assertEquals(await Deno.readTextFile(join(dst, "diff.txt")), "version 1");
+    assertEquals(await Deno.readTextFile(join(dst, "diff (1).txt")), "version 2");
+  });
+});

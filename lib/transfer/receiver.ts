@@ -107,9 +107,12 @@ export interface ReceiveSummary {
 
 /** Payload of a file's plan in the ANSWER. */
 interface FilePlan {
-  action: "send" | "skip";
+  /** "compare": a file of that name and size exists and --on-exists is skip; `root` is its
+   * manifest root, and the sender sends the file only when its own root differs. */
+  action: "send" | "skip" | "compare";
   /** Chunks already verified: [index, sha256 hex]. */
   have: [number, string][];
+  root?: string;
 }
 
 /**
@@ -269,6 +272,8 @@ async function exists(path: string): Promise<boolean> {
 
 interface FileState {
   entry: OfferEntry;
+  /** For a "compare" plan: the root of the file already there. */
+  existingRoot?: string;
   index: number;
   target: string;
   policy: "rename" | "overwrite";
@@ -319,6 +324,7 @@ async function session(
     segments: string[];
     target: string;
     policy: "rename" | "overwrite";
+    existingRoot?: string;
   }[] = [];
   let missing = 0;
   let present = 0;
@@ -337,11 +343,18 @@ async function session(
         if (options.onExists === "ask") {
           policy = await options.askExisting?.(entry.path) ?? "rename";
         }
-        if (policy === "skip") {
-          plans.push({ action: "skip", have: [] });
-          continue;
-        }
         const info = await Deno.lstat(target);
+        if (policy === "skip") {
+          if (info.isFile && info.size === entry.size) {
+            // Identical (same size and hash) is skipped; the sender compares the roots.
+            const root = await fileRoot(target);
+            plans.push({ action: "compare", have: [], root });
+            toOpen.push({ index, entry, segments, target, policy: "rename", existingRoot: root });
+            missing += entry.size;
+            continue;
+          }
+          policy = "rename"; // not identical: kept beside the existing file
+        }
         if (!info.isFile) {
           throw new UnsafeNameError(`${JSON.stringify(entry.path)} is a folder here`);
         }
@@ -370,7 +383,7 @@ async function session(
     return await refuse(`not enough free space in ${dir}: ${missing} bytes needed, ${free} free`);
   }
   const states = new Map<number, FileState>();
-  for (const { index, entry, segments, target, policy } of toOpen) {
+  for (const { index, entry, segments, target, policy, existingRoot } of toOpen) {
     await resolveInside(dir, segments, { mkdir: true });
     const partial = await PartialFile.open(target, { size: entry.size, mtimeMs: entry.mtimeMs });
     states.set(index, {
@@ -379,6 +392,7 @@ async function session(
       target,
       policy,
       partial,
+      ...(existingRoot ? { existingRoot } : {}),
       flat: partial.have.size === 0 ? createHash("sha256") : null,
       nextFlat: 0,
       received: 0,
@@ -472,7 +486,22 @@ async function session(
         const end = parseJson(payload);
         const state = states.get(Number(end.file));
         if (!state) throw new FrameError("Cannot decode: FILE_END for an unknown file");
-        files.push(await finishFile(state, end, dir));
+        if (end.identical === true && state.existingRoot !== undefined) {
+          // The sender's root equals the existing file's: nothing was sent, nothing changes.
+          if (end.root !== state.existingRoot || state.partial.have.size > 0) {
+            throw new FrameError("Cannot decode: FILE_END identical, but the roots differ");
+          }
+          await state.partial.discard();
+          const f = state.entry;
+          files.push({
+            path: f.path,
+            savedAs: null,
+            bytes: f.size,
+            sha256: null,
+            root: end.root,
+            received: 0,
+          });
+        } else files.push(await finishFile(state, end, dir));
         states.delete(state.index);
         await channel.write(
           jsonFrame(FrameType.FILE_OK, {
@@ -566,6 +595,26 @@ async function finishFile(
     root: rootHex,
     received: state.received,
   };
+}
+
+/** The manifest root of a complete file on this side (for --on-exists skip). */
+async function fileRoot(path: string): Promise<string> {
+  using file = await Deno.open(path, { read: true });
+  const root = createHash("sha256");
+  const buffer = new Uint8Array(CHUNK_SIZE);
+  for (let chunks = 0;; chunks++) {
+    let at = 0;
+    while (at < buffer.length) {
+      const n = await file.read(buffer.subarray(at));
+      if (n === null) break;
+      at += n;
+    }
+    // An empty file has one chunk (of no bytes); a file of whole chunks ends at a 0-byte read.
+    if (at === 0 && chunks > 0) break;
+    root.update(createHash("sha256").update(buffer.subarray(0, at)).digest());
+    if (at < buffer.length) break;
+  }
+  return root.digest("hex");
 }
 
 /** Folder modes and mtimes, deepest first (after their files were written). */

@@ -185,7 +185,7 @@ export async function sendOffer(
   if (answer.accept !== true) {
     throw new TransferRefused(`the receiver refused: ${String(answer.reason ?? "no reason")}`);
   }
-  const plans = answer.files as { action: string; have: [number, string][] }[];
+  const plans = answer.files as { action: string; have: [number, string][]; root?: string }[];
   if (!Array.isArray(plans) || plans.length !== offer.entries.length) {
     throw new FrameError("Cannot decode: the answer does not match the offer");
   }
@@ -223,7 +223,7 @@ export async function sendOffer(
   let total = 0;
   let done = 0;
   for (const [i, entry] of offer.entries.entries()) {
-    if (entry.type !== "file" || plans[i]!.action !== "send") continue;
+    if (entry.type !== "file" || plans[i]!.action === "skip") continue;
     total += entry.size;
     for (const [c] of plans[i]!.have) done += Math.min(CHUNK_SIZE, entry.size - c * CHUNK_SIZE);
   }
@@ -239,7 +239,24 @@ export async function sendOffer(
     for (const [index, entry] of offer.entries.entries()) {
       const plan = plans[index]!;
       if (entry.type !== "file") continue;
-      if (plan.action !== "send") {
+      if (plan.action === "compare") {
+        // The receiver has a file of this name and size (--on-exists skip): identical content
+        // (same root) is not sent; different content is sent and kept beside it.
+        if ((await localRoot(offer.sources[index]!, entry.size, entry.path)) === plan.root) {
+          await channel.write(
+            jsonFrame(FrameType.FILE_END, { file: index, root: plan.root, identical: true }),
+          );
+          files.push({
+            path: entry.path,
+            savedAs: null,
+            bytes: entry.size,
+            sha256: null,
+            root: plan.root,
+            sent: 0,
+          });
+          continue;
+        }
+      } else if (plan.action !== "send") {
         files.push({
           path: entry.path,
           savedAs: null,
@@ -325,6 +342,20 @@ export async function sendOffer(
     seconds: (performance.now() - started) / 1000,
     skippedLinks: offer.skippedLinks,
   };
+}
+
+/** The manifest root of a local file (read once, nothing sent). */
+async function localRoot(path: string, size: number, name: string): Promise<string> {
+  using file = await Deno.open(path, { read: true });
+  const root = createHash("sha256");
+  const buffer = new Uint8Array(CHUNK_SIZE);
+  const chunks = Math.max(1, Math.ceil(size / CHUNK_SIZE));
+  for (let c = 0; c < chunks; c++) {
+    const part = buffer.subarray(0, Math.max(0, Math.min(CHUNK_SIZE, size - c * CHUNK_SIZE)));
+    await readFull(file, part, name);
+    root.update(createHash("sha256").update(part).digest());
+  }
+  return root.digest("hex");
 }
 
 async function readFull(file: Deno.FsFile, buffer: Uint8Array, name: string): Promise<void> {

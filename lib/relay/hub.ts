@@ -71,6 +71,7 @@ export class RelayHub {
   #songFrames: Uint8Array[] = [];
   #windowSong: Uint8Array[] = [];
   #lastBatch: Uint8Array[] = [];
+  #prevBatch: Uint8Array[] = [];
   #lastIndex = 0;
   #chain: Promise<void> = Promise.resolve();
   #lastOverlay = "";
@@ -203,12 +204,17 @@ export class RelayHub {
       };
       // The floor moves on with every window; only a changed place is news.
       const key = JSON.stringify({ ...assign, manifest: 0 });
+      // A node moved here (not a newcomer) also gets the window before the last, so a parent
+      // that hung for a window before it was reported costs it nothing (§9.4).
+      const moved = m.lastAssign !== "";
       if (key !== m.lastAssign) {
         m.lastAssign = key;
         m.session.queue.offer(encodeRelay(assign), true);
       }
       const direct = place.parent === SERVER;
-      if (direct && !m.direct) this.#offer(m, this.#lastBatch, true);
+      if (direct && !m.direct) {
+        this.#offer(m, moved ? [...this.#prevBatch, ...this.#lastBatch] : this.#lastBatch, true);
+      }
       m.direct = direct;
     }
     const lines = this.overlay.format();
@@ -249,6 +255,7 @@ export class RelayHub {
         this.#lastIndex = signer.nextIndex;
         const batch = [await signer.sign(part), ...part];
         this.stats.manifests++;
+        this.#prevBatch = this.#lastBatch;
         this.#lastBatch = batch;
         for (const m of this.#members.values()) if (m.direct) this.#offer(m, batch);
       }

@@ -44,7 +44,7 @@ export type RelayMessage =
   | { msg: "join"; port: number; host?: string }
   | { msg: "leave" }
   | { msg: "report"; node: number; reason: "silent" | "forged" }
-  | { msg: "hello"; token: string }
+  | { msg: "hello"; token: string; have?: number }
   | Assign;
 
 const TOKEN = /^[0-9a-f]{32}$/;
@@ -102,8 +102,11 @@ export function readRelay(frame: Frame): RelayMessage {
       }
       return { msg: "report", node: int(o, "node"), reason: o.reason };
     }
-    case "hello":
-      return { msg: "hello", token: token(o.token, "token") };
+    case "hello": {
+      const m: RelayMessage = { msg: "hello", token: token(o.token, "token") };
+      if (o.have !== undefined) m.have = int(o, "have");
+      return m;
+    }
     case "assign": {
       if (typeof o.key !== "string") fail(`"key" must be base64`);
       let raw: Uint8Array;

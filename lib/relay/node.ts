@@ -71,8 +71,11 @@ export interface Recovery {
   from: number;
   /** New parent node (0: the server). */
   to: number;
-  /** From the last verified frame before the switch to the first after it (ms). */
-  gapMs?: number;
+  /**
+   * From the last DATA accepted before the switch to the first after it (ms): about one signed
+   * window (1 s) when nothing was lost, since a window arrives as one burst.
+   */
+  waitMs?: number;
   /** DATA sequence numbers missing across the switch. */
   lostFrames: number;
 }
@@ -143,7 +146,9 @@ export class RelayNode implements AsyncDisposable {
   #verifier: StreamVerifier | undefined;
   #active: Source;
   #previous: Source | undefined;
+  /** The current window (its manifest, then the frames accepted so far) and the one before. */
   #window: Uint8Array[] = [];
+  #previousWindow: Uint8Array[] = [];
   readonly #children = new Set<Child>();
   #pendingChildren = 0;
   #chain: Promise<void> = Promise.resolve();
@@ -361,7 +366,12 @@ export class RelayNode implements AsyncDisposable {
         const conn = await Deno.connect({ hostname: peer.host, port: peer.port });
         src.conn = conn;
         if (src.closed) return conn.close();
-        const hello = encodeRelay({ msg: "hello", token: this.#assign!.token });
+        const have = this.#verifier?.currentIndex;
+        const hello = encodeRelay({
+          msg: "hello",
+          token: this.#assign!.token,
+          ...(have === undefined ? {} : { have }),
+        });
         for (let at = 0; at < hello.length;) at += await conn.write(hello.subarray(at));
         for await (
           const frame of readFrames(conn, { maxPayload: STREAM_MAX_PAYLOAD, readSize: 64 * 1024 })
@@ -426,6 +436,7 @@ export class RelayNode implements AsyncDisposable {
         }
       }
       if (v === "ok") {
+        this.#previousWindow = this.#window;
         this.#window = [bytes];
         this.#forward(bytes);
       }
@@ -445,15 +456,19 @@ export class RelayNode implements AsyncDisposable {
     src.lastDataAt = now;
     if (frame.type === FrameType.DATA) {
       let lost = 0;
-      if (this.#lastSequence !== undefined) {
-        lost = (frame.sequence - this.#lastSequence - 1) >>> 0;
-        if (lost > 0x7fffffff) lost = 0;
+      const last = this.#lastSequence;
+      // Signed 32-bit distance: a frame behind the newest fills a gap counted before.
+      const ahead = last === undefined ? 1 : (frame.sequence - last) | 0;
+      if (ahead > 0) {
+        lost = ahead - 1;
+        this.#lastSequence = frame.sequence;
+      } else if (this.stats.lostFrames > 0) {
+        lost = -1;
       }
-      this.#lastSequence = frame.sequence;
       this.stats.lostFrames += lost;
-      if (this.#recovering) {
+      if (this.#recovering && lost >= 0) {
         this.#recovering.lostFrames += lost;
-        this.#recovering.gapMs ??= Math.round(now - this.#lastVerifiedAt);
+        this.#recovering.waitMs ??= Math.round(now - this.#lastVerifiedAt);
         this.#recovering = undefined;
       }
       this.#lastVerifiedAt = now;
@@ -542,8 +557,14 @@ export class RelayNode implements AsyncDisposable {
       this.#children.add(child);
       this.stats.children = this.#children.size;
       this.#event("child_joined", { children: this.#children.size });
-      // A newcomer gets the current window from its manifest on, so it can verify at once.
-      if (!this.#frozen) { for (const f of this.#window) this.#send(child, f, true); }
+      // A newcomer gets the current window from its manifest on, so it can verify at once; a
+      // child that moves here (it says which manifest it has) also the window before, if it
+      // is newer than what it has: a parent that hung for a window costs it nothing.
+      const replay = hello.have !== undefined && this.#previousWindow.length > 0 &&
+          manifestIndex(this.#previousWindow[0]!) > hello.have
+        ? [...this.#previousWindow, ...this.#window]
+        : this.#window;
+      if (!this.#frozen) { for (const f of replay) this.#send(child, f, true); }
       for await (const f of frames) if (f.type === FrameType.BYE) break;
     } catch {
       /* bad hello or connection gone */
@@ -586,6 +607,11 @@ export class RelayNode implements AsyncDisposable {
     this.stats.children = this.#children.size;
     this.#event("child_left", { children: this.#children.size });
   }
+}
+
+/** The index of a RELAY_MANIFEST frame (its header's sequence field). */
+function manifestIndex(frame: Uint8Array): number {
+  return new DataView(frame.buffer, frame.byteOffset, frame.length).getUint32(12);
 }
 
 function frameHashKey(bytes: Uint8Array): string {

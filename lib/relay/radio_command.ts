@@ -27,7 +27,7 @@ export interface RelayRadioOptions {
 export function formatRelayStats(s: RelayNodeStats): string {
   const rec = s.recoveries.map((r) =>
     `${r.reason} #${r.from}→#${r.to === 0 ? "server" : r.to}: ${r.lostFrames} lost` +
-    (r.gapMs === undefined ? "" : `, ${r.gapMs} ms gap`)
+    (r.waitMs === undefined ? "" : `, ${r.waitMs} ms between DATA`)
   );
   return `Relay: ${s.frames} frames verified, ${s.lostFrames} lost, ${s.forged} forged, ` +
     `${s.bytesToChildren} bytes forwarded` +

@@ -83,6 +83,13 @@ export const SPEC = {
       type: "boolean",
       description: "receive: stop after the first connection, even a failed one.",
     },
+    symlinks: {
+      type: "string",
+      default: "skip",
+      choices: ["skip", "follow"],
+      valueName: "HOW",
+      description: "send: symbolic links are skipped with a warning, or followed.",
+    },
     yes: {
       type: "boolean",
       short: "y",
@@ -215,6 +222,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       code,
       timeoutMs,
       signal,
+      symlinks: flags.symlinks as "skip" | "follow",
       onOffer: (offer) => {
         for (const link of offer.skippedLinks) out.warn(`skipping symbolic link ${link}`);
         out.info(`Sending ${describeOffer(offer)} to ${address.hostname}:${address.port}`);

@@ -569,3 +569,23 @@ Deno.test("file-send --on-exists skip: identical files (same size and hash) are 
     assertEquals(await Deno.readTextFile(join(dst, "diff (1).txt")), "version 2");
   });
 });
+
+Deno.test("file-send --symlinks follow sends what a link points to; a link back into the folder is skipped", async () => {
+  await withDirs(async (src, dst) => {
+    const root = join(src, "tree");
+    await Deno.mkdir(root);
+    await Deno.writeTextFile(join(src, "outside.txt"), "pointed to");
+    await Deno.symlink(join(src, "outside.txt"), join(root, "link.txt"));
+    await Deno.symlink(root, join(root, "loop"));
+    const receiver = await startReceiver(dst);
+    const sent = await sendFiles([root], "127.0.0.1", receiver.port, {
+      code: CODE,
+      symlinks: "follow",
+    });
+    await receiver.done;
+    assertEquals(sent.skippedLinks, [join(root, "loop")]);
+    assertEquals(await listTree(dst), ["tree/", "tree/link.txt"]);
+    assertEquals(await Deno.readTextFile(join(dst, "tree", "link.txt")), "pointed to");
+    assert(!(await Deno.lstat(join(dst, "tree", "link.txt"))).isSymlink);
+  });
+});

@@ -42,8 +42,20 @@ export class SourceError extends Error {
   override name = "SourceError";
 }
 
+/** Options for {@linkcode buildOffer}. */
+export interface BuildOfferOptions {
+  /** Symbolic links: skipped (and listed in `skippedLinks`) or followed (a link to a folder
+   * already being walked is skipped, so cycles end). @default {"skip"} */
+  symlinks?: "skip" | "follow";
+}
+
 /** Walks `paths` into an offer. */
-export async function buildOffer(paths: string[]): Promise<LocalOffer> {
+export async function buildOffer(
+  paths: string[],
+  options: BuildOfferOptions = {},
+): Promise<LocalOffer> {
+  const follow = options.symlinks === "follow";
+  const walking = new Set<string>();
   const offer: LocalOffer = { entries: [], totalBytes: 0, sources: [], skippedLinks: [] };
   const seen = new Set<string>();
   const add = (entry: OfferEntry, source: string) => {
@@ -57,8 +69,16 @@ export async function buildOffer(paths: string[]): Promise<LocalOffer> {
   };
   const walk = async (source: string, name: string, info: Deno.FileInfo) => {
     if (info.isSymlink) {
-      offer.skippedLinks.push(source);
-      return;
+      if (!follow) {
+        offer.skippedLinks.push(source);
+        return;
+      }
+      try {
+        info = await Deno.stat(source);
+      } catch {
+        offer.skippedLinks.push(source); // dangling
+        return;
+      }
     }
     const mode = (info.mode ?? 0o644) & 0o7777;
     const mtimeMs = info.mtime?.getTime() ?? Date.now();
@@ -67,6 +87,12 @@ export async function buildOffer(paths: string[]): Promise<LocalOffer> {
       return;
     }
     if (!info.isDirectory) return; // sockets, devices, FIFOs
+    const real = await Deno.realPath(source);
+    if (walking.has(real)) {
+      offer.skippedLinks.push(source); // a link back into a folder being walked: a cycle
+      return;
+    }
+    walking.add(real);
     add({ path: name, type: "dir", size: 0, mode, mtimeMs }, source);
     const children: string[] = [];
     for await (const child of Deno.readDir(source)) children.push(child.name);
@@ -75,6 +101,7 @@ export async function buildOffer(paths: string[]): Promise<LocalOffer> {
       const path = join(source, child);
       await walk(path, `${name}/${child}`, await Deno.lstat(path));
     }
+    walking.delete(real);
   };
   for (const path of paths) {
     let info: Deno.FileInfo;

@@ -37,6 +37,8 @@ export interface SendOptions {
   /** Time to connect and for each answer. @default {10000} */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Symbolic links: skipped with a warning, or followed. @default {"skip"} */
+  symlinks?: "skip" | "follow";
   /** Called with the offer before connecting (what will be sent). */
   onOffer?: (offer: LocalOffer) => void;
   /** Bytes present at the receiver (kept + sent), of `total`. */
@@ -151,7 +153,7 @@ export async function sendFiles(
   port: number,
   options: SendOptions,
 ): Promise<SendSummary> {
-  const offer = await buildOffer(paths);
+  const offer = await buildOffer(paths, { symlinks: options.symlinks ?? "skip" });
   options.onOffer?.(offer);
   const started = performance.now();
   const connection = await connectToReceiver(hostname, port, options);

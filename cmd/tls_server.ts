@@ -12,6 +12,7 @@ import { IcecastSource, parseIcecastUrl } from "../lib/icecast/mod.ts";
 import { loadServerIdentity } from "../lib/tls/pem_files.ts";
 import { TlsSongServer } from "../lib/tls/server.ts";
 import { WebServer } from "../lib/web/server.ts";
+import type { ServerTlsConn } from "../lib/tls/server_conn.ts";
 
 /** Command-line declaration. */
 export const SPEC = {
@@ -107,16 +108,15 @@ export const SPEC = {
     web: {
       type: "boolean",
       description: "Also serve the radio in a browser over HTTPS (page, /stream Ogg/Opus, " +
-        "/status.json) with the same certificate, on --web-port; --max-clients and " +
-        "--max-per-ip bound its connections too.",
+        "/status.json) with the same certificate, on the same port (or --web-port); " +
+        "--max-clients and --max-per-ip bound its connections too.",
     },
     "web-port": {
       type: "number",
-      default: 8444,
       min: 0,
       max: 65535,
       valueName: "PORT",
-      description: "HTTPS port of --web (0 = any free port).",
+      description: "Serve --web on its own port instead of --port's (0 = any free port).",
     },
     "relay-fanout": {
       type: "number",
@@ -184,6 +184,10 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     bitrate: radio.bitrate,
     log,
     signal,
+    // --web without --web-port: HTTPS on this port (what is not a soundsock frame is HTTP).
+    ...(flags.web && flags["web-port"] === undefined
+      ? { onHttp: (conn: ServerTlsConn) => web ? web.handle(conn) : conn.close() }
+      : {}),
     ...(flags["relay-fanout"] === undefined ? {} : {
       relay: {
         fanout: flags["relay-fanout"],
@@ -201,7 +205,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       cert,
       key,
       hostname: flags.host,
-      port: flags["web-port"],
+      ...(flags["web-port"] === undefined ? { shared: server.addr } : { port: flags["web-port"] }),
       maxConnections: flags["max-clients"],
       maxConnectionsPerIp: flags["max-per-ip"],
       signal,

@@ -7,7 +7,7 @@
 
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { fromFileUrl, join } from "@std/path";
-import { makeSongs } from "./_tls_helpers.ts";
+import { makeSongs, testCerts } from "./_tls_helpers.ts";
 import { startWebServer, type WebTestServer } from "./_web_helpers.ts";
 import type { WebStatus } from "../lib/web/status.ts";
 
@@ -295,6 +295,79 @@ time.sleep(120)
     } finally {
       child.kill();
       await child.output().catch(() => {});
+    }
+  },
+);
+
+Deno.test(
+  "tls-server --web without --web-port: one port carries soundsock frames and HTTPS",
+  opts,
+  async () => {
+    const songs = await makeSongs(SONGS);
+    const certs = await testCerts();
+    const server = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        fromFileUrl(new URL("../cmd/tls_server.ts", import.meta.url)),
+        "--port",
+        "0",
+        "--web",
+        "--ready-json",
+        "--songs",
+        songs,
+        "--cert",
+        certs.serverCert,
+        "--key",
+        certs.serverKey,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    try {
+      const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      while (!text.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`tls-server exited: ${text}`);
+        text += value;
+      }
+      const ready = JSON.parse(text.split("\n")[0]!);
+      assertEquals(ready.webPort, ready.port);
+      const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(certs.caCert)] });
+      try {
+        const r = await fetch(`https://localhost:${ready.port}/status.json`, { client });
+        assertEquals(r.status, 200);
+        const st = await r.json() as WebStatus;
+        assertEquals(st.songs.length, 4);
+        const page = await fetch(`https://localhost:${ready.port}/`, { client });
+        assertStringIncludes(await page.text(), "<title>soundsock radio</title>");
+      } finally {
+        client.close();
+      }
+      const list = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          CLIENT,
+          "list",
+          "--server",
+          `localhost:${ready.port}`,
+          "--ca",
+          certs.caCert,
+        ],
+        env: { NO_COLOR: "1" },
+        stdin: "null",
+      }).output();
+      assertEquals(list.code, 0, new TextDecoder().decode(list.stderr));
+      assertStringIncludes(new TextDecoder().decode(list.stdout), "a-first.wav");
+      await reader.cancel();
+    } finally {
+      server.kill("SIGINT");
+      await server.status;
+      await server.stderr.cancel().catch(() => {});
     }
   },
 );

@@ -82,6 +82,12 @@ export interface TlsSongServerOptions {
   radioCodec?: RadioCodec;
   /** Radio Opus bitrate in bit/s. @default {128000} */
   bitrate?: number;
+  /**
+   * Shares the port with HTTPS (`tls-server --web` without `--web-port`): a connection whose
+   * first decrypted bytes are not the frame magic `SK` (docs/PROTOCOL.md §1) goes here instead
+   * of becoming a session. Without it every connection is a session.
+   */
+  onHttp?: (conn: ServerTlsConn) => void;
   /** Run the relay overlay (--relay-fanout; docs/PROTOCOL.md §9). @default {undefined} (off) */
   relay?: Pick<RelayHubOptions, "fanout" | "windowMs" | "onOverlay">;
   /**
@@ -219,7 +225,15 @@ export class TlsSongServer implements AsyncDisposable {
       maxPendingPerIp: options.maxHandshakesPerIp ?? 64,
       maxPending: options.maxHandshakes ?? 256,
       log,
-      onConnection: (conn) => this.#serve(conn, ctx, maxClients, maxClientsPerIp),
+      onConnection: (conn) =>
+        options.onHttp
+          ? void this.#sniff(
+            conn,
+            options.onHttp,
+            handshakeTimeoutMs,
+            () => this.#serve(conn, ctx, maxClients, maxClientsPerIp),
+          )
+          : this.#serve(conn, ctx, maxClients, maxClientsPerIp),
     }, this.stats);
     this.finished = (async () => {
       await new Promise<void>((resolve) => {
@@ -269,6 +283,33 @@ export class TlsSongServer implements AsyncDisposable {
 
   /** Clients per source address ({@linkcode sourceKey}; served or being refused). */
   readonly #perIp = new Map<string, number>();
+  /** Connections whose first bytes are awaited (shared port). */
+  #sniffing = 0;
+
+  /**
+   * Shared port: waits (at most `timeoutMs`, at most 256 connections at once) for the first two
+   * bytes; `SK` starts a session, anything else is HTTP.
+   */
+  async #sniff(
+    conn: ServerTlsConn,
+    onHttp: (conn: ServerTlsConn) => void,
+    timeoutMs: number,
+    serve: () => void,
+  ): Promise<void> {
+    if (this.#sniffing >= 256) return conn.close(0);
+    this.#sniffing++;
+    const timer = setTimeout(() => conn.close(0), timeoutMs);
+    let head: Uint8Array;
+    try {
+      head = await conn.peek(2);
+    } finally {
+      clearTimeout(timer);
+      this.#sniffing--;
+    }
+    if (head.length === 0) return conn.close(0);
+    if (head[0] === 0x53 && (head.length < 2 || head[1] === 0x4b)) serve();
+    else onHttp(conn);
+  }
 
   #serve(
     conn: ServerTlsConn,

@@ -175,6 +175,13 @@ export class ServerTlsConn {
     return this.#tls.getProtocol();
   }
 
+  /** The first `n` decrypted bytes, not consumed (fewer if the stream ends or is closed). */
+  peek(n: number): Promise<Uint8Array> {
+    return this.#closed || !this.#stream
+      ? Promise.resolve(new Uint8Array(0))
+      : this.#stream.peek(n);
+  }
+
   /** Reads decrypted bytes into `p`; null at the end of the stream (or once closed). */
   read(p: Uint8Array): Promise<number | null> {
     return this.#closed || !this.#stream ? Promise.resolve(null) : this.#stream.read(p);

@@ -52,6 +52,25 @@ export class TlsSocketStream {
     });
   }
 
+  /**
+   * The first `n` bytes waiting, without consuming them (fewer when the stream ends first):
+   * what tells a soundsock frame from HTTP on a shared port.
+   */
+  async peek(n: number): Promise<Uint8Array> {
+    while (this.#buffered < n && !this.#ended && !this.#error) {
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+    const out = new Uint8Array(Math.min(n, this.#buffered));
+    let at = 0;
+    for (const c of this.#chunks) {
+      if (at >= out.length) break;
+      const take = Math.min(c.length, out.length - at);
+      out.set(c.subarray(0, take), at);
+      at += take;
+    }
+    return out;
+  }
+
   /** Reads decrypted bytes into `p`; null at the end of the stream. */
   async read(p: Uint8Array): Promise<number | null> {
     while (this.#chunks.length === 0) {

@@ -60,6 +60,11 @@ export interface WebServerOptions {
   hostname?: string;
   /** Listen port (0: any free one). @default {8444} */
   port?: number;
+  /**
+   * No listener of its own: the soundsock server at this address hands HTTP connections over
+   * ({@linkcode WebServer.handle}; TlsSongServerOptions.onHttp), one port for both.
+   */
+  shared?: Deno.NetAddr;
   /** Stops the server. */
   signal: AbortSignal;
   /** Connections at once (past it: 503). @default {1024} */
@@ -125,28 +130,37 @@ export class WebServer implements AsyncDisposable {
     const secureContext = tls.createSecureContext({ cert: options.cert, key: options.key });
     const hostname = options.hostname ?? "127.0.0.1";
     const port = options.port ?? 8444;
-    let listener: Deno.TcpListener;
-    try {
-      listener = Deno.listen({ hostname, port });
-    } catch (cause) {
-      throw new ListenError(`listen on ${hostname}:${port} (--web-port)`, cause);
+    let listener: Deno.TcpListener | undefined;
+    if (options.shared) {
+      this.addr = options.shared;
+    } else {
+      try {
+        listener = Deno.listen({ hostname, port });
+      } catch (cause) {
+        throw new ListenError(`listen on ${hostname}:${port} (--web-port)`, cause);
+      }
+      this.addr = listener.addr;
     }
-    this.addr = listener.addr;
     const feed = this.#feed = new OggFeed(options.station, {
       maxBytes: options.streamQueueBytes,
     });
     this.#budget = new RequestBudget(options.budget);
     const tick = setInterval(() => this.publish(), options.eventPeriodMs ?? 1000);
     this.#log("web_listening", { hostname: this.addr.hostname, port: this.addr.port });
-    const accepting = acceptTls(listener, {
-      secureContext,
-      signal,
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5000,
-      maxPendingPerIp: 64,
-      maxPending: 256,
-      log: this.#log,
-      onConnection: (conn) => void this.#serve(conn),
-    }, this.stats);
+    const accepting = !listener
+      ? new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        signal.addEventListener("abort", () => resolve(), { once: true });
+      })
+      : acceptTls(listener, {
+        secureContext,
+        signal,
+        handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5000,
+        maxPendingPerIp: 64,
+        maxPending: 256,
+        log: this.#log,
+        onConnection: (conn) => void this.#serve(conn),
+      }, this.stats);
     this.finished = (async () => {
       await accepting;
       clearInterval(tick);
@@ -162,6 +176,13 @@ export class WebServer implements AsyncDisposable {
    */
   static start(options: WebServerOptions): WebServer {
     return new WebServer(options);
+  }
+
+  /** Serves one HTTPS connection handed over by a shared-port server. */
+  handle(conn: HttpConn): void {
+    if (this.#stop.signal.aborted || this.#options.signal.aborted) return conn.close();
+    this.stats.accepted++;
+    void this.#serve(conn);
   }
 
   /** `/stream` listeners now. */

@@ -35,19 +35,25 @@ export async function startWebServer(
   songsDir: string,
   options: Partial<WebServerOptions> = {},
   tlsOptions: Partial<TlsSongServerOptions> = {},
+  { shared = false }: { shared?: boolean } = {},
 ): Promise<WebTestServer> {
-  const tls = await startTestServer(songsDir, tlsOptions);
+  // Shared: HTTPS on the soundsock port (tls-server --web without --web-port).
+  let web: WebServer | undefined;
+  const tls = await startTestServer(songsDir, {
+    ...tlsOptions,
+    ...(shared ? { onHttp: (conn) => web ? web.handle(conn) : conn.close() } : {}),
+  });
   const events: { event: string; fields: Record<string, unknown> }[] = [];
   const waiters = new Set<{ pred: (e: (typeof events)[number]) => boolean; resolve: () => void }>();
   const stop = new AbortController();
-  const web = WebServer.start({
+  web = WebServer.start({
     station: tls.server.station,
     program: tls.server.program,
     catalog: await SongCatalog.open(songsDir),
     tlsListeners: () => tls.server.listeners,
     cert: await Deno.readTextFile(tls.certs.serverCert),
     key: await Deno.readTextFile(tls.certs.serverKey),
-    port: 0,
+    ...(shared ? { shared: tls.server.addr } : { port: 0 }),
     signal: stop.signal,
     ...options,
     log: (event, fields) => {

@@ -13,7 +13,7 @@ import type { WebStatus } from "../lib/web/status.ts";
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test(
-  "web page: play advances the audio element 5 s, request updates the queue, a repeat is refused",
+  "web page (shared port): play advances the audio element 5 s, request updates the queue, a repeat is refused",
   opts,
   async () => {
     const songs = await makeSongs({
@@ -21,7 +21,8 @@ Deno.test(
       "b-second.wav": [40, 8000, 1],
       "c-third.wav": [40, 8000, 1],
     });
-    await using s = await startWebServer(songs);
+    // On the soundsock port itself, as `tls-server --web` does by default.
+    await using s = await startWebServer(songs, {}, {}, { shared: true });
     const browser = await launchChromium();
     try {
       const context = await browser.newContext({ ignoreHTTPSErrors: true });

@@ -38,15 +38,15 @@ export async function startWebServer(
   { shared = false }: { shared?: boolean } = {},
 ): Promise<WebTestServer> {
   // Shared: HTTPS on the soundsock port (tls-server --web without --web-port).
-  let web: WebServer | undefined;
+  const ref: { web?: WebServer } = {};
   const tls = await startTestServer(songsDir, {
     ...tlsOptions,
-    ...(shared ? { onHttp: (conn) => web ? web.handle(conn) : conn.close() } : {}),
+    ...(shared ? { onHttp: (conn) => ref.web ? ref.web.handle(conn) : conn.close() } : {}),
   });
   const events: { event: string; fields: Record<string, unknown> }[] = [];
   const waiters = new Set<{ pred: (e: (typeof events)[number]) => boolean; resolve: () => void }>();
   const stop = new AbortController();
-  web = WebServer.start({
+  const web = ref.web = WebServer.start({
     station: tls.server.station,
     program: tls.server.program,
     catalog: await SongCatalog.open(songsDir),

@@ -5,7 +5,14 @@
  */
 
 import { RADIO_FLAGS, radioSettings } from "../lib/cli/radio_flags.ts";
-import { type CommandSpec, EventLog, ExitCode, runMain, startCommand } from "../lib/cli/mod.ts";
+import {
+  type CommandSpec,
+  EventLog,
+  ExitCode,
+  runMain,
+  startCommand,
+  UsageError,
+} from "../lib/cli/mod.ts";
 import { accessLogger } from "../lib/cli/access_log.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
 import { IcecastSource, parseIcecastUrl } from "../lib/icecast/mod.ts";
@@ -153,6 +160,7 @@ export const SPEC = {
 export async function main(args: string[], signal: AbortSignal): Promise<number> {
   const { flags, out, helped } = startCommand(SPEC, args);
   if (helped) return ExitCode.OK;
+  if (flags["web-port"] !== undefined && !flags.web) throw new UsageError("--web-port needs --web");
   const icecastUrl = flags.icecast === undefined ? undefined : parseIcecastUrl(flags.icecast);
   const radio = radioSettings(flags);
   const { cert, key } = await loadServerIdentity(flags.cert, flags.key);

@@ -371,3 +371,20 @@ Deno.test(
     }
   },
 );
+
+Deno.test("tls-server --web-port without --web is a usage error", opts, async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      fromFileUrl(new URL("../cmd/tls_server.ts", import.meta.url)),
+      "--web-port",
+      "9",
+    ],
+    stdin: "null",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assertEquals(out.code, 2, stderr);
+  assertMatch(stderr, /^error: --web-port needs --web\n/);
+});

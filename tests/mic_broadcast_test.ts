@@ -11,6 +11,7 @@ import { EventLog } from "../lib/cli/event_log.ts";
 import { startBroadcast } from "../lib/live/broadcast.ts";
 import { LiveStation } from "../lib/live/live_station.ts";
 import { ToneSource } from "../lib/live/sources.ts";
+import { AutoBuffer } from "../lib/live/playout_control.ts";
 import { listenRadio, RequestRefusedError } from "../lib/udp/client.ts";
 import { FrameType } from "../lib/wire/frame.ts";
 import { readStreamInfo } from "../lib/wire/messages.ts";
@@ -382,3 +383,33 @@ Deno.test("live station: 20 ms frames and PCM are what STREAM_INFO says", opts, 
     if (codec === "pcm") { for (const p of packets) assertLess(p.payload.length, 1201); }
   }
 });
+
+Deno.test(
+  "udp-client on a live broadcast: a 40 ms jitter buffer by default, --buffer auto adapts",
+  opts,
+  async () => {
+    await using b = await tone();
+    const listen = (liveBufferMs?: number | "auto") =>
+      listenRadio(b.udp!.address, {
+        signal: new AbortController().signal,
+        log: EventLog.none(),
+        maxSeconds: 3,
+        ...(liveBufferMs === undefined ? {} : { liveBufferMs }),
+        openOutput: () => Promise.resolve(new MemoryOutput()),
+      });
+    const [byDefault, auto] = await Promise.all([listen(), listen("auto")]);
+    assertEquals(byDefault.live?.bufferMs, 40);
+    assert(
+      new AutoBuffer().sizesMs.includes(auto.live?.bufferMs ?? -1),
+      `auto chose ${auto.live?.bufferMs}`,
+    );
+    assertEquals(auto.lost, 0);
+    // The command line: MS or auto, nothing else.
+    const bad = await run("udp_client", ["127.0.0.1:9", "--radio", "--buffer", "soon"]);
+    assertEquals(bad.code, 2);
+    assert(
+      bad.stderr.startsWith('error: --buffer: "soon" is neither a number of ms nor auto'),
+      bad.stderr,
+    );
+  },
+);

@@ -39,6 +39,8 @@ export interface LiveLatencyReport {
   driftPpm: number;
   /** Latency to when it is heard: hand-off + the device's queue then (a device output only). */
   device?: { medianMs: number; p95Ms: number; p99Ms: number };
+  /** The jitter buffer at the end (ms; `--buffer auto` chose it). */
+  bufferMs?: number;
   /** Drift correction (a device output): single frames dropped and inserted. */
   framesDropped?: number;
   framesInserted?: number;

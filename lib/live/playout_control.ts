@@ -223,6 +223,11 @@ export class AutoBuffer {
     this.#packets++;
   }
 
+  /** True once enough packets were seen for a choice ({@linkcode AutoBufferOptions.warmupPackets}). */
+  get ready(): boolean {
+    return this.#packets >= this.#warmup;
+  }
+
   /** The buffer to use now (ms). */
   get targetMs(): number {
     const last = this.sizesMs[this.sizesMs.length - 1]!;

@@ -34,7 +34,7 @@ import { formatAddress, type UdpAddress, UdpSocket } from "../net/udp_socket.ts"
 import type { Impairment } from "./impairment.ts";
 import { type BufferedPacket, JitterBuffer } from "./jitter_buffer.ts";
 import { LatencyMeter, wallClockUs } from "../live/latency.ts";
-import { adjustBlock, DriftController } from "../live/playout_control.ts";
+import { adjustBlock, AutoBuffer, DriftController } from "../live/playout_control.ts";
 import { SequenceGuard } from "./sequence_guard.ts";
 import { type ReceptionReport, ReceptionStats } from "./reception_stats.ts";
 import type { SessionTimeline } from "../report/timeline.ts";
@@ -82,6 +82,9 @@ export interface PlaybackProgress {
   lost: number;
 }
 
+/** A live capture's default jitter buffer (ms): Jamulus-like LAN jitter plus a frame. */
+export const LIVE_BUFFER_MS = 40;
+
 /** Least time between two progress notices. */
 const PROGRESS_EVERY_MS = 250;
 
@@ -103,6 +106,13 @@ export interface UdpClientOptions {
   log: EventLog;
   /** Jitter buffer depth in ms. @default {200} */
   bufferMs?: number;
+  /**
+   * A live capture's jitter buffer (STREAM_INFO captureEpochUs, docs/PROTOCOL.md §5.4): ms, or
+   * `auto` (lib/live/playout_control.ts AutoBuffer: the smallest size with < 0.05 % simulated
+   * underruns, at most 200 ms).
+   * @default {LIVE_BUFFER_MS}
+   */
+  liveBufferMs?: number | "auto";
   /** End when nothing arrives for this long (ms). @default {5000} */
   timeoutMs?: number;
   /** Receive-side impairment (`--sim-*`). */
@@ -374,9 +384,19 @@ async function receiveStream(
   /** Why the last invalid STREAM_INFO was refused. */
   let badInfo: string | undefined;
 
+  /** A live capture: its capture epoch, and `--buffer auto`'s chooser. */
+  let liveEpochUs: number | undefined;
+  let autoBuffer: AutoBuffer | undefined;
+  let autoPackets = 0;
+
   // Accepted DATA: statistics, acknowledgements, the jitter buffer.
   let highestExt = -1;
   const onData = (frame: Frame, arrivalMs: number) => {
+    if (autoBuffer && liveEpochUs !== undefined) {
+      const arrivalUs = wallClockUs() - (performance.now() - arrivalMs) * 1000;
+      autoBuffer.onPacket(liveEpochUs + frame.timestamp, arrivalUs);
+      if (++autoPackets % 50 === 0 && autoBuffer.ready) jitter.bufferMs = autoBuffer.targetMs;
+    }
     const ext = stats.onData(frame.sequence, frame.timestamp, arrivalMs, frame.payload.length);
     if (ext === undefined) return; // duplicate
     if (ext > highestExt) {
@@ -451,6 +471,14 @@ async function receiveStream(
           log.event("stream_info", { start: frame.sequence, ...info });
           // What the song will send: a stream cut short counts the rest as lost.
           if (request.op === "song" && info.packets !== undefined) stats.announced = info.packets;
+          if (info.captureEpochUs !== undefined && liveEpochUs === undefined) {
+            // A live capture: a short jitter buffer (or an adaptive one), set before its DATA.
+            liveEpochUs = info.captureEpochUs;
+            const live = options.liveBufferMs ?? LIVE_BUFFER_MS;
+            if (live === "auto") autoBuffer = new AutoBuffer();
+            jitter.bufferMs = live === "auto" ? LIVE_BUFFER_MS : live;
+            log.event("live", { bufferMs: live });
+          }
         }
         return;
       }
@@ -803,7 +831,7 @@ async function receiveStream(
     serverReason,
   );
   if (latency.count > 0) {
-    report.live = latency.report();
+    report.live = { ...latency.report(), bufferMs: jitter.bufferMs };
     if (deviceLatency.count > 0) {
       const d = deviceLatency.report();
       report.live.device = { medianMs: d.medianMs, p95Ms: d.p95Ms, p99Ms: d.p99Ms };

@@ -38,7 +38,7 @@ export interface JitterBufferOptions {
 
 /** Reorders packets and decides when a missing one is lost. */
 export class JitterBuffer {
-  readonly #bufferMs: number;
+  #bufferMs: number;
   readonly #maxPackets: number;
   /** Sorted by seq. */
   #packets: BufferedPacket[] = [];
@@ -59,6 +59,15 @@ export class JitterBuffer {
   constructor(options: JitterBufferOptions) {
     this.#bufferMs = options.bufferMs;
     this.#maxPackets = options.maxPackets ?? 4096;
+  }
+
+  /** How long a missing packet is waited for (ms); may change while playing (`--buffer auto`). */
+  get bufferMs(): number {
+    return this.#bufferMs;
+  }
+
+  set bufferMs(ms: number) {
+    this.#bufferMs = Math.max(0, ms);
   }
 
   /** Packets held. */

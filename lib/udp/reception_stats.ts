@@ -296,6 +296,9 @@ function liveRows(
   const ms = (label: string, v: number) => ({ label, text: v.toFixed(2), json: v });
   return [
     { label: "live_packets", text: String(live.packets), json: live.packets },
+    ...(live.bufferMs === undefined ? [] : [
+      { label: "live_buffer_ms", text: String(live.bufferMs), json: live.bufferMs },
+    ]),
     ms("latency_median_ms", live.medianMs),
     ms("latency_p95_ms", live.p95Ms),
     ms("latency_p99_ms", live.p99Ms),

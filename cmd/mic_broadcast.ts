@@ -138,7 +138,7 @@ export const SPEC = {
       "a 440 Hz test tone over UDP and TLS (certs from deno task certs)",
     ],
     [
-      "deno task mic-broadcast --input songs/morning-arpeggio.mp3 --frame 20 --udp :9100",
+      "deno task mic-broadcast --input songs/01-morning-arpeggio.mp3 --frame 20 --udp :9100",
       "a song looped as a virtual microphone, 20 ms frames",
     ],
     ["deno task mic-broadcast --list-devices", "list capture devices"],

@@ -388,3 +388,27 @@ Deno.test("tls-server --web-port without --web is a usage error", opts, async ()
   assertEquals(out.code, 2, stderr);
   assertMatch(stderr, /^error: --web-port needs --web\n/);
 });
+
+Deno.test(
+  "hostile (shared port): a connection that sends nothing after its handshake is closed",
+  opts,
+  async () => {
+    await using s = await startWebServer(await makeSongs(SONGS), {}, { handshakeTimeoutMs: 300 }, {
+      shared: true,
+    });
+    const conn = await Deno.connectTls({
+      hostname: "localhost",
+      port: s.tls.port,
+      caCerts: [s.tls.caCert],
+    });
+    await conn.handshake();
+    // The server waits for the first bytes (SK or HTTP) at most the handshake timeout, then closes.
+    const n = await conn.read(new Uint8Array(64)).catch(() => null);
+    assertEquals(n, null);
+    conn.close();
+    // The port still serves both.
+    assertEquals((await status(s)).songs.length, 4);
+    using c = await s.tls.connect();
+    assertEquals((await c.list()).length, 4);
+  },
+);

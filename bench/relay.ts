@@ -5,6 +5,10 @@
  * (1 s signed windows, 1.5 s silence timeout).
  *
  *   deno run -A bench/relay.ts [--listeners 100] [--seconds 8] [--trials 10]
+ *   deno run -A bench/relay.ts --cpu [--listeners 100] [--seconds 8]
+ *
+ * `--cpu` runs the real tls-server as its own process (direct, --relay-fanout 1, 3) and reports
+ * its CPU (/proc) with N listeners in this process.
  *
  * Egress is the stream bytes the server writes into TLS (frame bytes, before TLS overhead), per
  * second of the measurement.
@@ -14,9 +18,14 @@
 
 import { parseArgs } from "@std/cli/parse-args";
 import { RelayNode } from "../lib/relay/node.ts";
-import { makeSongs, startTestServer, type TestServer } from "../tests/_tls_helpers.ts";
+import { makeSongs, startTestServer, testCerts, type TestServer } from "../tests/_tls_helpers.ts";
+import { TlsSongClient } from "../lib/tls/client.ts";
+import { Lines, sampleProcess, stopProcess } from "./_proc.ts";
 
-const args = parseArgs(Deno.args, { string: ["listeners", "seconds", "trials"] });
+const args = parseArgs(Deno.args, {
+  string: ["listeners", "seconds", "trials"],
+  boolean: ["cpu"],
+});
 const N = Number(args.listeners ?? 100);
 const SECONDS = Number(args.seconds ?? 8);
 const TRIALS = Number(args.trials ?? 10);
@@ -171,6 +180,82 @@ const enc = new TextEncoder();
 /** One result line on stdout. */
 const say = (line: string) => Deno.stdout.writeSync(enc.encode(line + "\n"));
 const kbs = (b: number) => `${(b / 1024).toFixed(1)} KiB/s`;
+
+/** Server CPU (% of one core) of the real tls-server with N listeners: direct or relayed. */
+async function serverCpu(fanout: number | undefined): Promise<number> {
+  const certs = await testCerts();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../cmd/tls_server.ts", import.meta.url).pathname,
+      "--port",
+      "0",
+      "--ready-json",
+      "--quiet",
+      "--songs",
+      songs,
+      "--cert",
+      certs.serverCert,
+      "--key",
+      certs.serverKey,
+      "--max-clients",
+      "10000",
+      "--max-per-ip",
+      "0",
+      ...(fanout === undefined ? [] : ["--relay-fanout", String(fanout)]),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const ready = JSON.parse(
+      await new Lines(child.stdout).next((l) => l.includes('"ready"'), 30_000, "ready"),
+    );
+    const address = { hostname: "localhost", port: ready.port as number };
+    const ca = [await Deno.readTextFile(certs.caCert)];
+    const stop = new AbortController();
+    const nodes: RelayNode[] = [];
+    const clients: TlsSongClient[] = [];
+    for (let i = 0; i < N; i++) {
+      if (fanout === undefined) {
+        const c = await TlsSongClient.connect(address, { caCerts: ca });
+        clients.push(c);
+        void (async () => {
+          try {
+            for await (const _ of c.radio(stop.signal)) { /* count nothing */ }
+          } catch { /* stopped */ }
+        })();
+      } else {
+        const n = await RelayNode.start(address, {
+          connect: { caCerts: ca },
+          listenHost: "127.0.0.1",
+        });
+        await n.joined;
+        nodes.push(n);
+      }
+    }
+    await sleep(2500);
+    const a = sampleProcess(child.pid).cpuS;
+    await sleep(SECONDS * 1000);
+    const b = sampleProcess(child.pid).cpuS;
+    stop.abort();
+    for (const c of clients) c.close();
+    for (const n of nodes) n.close();
+    return (b - a) / SECONDS * 100;
+  } finally {
+    await stopProcess(child, say);
+  }
+}
+
+if (args.cpu) {
+  say(`relay bench --cpu: N=${N}, ${SECONDS} s measured (server process CPU, % of one core)`);
+  for (const [name, k] of [["direct", undefined], ["chain", 1], ["tree K=3", 3]] as const) {
+    say(`${name}: tls-server ${(await serverCpu(k)).toFixed(1)} % CPU`);
+  }
+  Deno.exit(0);
+}
 say(`relay bench: N=${N}, ${SECONDS} s measured, ${TRIALS} recovery trials`);
 const d = await direct();
 say(`direct: server egress ${kbs(d)} (${kbs(d / N)} per listener)`);

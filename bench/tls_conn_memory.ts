@@ -64,6 +64,11 @@ if (args.role === "clients") {
 }
 
 const rssKiB = () => Number(Deno.readTextFileSync("/proc/self/status").match(/VmRSS:\s+(\d+)/)![1]);
+/** utime + stime of this process in seconds (/proc/self/stat, 10 ms ticks). */
+const cpuS = () => {
+  const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
 
 async function measure(mode: string, n: number) {
   const dir = await Deno.makeTempDir({ prefix: "soundsock-mem-" });
@@ -155,11 +160,15 @@ async function measure(mode: string, n: number) {
   await new Promise((r) => setTimeout(r, 1000));
   const idle = rssKiB();
   const packet = new Uint8Array(packetBytes);
+  const cpu0 = cpuS();
+  const t0 = performance.now();
   for (let round = 0; round < rounds; round++) {
     for (const w of writers) w(packet);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
   const streaming = rssKiB();
+  const cpu = cpuS() - cpu0;
+  const wallS = (performance.now() - t0) / 1000;
   clients.kill();
   await clients.status;
   stop();
@@ -168,13 +177,19 @@ async function measure(mode: string, n: number) {
     connections: writers.length,
     idleKiB: +((idle - base) / n).toFixed(1),
     streamingKiB: +((streaming - base) / n).toFixed(1),
+    // Server CPU while streaming, µs per packet written (includes the writers' loop).
+    cpuUsPerWrite: +((cpu * 1e6) / (writers.length * rounds)).toFixed(1),
+    cpuPct: +((100 * cpu) / wallS).toFixed(1),
   };
 }
 
 const n = Number(args.connections ?? 1000);
 const modes = args.mode ? [args.mode] : ["deno", "native", "wrap", "node"];
-out("| mode | connections | KiB/connection idle | KiB/connection streaming |");
-out("|---|---:|---:|---:|");
+out(
+  "| mode | connections | KiB/connection idle | KiB/connection streaming | " +
+    "CPU µs/write streaming | CPU % of a core streaming |",
+);
+out("|---|---:|---:|---:|---:|---:|");
 for (const mode of modes) {
   // One fresh process per mode, so one mode's garbage does not count against the next.
   if (modes.length > 1) {
@@ -198,7 +213,10 @@ for (const mode of modes) {
     out(line ?? "");
   } else {
     const r = await measure(mode, n);
-    out(`| ${r.mode} | ${r.connections} | ${r.idleKiB} | ${r.streamingKiB} |`);
+    out(
+      `| ${r.mode} | ${r.connections} | ${r.idleKiB} | ${r.streamingKiB} | ` +
+        `${r.cpuUsPerWrite} | ${r.cpuPct} |`,
+    );
   }
 }
 Deno.exit(0);

@@ -7,6 +7,11 @@
  *
  *   deno run -A bench/tls_fanout.ts --listeners 100,500,1000 --seconds 20
  *     [--settle 3] [--only soundsock|icecast] [--song songs/01-morning-arpeggio.mp3]
+ *     [--server-v8-flags --max-semi-space-size=1]
+ *
+ * `--server-v8-flags` runs tls-server with `deno run --v8-flags=…` (e.g. a 1 MiB young
+ * generation instead of V8's default, whose high-water RSS is otherwise a fixed ~20 MiB
+ * spread over the listeners).
  *
  * How. Certificates: lib/tls/certs.ts createCertificates in a temp dir (ECDSA P-256; icecast
  * gets the same certificate and key in one PEM). Both servers serve one MP3 looped:
@@ -69,6 +74,7 @@ const args = parseArgs(Deno.args, {
     "count",
     "ca",
     "nominal",
+    "server-v8-flags",
   ],
 });
 
@@ -394,9 +400,11 @@ async function runSoundsock(
   settle: number,
   nominal: number,
 ): Promise<Measured> {
+  const v8Flags = args["server-v8-flags"];
   const server = withNoFile(Deno.execPath(), [
     "run",
     "-A",
+    ...(v8Flags ? [`--v8-flags=${v8Flags}`] : []),
     "cmd/tls_server.ts",
     "--port",
     "0",
@@ -431,6 +439,7 @@ async function runSoundsock(
     try {
       if (ls.joined < n) {
         progress(`warning: soundsock ${ls.joined}/${n} joined (${ls.failureSample})`);
+        progress(`  tls-server said: ${errLines.slice(-5).join(" | ")}`);
       }
       await sleep(settle * 1000);
       return await measureWindow("soundsock", server.pid, ls, n, seconds, base.rssKiB);
@@ -642,7 +651,8 @@ async function parent(): Promise<void> {
       : "—";
   out(
     `Reproduce: deno run -A bench/tls_fanout.ts --listeners ${ns.join(",")} --seconds ${seconds}` +
-      (args.settle ? ` --settle ${settle}` : "") + (only ? ` --only ${only}` : ""),
+      (args.settle ? ` --settle ${settle}` : "") + (only ? ` --only ${only}` : "") +
+      (args["server-v8-flags"] ? ` --server-v8-flags ${args["server-v8-flags"]}` : ""),
   );
   out(
     `Stream: ${basename(song)} looped; soundsock radio ${

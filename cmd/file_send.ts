@@ -5,15 +5,13 @@
  * @module
  */
 
-import {
-  type CommandSpec,
-  EventLog,
-  ExitCode,
-  resolveUserPath,
-  runMain,
-  startCommand,
-  UsageError,
-} from "../lib/cli/mod.ts";
+// The lib/cli modules one by one: lib/cli/mod.ts also brings the audio stack, which costs
+// start-up time (the code should be on screen fast) and file-send does not play anything.
+import { startCommand } from "../lib/cli/command.ts";
+import { ExitCode, UsageError } from "../lib/cli/errors.ts";
+import { EventLog } from "../lib/cli/event_log.ts";
+import { type CommandSpec, resolveUserPath } from "../lib/cli/flags.ts";
+import { runMain } from "../lib/cli/run.ts";
 import { didYouMean } from "../lib/cli/suggest.ts";
 import { escapePeerText } from "../lib/cli/output.ts";
 import { parseHostPort } from "../lib/net/host_port.ts";

@@ -193,13 +193,14 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
   const channels = flags.channels as 1 | 2;
   const blockFrames = flags.rate * frameMs / 1000;
   const common = { sampleRate: flags.rate, channels, blockFrames };
+  // The log first: once a capture device is open, nothing may fail before the broadcast owns it.
+  using log = await EventLog.openOptional(flags.log);
+  log.observe(accessLogger(out));
   const source: LiveSource = flags.tone !== undefined
     ? new ToneSource(flags.tone, common)
     : flags.input !== undefined
     ? await FileSource.open(flags.input, common)
     : await openMicSource({ ...common, device: flags.device, backend, signal });
-  using log = await EventLog.openOptional(flags.log);
-  log.observe(accessLogger(out));
   const broadcast = await startBroadcast({
     source,
     codec,

@@ -120,7 +120,7 @@ export async function startBroadcast(options: BroadcastOptions): Promise<Broadca
   } catch (error) {
     stop.abort();
     await udp?.finished;
-    options.source[Symbol.dispose]();
+    await options.source[Symbol.asyncDispose]();
     throw error;
   }
   log.event("broadcast_start", {

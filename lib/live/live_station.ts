@@ -163,7 +163,7 @@ export class LiveStation extends Station {
   /** Captures, encodes and sends until the signal aborts or the source ends. */
   override async run(): Promise<void> {
     const { source, signal } = this.#live;
-    using _source = source;
+    await using _source = source;
     const rate = source.sampleRate;
     const ch = source.channels;
     const frameSamples = rate * this.frameMs / 1000;

@@ -28,7 +28,7 @@ export interface LiveBlock {
 }
 
 /** Where live audio comes from. */
-export interface LiveSource extends Disposable {
+export interface LiveSource extends AsyncDisposable {
   /** Sample rate (Hz). */
   readonly sampleRate: number;
   /** Interleaved channels (1 or 2). */
@@ -134,7 +134,9 @@ export class ToneSource implements LiveSource {
     return { pcm, captureUs };
   }
 
-  [Symbol.dispose](): void {}
+  [Symbol.asyncDispose](): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 /**
@@ -210,8 +212,8 @@ export class FileSource implements LiveSource {
     return { pcm, captureUs };
   }
 
-  [Symbol.dispose](): void {
-    void this.#blocks?.return(undefined);
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#blocks?.return(undefined).catch(() => {});
   }
 }
 
@@ -313,10 +315,11 @@ class MicSource implements LiveSource {
 
   #lostAtClose = 0;
 
-  [Symbol.dispose](): void {
+  /** Stops and frees the device; awaited, so the process never exits while it is freed. */
+  async [Symbol.asyncDispose](): Promise<void> {
     try {
       this.#lostAtClose = this.#recorder.stats().framesLost;
     } catch { /* closed */ }
-    this.#recorder.close();
+    await this.#recorder.close();
   }
 }

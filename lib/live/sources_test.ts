@@ -4,7 +4,7 @@ import { FileSource, LiveSourceError, ToneSource } from "./sources.ts";
 import { wavHeader } from "../audio/wav.ts";
 
 Deno.test("ToneSource hands out 10 ms blocks paced in real time, capture times 10 ms apart", async () => {
-  using tone = new ToneSource(1000, { blockFrames: 480 });
+  await using tone = new ToneSource(1000, { blockFrames: 480 });
   const signal = new AbortController().signal;
   const first = await tone.read(signal);
   const blocks = [first!];
@@ -47,7 +47,7 @@ Deno.test("FileSource loops a short file without a gap: the audio repeats with t
   bytes.set(data, 44);
   await Deno.writeFile(path, bytes);
   try {
-    using source = await FileSource.open(path, { channels: 1, blockFrames: 480 });
+    await using source = await FileSource.open(path, { channels: 1, blockFrames: 480 });
     const signal = new AbortController().signal;
     const got: number[] = [];
     while (got.length < 3 * frames) got.push(...(await source.read(signal))!.pcm);

@@ -172,7 +172,9 @@ export class FileSource implements LiveSource {
     }
     const source = new FileSource(path, options);
     try {
-      const first = await songBlocks(path).next();
+      const probe = songBlocks(path);
+      const first = await probe.next();
+      await probe.return(undefined); // closes the decoder
       if (first.done) throw new Error("no audio in the file");
     } catch (error) {
       throw new LiveSourceError(`Cannot use --input ${path}: ${(error as Error).message}`);

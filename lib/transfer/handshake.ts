@@ -23,6 +23,10 @@ const IDS = { idA: "file-send sender", idB: "file-send receiver" };
 export const WRONG_CODE_MESSAGE =
   "the code does not match (or something between the two machines altered the connection)";
 
+/** The receiver's message for a sender that left after its share without confirming. */
+export const UNCONFIRMED_MESSAGE =
+  "the sender left without confirming the code (counted as a wrong code)";
+
 /** Runs the sender's side. @throws {WrongCodeError} */
 export async function senderHandshake(
   channel: Channel,
@@ -85,7 +89,15 @@ export async function receiverHandshake(
   reply.set(spake.share);
   reply.set(result.confirm, SHARE_SIZE);
   await channel.write(encodeFrame(FrameType.PAKE, reply));
-  const answer = await readFrame(channel);
+  // From here the sender holds B's confirmation and can test its guess against it: whatever
+  // ends the connection now (a close, a bad frame, a timeout) counts as a wrong code, else a
+  // guesser that hangs up instead of confirming would get unlimited, undelayed guesses.
+  let answer;
+  try {
+    answer = await readFrame(channel);
+  } catch {
+    throw new WrongCodeError(UNCONFIRMED_MESSAGE);
+  }
   if (answer.type === FrameType.CONFIRM && macsEqual(answer.payload, result.expected)) return;
   if (answer.type === FrameType.CONFIRM) {
     await channel.write(jsonFrame(FrameType.ERROR, { message: WRONG_CODE_MESSAGE }))

@@ -9,6 +9,7 @@
  */
 
 import { CHUNK_SIZE } from "./frames.ts";
+import { UnsafeNameError } from "./names.ts";
 
 /** Which file a journal belongs to: a journal for another size or mtime is started anew. */
 export interface JournalKey {
@@ -35,14 +36,11 @@ export class PartialFile {
   /** The verified chunks a resume would keep (empty when there is nothing to resume). */
   static async peek(target: string, key: JournalKey): Promise<Map<number, string>> {
     const partPath = `${target}.part`;
+    await regularOrMissing(partPath);
+    await regularOrMissing(`${partPath}.journal`);
     const have = await readJournal(`${partPath}.journal`, key);
     if (!have) return new Map();
-    try {
-      await Deno.lstat(partPath);
-      return have;
-    } catch {
-      return new Map();
-    }
+    return (await regularOrMissing(partPath)) ? have : new Map();
   }
 
   /**
@@ -51,27 +49,36 @@ export class PartialFile {
    */
   static async open(target: string, key: JournalKey): Promise<PartialFile> {
     const partPath = `${target}.part`;
-    const have = await readJournal(`${partPath}.journal`, key);
-    let partExists = true;
-    try {
-      await Deno.lstat(partPath);
-    } catch {
-      partExists = false;
-    }
-    const fresh = !have || !partExists;
+    const journalPath = `${partPath}.journal`;
+    const journalInfo = await regularOrMissing(journalPath);
+    const have = journalInfo ? await readJournal(journalPath, key) : null;
+    const partInfo = await regularOrMissing(partPath);
+    const fresh = !have || !partInfo;
     const partial = new PartialFile(partPath, fresh ? new Map() : have);
-    partial.#file = await Deno.open(partPath, {
-      read: false,
-      write: true,
-      create: true,
-      truncate: fresh,
-    });
-    partial.#journal = await Deno.open(partial.journalPath, {
-      write: true,
-      create: true,
-      append: !fresh,
-      truncate: fresh,
-    });
+    try {
+      if (fresh) {
+        // Made anew with O_EXCL, which never follows a link: a link planted at NAME.part or
+        // NAME.part.journal after the check above makes the open fail instead of writing
+        // through it.
+        if (partInfo) await Deno.remove(partPath);
+        if (journalInfo) await Deno.remove(journalPath);
+        partial.#file = await Deno.open(partPath, { write: true, createNew: true });
+        partial.#journal = await Deno.open(journalPath, { write: true, createNew: true });
+      } else {
+        // Resuming: the files opened must be the regular files seen by lstat (same device
+        // and inode), not something a link swapped in since.
+        partial.#file = await Deno.open(partPath, { write: true });
+        partial.#journal = await Deno.open(journalPath, { write: true, append: true });
+        sameFile(partInfo, await partial.#file.stat(), partPath);
+        sameFile(journalInfo!, await partial.#journal.stat(), journalPath);
+      }
+    } catch (error) {
+      partial.close();
+      if (error instanceof UnsafeNameError) throw error;
+      throw new UnsafeNameError(
+        `${partPath}: cannot be opened safely (${(error as Error).message})`,
+      );
+    }
     if (fresh) {
       const header = JSON.stringify({ v: 1, ...key, chunkSize: CHUNK_SIZE });
       await partial.#journal.write(new TextEncoder().encode(`${header}\n`));
@@ -114,6 +121,33 @@ export class PartialFile {
     this.close();
     await Deno.remove(this.partPath).catch(() => {});
     await Deno.remove(this.journalPath).catch(() => {});
+  }
+}
+
+/**
+ * The lstat of `path` when it is a regular file, null when it does not exist.
+ *
+ * @throws {UnsafeNameError} when it is a link, a folder or anything else.
+ */
+async function regularOrMissing(path: string): Promise<Deno.FileInfo | null> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  if (!info.isFile) {
+    throw new UnsafeNameError(
+      `${path} is ${info.isSymlink ? "a symbolic link" : "not a regular file"}`,
+    );
+  }
+  return info;
+}
+
+function sameFile(seen: Deno.FileInfo, opened: Deno.FileInfo, path: string): void {
+  if (seen.dev !== opened.dev || seen.ino !== opened.ino || !opened.isFile) {
+    throw new UnsafeNameError(`${path} changed while it was being opened`);
   }
 }
 

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { join } from "@std/path";
+import { dirname, join } from "@std/path";
 import { PEER_UNSAFE_CHARS } from "../cli/output.ts";
 import { MAX_FILE_NAME_BYTES, RESERVED_DEVICE_NAME } from "../tls/safe_name.ts";
 
@@ -98,4 +98,25 @@ export async function resolveInside(
     }
   }
   return at;
+}
+
+/**
+ * Checks, right before a file is created or renamed at `path` (inside the real path `dir`),
+ * that its folder still resolves to itself: a folder on the way swapped for a link since
+ * {@linkcode resolveInside} ran would resolve elsewhere.
+ *
+ * @throws {UnsafeNameError} when it does not.
+ */
+export async function assertStillInside(dir: string, path: string): Promise<void> {
+  const parent = dirname(path);
+  let real: string;
+  try {
+    real = await Deno.realPath(parent);
+  } catch (cause) {
+    throw new UnsafeNameError(`${parent}: ${(cause as Error).message}`, { cause });
+  }
+  const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+  if (real !== parent || !(parent === dir || parent.startsWith(prefix))) {
+    throw new UnsafeNameError(`${path}: its folder now leads to ${real}, outside ${dir}`);
+  }
 }

@@ -34,7 +34,7 @@ import { freeSpace } from "./free_space.ts";
 import { receiverHandshake } from "./handshake.ts";
 import { PartialFile } from "./journal.ts";
 import type { Offer, OfferEntry } from "./manifest.ts";
-import { checkOfferedName, resolveInside, UnsafeNameError } from "./names.ts";
+import { assertStillInside, checkOfferedName, resolveInside, UnsafeNameError } from "./names.ts";
 
 /** Default TCP port of `file-send receive`. */
 export const DEFAULT_FILE_SEND_PORT = 9009;
@@ -383,26 +383,37 @@ async function session(
     return await refuse(`not enough free space in ${dir}: ${missing} bytes needed, ${free} free`);
   }
   const states = new Map<number, FileState>();
-  for (const { index, entry, segments, target, policy, existingRoot } of toOpen) {
-    await resolveInside(dir, segments, { mkdir: true });
-    const partial = await PartialFile.open(target, { size: entry.size, mtimeMs: entry.mtimeMs });
-    states.set(index, {
-      entry,
-      index,
-      target,
-      policy,
-      partial,
-      ...(existingRoot ? { existingRoot } : {}),
-      flat: partial.have.size === 0 ? createHash("sha256") : null,
-      nextFlat: 0,
-      received: 0,
-    });
-  }
-  for (const entry of offer.entries) {
-    // Creates the folder itself (and its parents), checked like any path.
-    if (entry.type === "dir") {
-      await resolveInside(dir, [...checkOfferedName(entry.path), "-"], { mkdir: true });
+  try {
+    for (const { index, entry, segments, target, policy, existingRoot } of toOpen) {
+      await resolveInside(dir, segments, { mkdir: true });
+      await assertStillInside(dir, target);
+      const partial = await PartialFile.open(target, { size: entry.size, mtimeMs: entry.mtimeMs });
+      states.set(index, {
+        entry,
+        index,
+        target,
+        policy,
+        partial,
+        ...(existingRoot ? { existingRoot } : {}),
+        flat: partial.have.size === 0 ? createHash("sha256") : null,
+        nextFlat: 0,
+        received: 0,
+      });
     }
+    for (const entry of offer.entries) {
+      // Creates the folder itself (and its parents), checked like any path.
+      if (entry.type === "dir") {
+        await resolveInside(dir, [...checkOfferedName(entry.path), "-"], { mkdir: true });
+      }
+    }
+  } catch (error) {
+    // A link planted since the plan: what this offer made so far goes, then the refusal.
+    for (const s of states.values()) {
+      if (s.partial.have.size === 0) await s.partial.discard();
+      else s.partial.close();
+    }
+    if (error instanceof UnsafeNameError) return await refuse(`refused: ${error.message}`);
+    throw error;
   }
   await channel.write(jsonFrame(FrameType.ANSWER, { accept: true, files: plans }));
   options.onEvent?.("accepted", { from, files: offer.entries.length, bytes: offer.totalBytes });
@@ -584,6 +595,13 @@ async function finishFile(
   const mtime = new Date(entry.mtimeMs);
   await Deno.utime(partial.partPath, mtime, mtime).catch(() => {});
   const target = state.policy === "overwrite" ? state.target : await freeName(state.target);
+  // The folder may have been swapped for a link while the file streamed in.
+  await assertStillInside(dir, target).catch((cause) => {
+    throw new TransferError(
+      `Cannot save ${entry.path}: ${(cause as Error).message} (kept as .part)`,
+      { cause },
+    );
+  });
   await Deno.rename(partial.partPath, target);
   await Deno.remove(partial.journalPath).catch(() => {});
   const savedAs = target.slice(dir.length + 1);

@@ -1,0 +1,142 @@
+/**
+ * file-send against hostile peers and hostile surroundings (review of issue 10): guesses that
+ * hang up, links planted in DIR, colliding names, a receiver that stalls, a tampered resume.
+ * Real TLS sockets on port 0, real files in temp folders.
+ */
+
+import { assertEquals, assertMatch, assertRejects } from "@std/assert";
+import { join } from "@std/path";
+import tls from "node:tls";
+import { NodeChannel, readFrame } from "../lib/transfer/channel.ts";
+import {
+  encodeFrame,
+  FrameType,
+  passwordScalar,
+  receiveFiles,
+  type ReceiveOptions,
+  type ReceiveSummary,
+  sendFiles,
+  Spake2,
+  TransferError,
+  TransferRefused,
+} from "../lib/transfer/mod.ts";
+
+const CODE = "velvet-ocean-trip";
+
+interface Receiver {
+  port: number;
+  done: Promise<ReceiveSummary>;
+  events: string[];
+}
+
+async function startReceiver(
+  dir: string,
+  options: Partial<ReceiveOptions> = {},
+): Promise<Receiver> {
+  const ready = Promise.withResolvers<number>();
+  const events: string[] = [];
+  const done = receiveFiles({
+    dir,
+    hostname: "127.0.0.1",
+    port: 0,
+    code: CODE,
+    once: true,
+    onEvent: (event) => events.push(event),
+    ...options,
+    onListening: ({ port }) => ready.resolve(port),
+  });
+  done.catch((error) => ready.reject(error));
+  return { port: await ready.promise, done, events };
+}
+
+async function withDirs(fn: (src: string, dst: string) => Promise<void>): Promise<void> {
+  const src = await Deno.makeTempDir({ prefix: "fs-src-" });
+  const dst = await Deno.makeTempDir({ prefix: "fs-dst-" });
+  try {
+    await fn(src, dst);
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+}
+
+/** Settles with "pending" if `promise` has not settled within `ms` (bounds a test that would hang). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | "pending"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const pending = new Promise<"pending">((r) => timer = setTimeout(() => r("pending"), ms));
+  try {
+    return await Promise.race([promise, pending]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function listTree(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    out.push(e.isDirectory ? `${rel}/` : rel);
+    if (e.isDirectory) out.push(...await listTree(join(dir, e.name), rel));
+  }
+  return out.sort();
+}
+
+/** One guess as a hostile sender: sends a share, reads B's confirmation, hangs up. */
+async function guessAndHangUp(port: number, guess: string): Promise<void> {
+  const socket = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false });
+  await new Promise((r) => socket.once("secureConnect", r));
+  const channel = new NodeChannel(socket);
+  const spake = new Spake2("A", passwordScalar(guess));
+  await channel.write(encodeFrame(FrameType.PAKE, spake.share));
+  const reply = await readFrame(channel);
+  assertEquals(reply.type, FrameType.PAKE);
+  channel.close();
+}
+
+Deno.test("hostile: a guesser that hangs up after the receiver's confirmation is counted; the code burns", async () => {
+  await withDirs(async (_src, dst) => {
+    const controller = new AbortController();
+    const receiver = await startReceiver(dst, {
+      once: false,
+      maxFailures: 2,
+      signal: controller.signal,
+    });
+    try {
+      await guessAndHangUp(receiver.port, "velvet-ocean-tree");
+      await guessAndHangUp(receiver.port, "velvet-ocean-trial");
+      const outcome = await within(receiver.done.catch((e: Error) => e), 5000);
+      if (!(outcome instanceof TransferError)) {
+        throw new Error(`the receiver is still listening: ${JSON.stringify(outcome)}`);
+      }
+      assertMatch(outcome.message, /burned after 2 wrong attempts/);
+      assertEquals(receiver.events, ["wrong_code", "wrong_code"]);
+      assertEquals(await listTree(dst), []);
+    } finally {
+      controller.abort();
+      await receiver.done.catch(() => {});
+    }
+  });
+});
+
+Deno.test("hostile: a link planted at NAME.part or NAME.part.journal in DIR is not written through", async () => {
+  for (const planted of ["x.bin.part", "x.bin.part.journal"]) {
+    await withDirs(async (src, dst) => {
+      const outside = await Deno.makeTempDir({ prefix: "fs-outside-" });
+      try {
+        await Deno.writeTextFile(join(outside, "victim"), "precious");
+        await Deno.symlink(join(outside, "victim"), join(dst, planted));
+        await Deno.writeTextFile(join(src, "x.bin"), "payload from the sender");
+        const receiver = await startReceiver(dst);
+        await assertRejects(
+          () => sendFiles([join(src, "x.bin")], "127.0.0.1", receiver.port, { code: CODE }),
+          TransferRefused,
+        );
+        await assertRejects(() => receiver.done, TransferRefused);
+        assertEquals(await Deno.readTextFile(join(outside, "victim")), "precious", planted);
+        assertEquals(await listTree(dst), [planted]);
+      } finally {
+        await Deno.remove(outside, { recursive: true });
+      }
+    });
+  }
+});

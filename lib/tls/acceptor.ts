@@ -236,8 +236,13 @@ async function acceptNative(
   }
 }
 
+/** Whether /dev/null may be opened without a permission prompt (checked once). */
+let mayProbe: boolean | undefined;
+
 /** The error message when no file descriptor can be opened now; undefined otherwise. */
 function descriptorsExhausted(): string | undefined {
+  mayProbe ??= Deno.permissions.querySync({ name: "read", path: "/dev/null" }).state === "granted";
+  if (!mayProbe) return undefined;
   try {
     Deno.openSync("/dev/null").close();
     return undefined;

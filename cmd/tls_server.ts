@@ -109,8 +109,9 @@ export const SPEC = {
     icecast: {
       type: "string",
       valueName: "URL",
-      description: "Also publish the radio (Ogg/Opus, titles, needs --radio-codec opus) to an " +
-        "Icecast mount (http://source:PASSWORD@HOST:PORT/MOUNT).",
+      description: "Also publish the radio to an Icecast mount " +
+        "(http://source:PASSWORD@HOST:PORT/MOUNT): a MOUNT ending in .mp3 gets MP3 with each " +
+        "song's title, any other Ogg/Opus (needs --radio-codec opus).",
     },
     web: {
       type: "boolean",
@@ -145,7 +146,7 @@ export const SPEC = {
     ["deno task certs && deno task tls-server", "serve songs/ on 127.0.0.1:8443"],
     ["deno task tls-server --host 0.0.0.0 --log server.log", "serve the LAN, log events"],
     [
-      "deno task tls-server --icecast http://source:hackme@127.0.0.1:8000/radio.opus",
+      "deno task tls-server --icecast http://source:hackme@127.0.0.1:8000/radio.mp3",
       "also feed the radio to Icecast",
     ],
     ["deno task tls-server --relay-fanout 3", "listeners relay the radio (a tree, 3 per node)"],

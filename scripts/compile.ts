@@ -51,6 +51,23 @@ const TOOLS: Record<string, { cmd: string; permissions: string[]; audio: boolean
     permissions: ["--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-ffi"],
     audio: true,
   },
+  "file-send": {
+    cmd: "file_send.ts",
+    // openssl makes the receiver's ephemeral certificate; df checks free space.
+    permissions: [
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-run=openssl,df",
+    ],
+    audio: false,
+  },
+  "mic-broadcast": {
+    cmd: "mic_broadcast.ts",
+    permissions: ["--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-ffi"],
+    audio: true,
+  },
 };
 
 /** The release targets (`deno compile --target`). */

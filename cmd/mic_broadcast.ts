@@ -112,6 +112,8 @@ export const SPEC = {
       min: 1,
       max: 100_000,
       valueName: "N",
+      // The servers call it --max-clients: the same flag here.
+      aliases: ["max-clients"],
       description: "Most listeners per transport; more get REJECT server_full.",
     },
     "max-per-ip": {

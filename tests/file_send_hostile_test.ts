@@ -9,8 +9,12 @@ import { join } from "@std/path";
 import tls from "node:tls";
 import { NodeChannel, readFrame } from "../lib/transfer/channel.ts";
 import {
+  connectToReceiver,
   encodeFrame,
   FrameType,
+  jsonFrame,
+  MAX_OFFER_ENTRIES,
+  parseJson,
   passwordScalar,
   receiveFiles,
   type ReceiveOptions,
@@ -137,6 +141,37 @@ Deno.test("hostile: a link planted at NAME.part or NAME.part.journal in DIR is n
       } finally {
         await Deno.remove(outside, { recursive: true });
       }
+    });
+  }
+});
+
+Deno.test("hostile: offers whose names land on each other, or too many or too long, are refused whole", async () => {
+  const file = (path: string) => ({ path, type: "file", size: 1, mode: 0o644, mtimeMs: 0 });
+  const dir = (path: string) => ({ path, type: "dir", size: 0, mode: 0o755, mtimeMs: 0 });
+  const cases: [string, unknown[]][] = [
+    ["the same name twice", [file("a.txt"), file("a.txt")]],
+    ["names equal once NFC-normalized", [file("caf\u00e9.txt"), file("cafe\u0301.txt")]],
+    ["names differing only in case", [file("Notes.txt"), file("notes.txt")]],
+    ["a file that is also a folder", [file("a"), file("a/b")]],
+    ["a folder entry over a file", [dir("a"), file("A")]],
+    ["a file named like another's .part", [file("x"), file("x.part")]],
+    ["a file named like another's journal", [file("x.part.journal"), file("x")]],
+    ["a file name too long for its journal", [file("n".repeat(250))]],
+    [
+      "too many entries",
+      Array.from({ length: MAX_OFFER_ENTRIES + 1 }, (_, i) => dir(`d${i}`)),
+    ],
+  ];
+  for (const [what, entries] of cases) {
+    await withDirs(async (_src, dst) => {
+      const receiver = await startReceiver(dst);
+      const conn = await connectToReceiver("127.0.0.1", receiver.port, { code: CODE });
+      await conn.channel.write(jsonFrame(FrameType.OFFER, { entries, totalBytes: 2 }));
+      const answer = parseJson((await readFrame(conn.channel)).payload);
+      assertEquals(answer.accept, false, what);
+      conn.close();
+      await assertRejects(() => receiver.done, TransferRefused, undefined, what);
+      assertEquals(await listTree(dst), [], what);
     });
   }
 });

@@ -15,6 +15,8 @@ import { dirname, join } from "@std/path";
 import { PEER_UNSAFE_CHARS } from "../cli/output.ts";
 import { MAX_FILE_NAME_BYTES, RESERVED_DEVICE_NAME } from "../tls/safe_name.ts";
 
+export { MAX_FILE_NAME_BYTES };
+
 /** Longest offered path, in UTF-8 bytes. */
 export const MAX_PATH_BYTES = 4096;
 

@@ -34,7 +34,19 @@ import { freeSpace } from "./free_space.ts";
 import { receiverHandshake } from "./handshake.ts";
 import { PartialFile } from "./journal.ts";
 import type { Offer, OfferEntry } from "./manifest.ts";
-import { assertStillInside, checkOfferedName, resolveInside, UnsafeNameError } from "./names.ts";
+import {
+  assertStillInside,
+  checkOfferedName,
+  MAX_FILE_NAME_BYTES,
+  resolveInside,
+  UnsafeNameError,
+} from "./names.ts";
+
+/** Most entries (files and folders) one offer may have. */
+export const MAX_OFFER_ENTRIES = 100_000;
+/** `.part.journal`, appended to a file's name while it streams in. */
+const PART_SUFFIX_BYTES = ".part.journal".length;
+const encoder = new TextEncoder();
 
 /** Default TCP port of `file-send receive`. */
 export const DEFAULT_FILE_SEND_PORT = 9009;
@@ -228,11 +240,28 @@ async function checkWritable(dir: string): Promise<void> {
 function parseOffer(payload: Uint8Array): Offer {
   const value = parseJson(payload);
   if (!Array.isArray(value.entries)) throw new FrameError("Cannot decode offer: no entries");
+  if (value.entries.length > MAX_OFFER_ENTRIES) {
+    throw new UnsafeNameError(
+      `an offer of ${value.entries.length} entries (at most ${MAX_OFFER_ENTRIES})`,
+    );
+  }
   const entries: OfferEntry[] = [];
   let totalBytes = 0;
   for (const raw of value.entries as unknown[]) {
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+      throw new FrameError("Cannot decode offer: an entry is not an object");
+    }
     const e = raw as Record<string, unknown>;
-    checkOfferedName(e.path);
+    const segments = checkOfferedName(e.path);
+    if (
+      e.type === "file" &&
+      encoder.encode(segments.at(-1)!).length + PART_SUFFIX_BYTES > MAX_FILE_NAME_BYTES
+    ) {
+      throw new UnsafeNameError(
+        `${JSON.stringify(e.path).slice(0, 60)}…: a file name over ` +
+          `${MAX_FILE_NAME_BYTES - PART_SUFFIX_BYTES} bytes (its .part.journal would not fit)`,
+      );
+    }
     const type = e.type === "dir" ? "dir" : e.type === "file" ? "file" : undefined;
     const size = Number(e.size);
     if (!type || !Number.isSafeInteger(size) || size < 0) {
@@ -243,7 +272,47 @@ function parseOffer(payload: Uint8Array): Offer {
     entries.push({ path: e.path as string, type, size: type === "dir" ? 0 : size, mode, mtimeMs });
     totalBytes += type === "dir" ? 0 : size;
   }
+  checkCollisions(entries);
   return { entries, totalBytes };
+}
+
+/**
+ * Refuses an offer whose names would land on each other: the same name twice, names equal
+ * once Unicode-normalized (NFC) and case-folded (one file on macOS and Windows), a file that
+ * is also a folder of another entry's path, or a file named like another's `.part` or
+ * `.part.journal`.
+ */
+function checkCollisions(entries: OfferEntry[]): void {
+  const key = (path: string) => path.normalize("NFC").toLowerCase();
+  const seen = new Map<string, string>();
+  const files = new Set<string>();
+  const folders = new Set<string>();
+  for (const entry of entries) {
+    const k = key(entry.path);
+    const before = seen.get(k);
+    if (before !== undefined) {
+      throw new UnsafeNameError(
+        `${JSON.stringify(entry.path)} collides with ${JSON.stringify(before)}`,
+      );
+    }
+    seen.set(k, entry.path);
+    (entry.type === "file" ? files : folders).add(k);
+    const segments = k.split("/");
+    for (let i = 1; i < segments.length; i++) folders.add(segments.slice(0, i).join("/"));
+  }
+  for (const f of files) {
+    if (folders.has(f)) {
+      throw new UnsafeNameError(`${JSON.stringify(seen.get(f))} is both a file and a folder`);
+    }
+    for (const suffix of [".part", ".part.journal"]) {
+      if (files.has(f + suffix) || folders.has(f + suffix)) {
+        throw new UnsafeNameError(
+          `${JSON.stringify(seen.get(f + suffix) ?? f + suffix)} collides with the partial ` +
+            `file of ${JSON.stringify(seen.get(f))}`,
+        );
+      }
+    }
+  }
 }
 
 /** A name not taken yet: `name (1).ext`, `name (2).ext`… */

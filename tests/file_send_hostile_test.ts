@@ -7,7 +7,9 @@
 import { assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { join } from "@std/path";
 import tls from "node:tls";
-import { NodeChannel, readFrame } from "../lib/transfer/channel.ts";
+import { DenoChannel, NodeChannel, readFrame } from "../lib/transfer/channel.ts";
+import { createEphemeralCert } from "../lib/transfer/cert.ts";
+import { receiverHandshake } from "../lib/transfer/handshake.ts";
 import {
   connectToReceiver,
   encodeFrame,
@@ -174,4 +176,39 @@ Deno.test("hostile: offers whose names land on each other, or too many or too lo
       assertEquals(await listTree(dst), [], what);
     });
   }
+});
+
+Deno.test("hostile: a receiver that accepts and then stops reading is given up on (sender idle timeout)", async () => {
+  await withDirs(async (src, _dst) => {
+    const size = 64 << 20; // more than the socket buffers hold
+    using f = await Deno.open(join(src, "big.bin"), { write: true, create: true });
+    await f.truncate(size);
+    const { key, cert, fingerprint } = await createEphemeralCert();
+    using listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, key, cert });
+    const stalled = Promise.withResolvers<void>();
+    const receiver = (async () => {
+      const conn = await listener.accept();
+      const channel = new DenoChannel(conn);
+      await receiverHandshake(channel, CODE, fingerprint);
+      await readFrame(channel); // the offer
+      await channel.write(jsonFrame(FrameType.ANSWER, {
+        accept: true,
+        files: [{ action: "send", have: [] }],
+      }));
+      // … and then it reads nothing more, until the test ends.
+      await stalled.promise;
+      channel.close();
+    })();
+    const send = sendFiles([join(src, "big.bin")], "127.0.0.1", listener.addr.port, {
+      code: CODE,
+      idleTimeoutMs: 500,
+    });
+    const outcome = await within(send.catch((e: Error) => e), 15_000);
+    stalled.resolve();
+    await receiver.catch(() => {});
+    if (!(outcome instanceof TransferError)) {
+      throw new Error(`the sender is still waiting: ${JSON.stringify(outcome)}`);
+    }
+    assertMatch(outcome.message, /no progress from the peer for 0\.5 s/);
+  });
 });

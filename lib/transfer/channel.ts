@@ -175,12 +175,21 @@ export class NodeChannel implements Channel {
   #wake: (() => void) | undefined;
   #paused = false;
   readonly #limit: number;
+  readonly #writes = new Set<(error: Error) => void>();
   bytesWritten = 0;
 
   /** Wraps a connected socket; reading pauses it once `limit` bytes wait. */
   constructor(socket: tls.TLSSocket, limit = 8 * 1024 * 1024) {
     this.#socket = socket;
     this.#limit = limit;
+    socket.on("timeout", () => {
+      const ms = socket.timeout ?? 0;
+      this.#ended ??= new ConnectionClosed(
+        `no progress from the peer for ${ms / 1000} s (nothing read, nothing taken)`,
+      );
+      this.#fail();
+      socket.destroy();
+    });
     socket.on("data", (chunk: Uint8Array) => {
       this.#queue.push(chunk);
       this.#queued += chunk.length;
@@ -194,11 +203,26 @@ export class NodeChannel implements Channel {
       this.#ended ??= new ConnectionClosed(
         error ? `the connection failed: ${error.message}` : undefined,
       );
-      this.#notify();
+      this.#fail();
     };
     socket.on("end", () => end());
     socket.on("close", () => end());
     socket.on("error", (error: Error) => end(error));
+  }
+
+  /**
+   * With `ms` > 0, a connection on which no byte moves either way for `ms` (a peer that
+   * stopped reading as well as one that stopped sending) is closed: pending and later reads
+   * and writes fail with {@linkcode ConnectionClosed}. 0 turns it off.
+   */
+  setIdleTimeout(ms: number): void {
+    this.#socket.setTimeout(ms);
+  }
+
+  #fail() {
+    for (const reject of this.#writes) reject(this.#ended!);
+    this.#writes.clear();
+    this.#notify();
   }
 
   #notify() {
@@ -232,7 +256,11 @@ export class NodeChannel implements Channel {
   write(bytes: Uint8Array): Promise<void> {
     if (this.#ended) return Promise.reject(this.#ended);
     return new Promise((resolve, reject) => {
+      // A write the peer never takes is failed when the connection ends (idle timeout).
+      const fail = (error: Error) => reject(error);
+      this.#writes.add(fail);
       this.#socket.write(bytes, (error) => {
+        this.#writes.delete(fail);
         if (error) reject(new ConnectionClosed(`the connection failed: ${error.message}`));
         else {
           this.bytesWritten += bytes.length;

@@ -36,6 +36,11 @@ export interface SendOptions {
   code: string;
   /** Time to connect and for each answer. @default {10000} */
   timeoutMs?: number;
+  /** A receiver that takes no byte and sends none for this long (it stalled, or its disk
+   * did) is given up on. @default {max(30000, 3 × timeoutMs)} */
+  idleTimeoutMs?: number;
+  /** Time for the receiver to answer the offer (its user may be asked). @default {300000} */
+  answerTimeoutMs?: number;
   signal?: AbortSignal;
   /** Symbolic links: skipped with a warning, or followed. @default {"skip"} */
   symlinks?: "skip" | "follow";
@@ -175,10 +180,18 @@ export async function sendOffer(
   started = performance.now(),
 ): Promise<SendSummary> {
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const idleMs = options.idleTimeoutMs ?? Math.max(30_000, 3 * timeoutMs);
+  const answerMs = options.answerTimeoutMs ?? 300_000;
   const wire: Offer = { entries: offer.entries, totalBytes: offer.totalBytes };
+  const idle = channel instanceof NodeChannel ? channel : undefined;
+  idle?.setIdleTimeout(Math.max(idleMs, answerMs));
   await channel.write(jsonFrame(FrameType.OFFER, wire));
-  // The receiver may be asking its user: no timeout on the answer beyond the signal.
-  const answerFrame = await readFrame(channel);
+  // The receiver may be asking its user: a longer bound on the answer.
+  const answerFrame = await withTimeout(readFrame(channel), answerMs).catch((error) => {
+    channel.close();
+    throw error;
+  });
+  idle?.setIdleTimeout(idleMs);
   if (answerFrame.type === FrameType.ERROR) {
     throw new TransferError(`the receiver: ${String(parseJson(answerFrame.payload).message)}`);
   }

@@ -6,14 +6,17 @@
 
 import { assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { join } from "@std/path";
+import { createHash } from "node:crypto";
 import tls from "node:tls";
 import { DenoChannel, NodeChannel, readFrame } from "../lib/transfer/channel.ts";
 import { createEphemeralCert } from "../lib/transfer/cert.ts";
 import { receiverHandshake } from "../lib/transfer/handshake.ts";
 import {
+  CHUNK_SIZE,
   connectToReceiver,
   encodeFrame,
   FrameType,
+  IntegrityError,
   jsonFrame,
   MAX_OFFER_ENTRIES,
   parseJson,
@@ -210,5 +213,60 @@ Deno.test("hostile: a receiver that accepts and then stops reading is given up o
       throw new Error(`the sender is still waiting: ${JSON.stringify(outcome)}`);
     }
     assertMatch(outcome.message, /no progress from the peer for 0\.5 s/);
+  });
+});
+
+Deno.test("hostile: a resumed .part altered on disk since its journal was written is caught before the rename", async () => {
+  await withDirs(async (src, dst) => {
+    const size = CHUNK_SIZE + 1000;
+    const bytes = new Uint8Array(size);
+    for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+    await Deno.writeFile(join(src, "r.bin"), bytes);
+    const mtimeMs = (await Deno.stat(join(src, "r.bin"))).mtime!.getTime();
+    // What an earlier session left: chunk 0 verified in the journal, but on disk it differs
+    // (a crash before the data reached the disk, or anything else that touched it).
+    const chunk0 = bytes.slice(0, CHUNK_SIZE);
+    const hex = createHash("sha256").update(chunk0).digest("hex");
+    chunk0[12345]! ^= 0xff;
+    await Deno.writeFile(join(dst, "r.bin.part"), chunk0);
+    await Deno.writeTextFile(
+      join(dst, "r.bin.part.journal"),
+      `${JSON.stringify({ v: 1, size, mtimeMs, chunkSize: CHUNK_SIZE })}\n0 ${hex}\n`,
+    );
+    const receiver = await startReceiver(dst);
+    await assertRejects(
+      () => sendFiles([join(src, "r.bin")], "127.0.0.1", receiver.port, { code: CODE }),
+      IntegrityError,
+    );
+    const error = await assertRejects(() => receiver.done, IntegrityError);
+    assertMatch(error.message, /r\.bin: chunk 0 of the partial file on disk does not match/);
+    assertEquals(await listTree(dst), []);
+  });
+});
+
+Deno.test("file-send after a resume reports the whole-file SHA-256 of the file on disk", async () => {
+  await withDirs(async (src, dst) => {
+    const size = 2 * CHUNK_SIZE + 7;
+    const bytes = new Uint8Array(size);
+    for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+    await Deno.writeFile(join(src, "r.bin"), bytes);
+    const mtimeMs = (await Deno.stat(join(src, "r.bin"))).mtime!.getTime();
+    const chunk0 = bytes.slice(0, CHUNK_SIZE);
+    const hex = createHash("sha256").update(chunk0).digest("hex");
+    await Deno.writeFile(join(dst, "r.bin.part"), chunk0);
+    await Deno.writeTextFile(
+      join(dst, "r.bin.part.journal"),
+      `${JSON.stringify({ v: 1, size, mtimeMs, chunkSize: CHUNK_SIZE })}\n0 ${hex}\n`,
+    );
+    const receiver = await startReceiver(dst);
+    const sent = await sendFiles([join(src, "r.bin")], "127.0.0.1", receiver.port, {
+      code: CODE,
+    });
+    const summary = await receiver.done;
+    const want = createHash("sha256").update(bytes).digest("hex");
+    assertEquals(sent.bytes, size - CHUNK_SIZE); // only the missing chunks crossed
+    assertEquals(summary.files[0]!.sha256, want);
+    assertEquals(sent.files[0]!.sha256, want);
+    assertEquals(await listTree(dst), ["r.bin"]);
   });
 });

@@ -650,7 +650,7 @@ async function finishFile(
     root.update(Buffer.from(hex, "hex"));
   }
   const rootHex = root.digest("hex");
-  const sha256 = state.flat && state.nextFlat === Math.ceil(entry.size / CHUNK_SIZE)
+  let sha256 = state.flat && state.nextFlat === Math.ceil(entry.size / CHUNK_SIZE)
     ? state.flat.digest("hex")
     : null;
   if (rootHex !== end.root) {
@@ -660,6 +660,22 @@ async function finishFile(
     );
   }
   await partial.finish();
+  if (sha256 === null) {
+    // Resumed (or out of order): the root so far rests on the journal's word for chunks
+    // written in an earlier session. Before the rename, the .part as it is on disk is read
+    // once, each chunk checked against its hash and the whole file hashed.
+    const disk = await hashOnDisk(partial.partPath, entry.size);
+    const bad = disk.chunks.findIndex((hex, i) => hex !== partial.have.get(i));
+    if (bad >= 0 || disk.chunks.length !== chunks && entry.size > 0) {
+      await partial.discard();
+      throw new IntegrityError(
+        `${entry.path}: chunk ${bad >= 0 ? bad : disk.chunks.length} of the partial file ` +
+          "on disk does not match its SHA-256 in the journal; the partial file was deleted " +
+          "(send again to start it over)",
+      );
+    }
+    sha256 = disk.sha256;
+  }
   await Deno.chmod(partial.partPath, entry.mode & 0o777).catch(() => {});
   const mtime = new Date(entry.mtimeMs);
   await Deno.utime(partial.partPath, mtime, mtime).catch(() => {});
@@ -682,6 +698,31 @@ async function finishFile(
     root: rootHex,
     received: state.received,
   };
+}
+
+/** Each chunk's SHA-256 and the whole file's, read from disk in one pass. */
+async function hashOnDisk(
+  path: string,
+  size: number,
+): Promise<{ chunks: string[]; sha256: string }> {
+  using file = await Deno.open(path, { read: true });
+  const whole = createHash("sha256");
+  const chunks: string[] = [];
+  const buffer = new Uint8Array(CHUNK_SIZE);
+  for (let at = 0; at < size;) {
+    const part = buffer.subarray(0, Math.min(CHUNK_SIZE, size - at));
+    let got = 0;
+    while (got < part.length) {
+      const n = await file.read(part.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    if (got < part.length) break; // shorter than it should be: the chunk count tells
+    whole.update(part);
+    chunks.push(createHash("sha256").update(part).digest("hex"));
+    at += part.length;
+  }
+  return { chunks, sha256: whole.digest("hex") };
 }
 
 /** The manifest root of a complete file on this side (for --on-exists skip). */

@@ -333,7 +333,8 @@ export async function sendOffer(
     }
     await Promise.all(inFlight);
     await channel.write(jsonFrame(FrameType.DONE, {}));
-    await withTimeout(Promise.race([doneReceived, reader.then(() => doneReceived)]), timeoutMs * 6);
+    // The reader ends at DONE, or at the receiver's ERROR (which is thrown just below).
+    await withTimeout(Promise.race([doneReceived, reader]), timeoutMs * 6);
   } catch (error) {
     await reader;
     if (receiverError) throw receiverError;

@@ -270,3 +270,20 @@ Deno.test("file-send after a resume reports the whole-file SHA-256 of the file o
     assertEquals(await listTree(dst), ["r.bin"]);
   });
 });
+
+Deno.test("file-send errors are one line: a busy port, a device given as a file", async () => {
+  await withDirs(async (_src, dst) => {
+    using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const error = await assertRejects(
+      () => receiveFiles({ dir: dst, hostname: "127.0.0.1", port: busy.addr.port, code: CODE }),
+      TransferError,
+    );
+    assertMatch(error.message, new RegExp(`^Cannot listen on 127\\.0\\.0\\.1:${busy.addr.port}: `));
+    const device = await assertRejects(
+      () => sendFiles(["/dev/null"], "127.0.0.1", busy.addr.port, { code: CODE }),
+      Error,
+    );
+    assertEquals(device.message, "Cannot send /dev/null: not a regular file or folder");
+    assertEquals(await listTree(dst), []);
+  });
+});

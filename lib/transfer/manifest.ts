@@ -111,6 +111,10 @@ export async function buildOffer(
       throw new SourceError(`Cannot send ${path}: ${(cause as Error).message}`, { cause });
     }
     const name = basename(path.replace(/\/+$/, "")) || "root";
+    const target = info.isSymlink && follow ? await Deno.stat(path).catch(() => info) : info;
+    if (!target.isFile && !target.isDirectory && !target.isSymlink) {
+      throw new SourceError(`Cannot send ${path}: not a regular file or folder`);
+    }
     await walk(path, name, info);
   }
   return offer;

@@ -141,12 +141,15 @@ export async function receiveFiles(options: ReceiveOptions): Promise<ReceiveSumm
   options.onCode?.(code);
   const { key, cert, fingerprint } = await createEphemeralCert();
   const hostname = options.hostname ?? "0.0.0.0";
-  const listener = Deno.listenTls({
-    hostname,
-    port: options.port ?? DEFAULT_FILE_SEND_PORT,
-    key,
-    cert,
-  });
+  const port = options.port ?? DEFAULT_FILE_SEND_PORT;
+  let listener: Deno.TlsListener;
+  try {
+    listener = Deno.listenTls({ hostname, port, key, cert });
+  } catch (cause) {
+    throw new TransferError(`Cannot listen on ${hostname}:${port}: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
   const signal = options.signal;
   const stop = () => {
     try {

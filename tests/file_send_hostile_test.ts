@@ -4,7 +4,7 @@
  * Real TLS sockets on port 0, real files in temp folders.
  */
 
-import { assertEquals, assertMatch, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { join } from "@std/path";
 import { createHash } from "node:crypto";
 import tls from "node:tls";
@@ -285,5 +285,60 @@ Deno.test("file-send errors are one line: a busy port, a device given as a file"
     );
     assertEquals(device.message, "Cannot send /dev/null: not a regular file or folder");
     assertEquals(await listTree(dst), []);
+  });
+});
+
+/** A fake receiver: after the handshake (or instead of it) it runs `script`. */
+async function fakeReceiver(
+  script: (channel: DenoChannel, fingerprint: Uint8Array) => Promise<void>,
+) {
+  const { key, cert, fingerprint } = await createEphemeralCert();
+  const listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, key, cert });
+  const done = (async () => {
+    const conn = await listener.accept();
+    const channel = new DenoChannel(conn);
+    try {
+      await script(channel, fingerprint);
+    } finally {
+      channel.close();
+      listener.close();
+    }
+  })();
+  return { port: listener.addr.port, done };
+}
+
+Deno.test("hostile: a receiver's messages and answers cannot inject terminal escapes or crash the sender", async () => {
+  await withDirs(async (src, _dst) => {
+    await Deno.writeTextFile(join(src, "a.txt"), "a");
+    // Before the code check anyone can send ERROR: escapes and length are neutralized.
+    const early = await fakeReceiver(async (channel) => {
+      await readFrame(channel);
+      await channel.write(jsonFrame(FrameType.ERROR, {
+        message: `\u001b[2J\u001b]0;owned\u0007${"x".repeat(100_000)}`,
+      }));
+    });
+    const e1 = await assertRejects(
+      () => sendFiles([join(src, "a.txt")], "127.0.0.1", early.port, { code: CODE }),
+      TransferError,
+    );
+    await early.done;
+    assertEquals(/[\u0000-\u001f\u007f]/.test(e1.message), false, e1.message.slice(0, 80));
+    assert(e1.message.length < 400, `${e1.message.length} characters`);
+    // A malformed plan is a clean FrameError, not a TypeError from deep inside.
+    const bad = await fakeReceiver(async (channel, fingerprint) => {
+      await receiverHandshake(channel, CODE, fingerprint);
+      await readFrame(channel);
+      await channel.write(jsonFrame(FrameType.ANSWER, {
+        accept: true,
+        files: [{ action: "send", have: "zzz" }],
+      }));
+      await readFrame(channel).catch(() => {});
+    });
+    const e2 = await assertRejects(
+      () => sendFiles([join(src, "a.txt")], "127.0.0.1", bad.port, { code: CODE }),
+      Error,
+    );
+    await bad.done;
+    assertEquals(e2.message, "Cannot decode: the answer does not match the offer");
   });
 });

@@ -18,6 +18,8 @@
  * @module
  */
 
+import { escapePeerText } from "../cli/output.ts";
+
 /** Frame types. */
 export const FrameType = {
   /** A → B: A's SPAKE2 share. B → A: B's share and B's confirmation. */
@@ -116,6 +118,18 @@ export function parseJson(payload: Uint8Array): Record<string, unknown> {
     throw new FrameError("Cannot decode frame: payload is not a JSON object");
   }
   return value as Record<string, unknown>;
+}
+
+/** Longest peer-supplied message (ERROR, a refusal's reason) shown, in characters. */
+export const MAX_PEER_MESSAGE = 300;
+
+/**
+ * A message from the peer made safe to print: a string, control/escape characters escaped
+ * (no terminal escapes from a hostile peer), at most {@linkcode MAX_PEER_MESSAGE} characters.
+ */
+export function peerMessage(value: unknown): string {
+  const text = escapePeerText(typeof value === "string" ? value : "(no message)");
+  return text.length > MAX_PEER_MESSAGE ? `${text.slice(0, MAX_PEER_MESSAGE)}…` : text;
 }
 
 /** The header of a DATA frame. */

@@ -13,7 +13,7 @@
  */
 
 import { type Channel, readFrame } from "./channel.ts";
-import { encodeFrame, FrameType, jsonFrame, parseJson } from "./frames.ts";
+import { encodeFrame, FrameType, jsonFrame, parseJson, peerMessage } from "./frames.ts";
 import { CONFIRM_SIZE, macsEqual, passwordScalar, SHARE_SIZE, Spake2 } from "./spake2.ts";
 import { TransferError, WrongCodeError } from "./errors.ts";
 
@@ -37,7 +37,9 @@ export async function senderHandshake(
   await channel.write(encodeFrame(FrameType.PAKE, spake.share));
   const reply = await readFrame(channel);
   if (reply.type === FrameType.ERROR) {
-    throw new TransferError(`the receiver refused: ${String(parseJson(reply.payload).message)}`);
+    throw new TransferError(
+      `the receiver refused: ${peerMessage(parseJson(reply.payload).message)}`,
+    );
   }
   if (reply.type !== FrameType.PAKE || reply.payload.length !== SHARE_SIZE + CONFIRM_SIZE) {
     throw new TransferError("the receiver does not speak file-send v1");

@@ -29,6 +29,7 @@ import {
   FrameType,
   jsonFrame,
   parseJson,
+  peerMessage,
 } from "./frames.ts";
 import { freeSpace } from "./free_space.ts";
 import { receiverHandshake } from "./handshake.ts";
@@ -609,7 +610,9 @@ async function session(
         return { from, files, bytes, seconds };
       }
       if (header.type === FrameType.ERROR) {
-        throw new ConnectionClosed(`the sender stopped: ${String(parseJson(payload).message)}`);
+        throw new ConnectionClosed(
+          `the sender stopped: ${peerMessage(parseJson(payload).message)}`,
+        );
       }
       throw new FrameError(`Cannot decode: unexpected frame type ${header.type}`);
     }

@@ -24,6 +24,7 @@ import {
   HEADER_SIZE,
   jsonFrame,
   parseJson,
+  peerMessage,
 } from "./frames.ts";
 import { senderHandshake } from "./handshake.ts";
 import { buildOffer, type LocalOffer, type Offer } from "./manifest.ts";
@@ -193,15 +194,17 @@ export async function sendOffer(
   });
   idle?.setIdleTimeout(idleMs);
   if (answerFrame.type === FrameType.ERROR) {
-    throw new TransferError(`the receiver: ${String(parseJson(answerFrame.payload).message)}`);
+    throw new TransferError(`the receiver: ${peerMessage(parseJson(answerFrame.payload).message)}`);
   }
   if (answerFrame.type !== FrameType.ANSWER) throw new FrameError("Cannot decode: expected ANSWER");
   const answer = parseJson(answerFrame.payload);
   if (answer.accept !== true) {
-    throw new TransferRefused(`the receiver refused: ${String(answer.reason ?? "no reason")}`);
+    throw new TransferRefused(`the receiver refused: ${peerMessage(answer.reason ?? "no reason")}`);
   }
   const plans = answer.files as { action: string; have: [number, string][]; root?: string }[];
-  if (!Array.isArray(plans) || plans.length !== offer.entries.length) {
+  if (
+    !Array.isArray(plans) || plans.length !== offer.entries.length || !plans.every(validPlan)
+  ) {
     throw new FrameError("Cannot decode: the answer does not match the offer");
   }
   // Results come back while chunks go out: read them concurrently.
@@ -224,7 +227,7 @@ export async function sendOffer(
         doneResolve();
         return;
       } else if (frame.type === FrameType.ERROR) {
-        const message = String(parseJson(frame.payload).message);
+        const message = peerMessage(parseJson(frame.payload).message);
         receiverError = /SHA-256|never arrived/.test(message)
           ? new IntegrityError(`the receiver: ${message}`)
           : new TransferError(`the receiver: ${message}`);
@@ -359,6 +362,23 @@ export async function sendOffer(
     skippedLinks: offer.skippedLinks,
   };
 }
+
+/** A plan of the ANSWER: a known action, `have` a list of [chunk index, sha256 hex]. */
+function validPlan(plan: unknown): boolean {
+  if (typeof plan !== "object" || plan === null) return false;
+  const p = plan as Record<string, unknown>;
+  if (p.action !== "send" && p.action !== "skip" && p.action !== "compare") return false;
+  if (p.action === "compare" && (typeof p.root !== "string" || !HEX64.test(p.root))) {
+    return false;
+  }
+  return Array.isArray(p.have) &&
+    p.have.every((h) =>
+      Array.isArray(h) && h.length === 2 && Number.isSafeInteger(h[0]) && h[0] >= 0 &&
+      typeof h[1] === "string" && HEX64.test(h[1])
+    );
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
 
 /** The manifest root of a local file (read once, nothing sent). */
 async function localRoot(path: string, size: number, name: string): Promise<string> {

@@ -342,3 +342,31 @@ Deno.test("hostile: a receiver's messages and answers cannot inject terminal esc
     assertEquals(e2.message, "Cannot decode: the answer does not match the offer");
   });
 });
+
+Deno.test("hostile: stray connections (not TLS, or TLS with a malformed share) do not end a receive", async () => {
+  await withDirs(async (src, dst) => {
+    await Deno.writeTextFile(join(src, "a.txt"), "after the noise");
+    const receiver = await startReceiver(dst, { once: false });
+    // Plain TCP that is not TLS.
+    const plain = await Deno.connect({ hostname: "127.0.0.1", port: receiver.port });
+    await plain.write(new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n"));
+    await plain.read(new Uint8Array(64)).catch(() => null);
+    plain.close();
+    // TLS, then a PAKE frame of the wrong size.
+    const socket = tls.connect({
+      host: "127.0.0.1",
+      port: receiver.port,
+      rejectUnauthorized: false,
+    });
+    await new Promise((r) => socket.once("secureConnect", r));
+    const channel = new NodeChannel(socket);
+    await channel.write(encodeFrame(FrameType.PAKE, new Uint8Array(10)));
+    await readFrame(channel).catch(() => {});
+    channel.close();
+    const sent = await sendFiles([join(src, "a.txt")], "127.0.0.1", receiver.port, { code: CODE });
+    assertEquals(sent.files[0]!.savedAs, "a.txt");
+    const summary = await receiver.done;
+    assertEquals(summary.files[0]!.savedAs, "a.txt");
+    assertEquals(await Deno.readTextFile(join(dst, "a.txt")), "after the noise");
+  });
+});

@@ -180,6 +180,7 @@ export async function receiveFiles(options: ReceiveOptions): Promise<ReceiveSumm
       const channel = new DenoChannel(conn, {
         idleTimeoutMs: options.idleTimeoutMs ?? Math.max(30_000, timeoutMs * 3),
       });
+      let authenticated = false;
       try {
         const handshake = conn.handshake();
         const stopTimer = new AbortController();
@@ -192,6 +193,7 @@ export async function receiveFiles(options: ReceiveOptions): Promise<ReceiveSumm
           const n = failuresByIp.get(ip) ?? 0;
           if (n > 0) await delay(Math.min(16_000, 1000 * 2 ** (n - 1)), { signal });
         });
+        authenticated = true;
         const summary = await session(channel, dir, from, options);
         return summary;
       } catch (error) {
@@ -207,6 +209,14 @@ export async function receiveFiles(options: ReceiveOptions): Promise<ReceiveSumm
             );
           }
           if (options.once) throw error;
+          continue;
+        }
+        if (!authenticated && !signal?.aborted) {
+          // Whatever a connection does before the code check passed (not TLS, a failed TLS
+          // handshake, a malformed share, silence) ends that connection only.
+          const message = error instanceof Error ? error.message : String(error);
+          options.onEvent?.("connection_lost", { from, error: message });
+          if (options.once) throw new TransferError(`${from}: ${message}`, { cause: error });
           continue;
         }
         if (error instanceof ConnectionClosed || error instanceof FrameError) {

@@ -26,6 +26,7 @@ import type { RadioProgram } from "../tls/radio_program.ts";
 import type { SongCatalog } from "../songs/catalog.ts";
 import { type AcceptStats, acceptTls } from "../tls/acceptor.ts";
 import { ListenError } from "../net/listen_error.ts";
+import { listenTcp, type TcpListener } from "../tls/tcp_listener.ts";
 import { sourceKey } from "../net/source_key.ts";
 import { HttpError } from "./errors.ts";
 import {
@@ -130,12 +131,13 @@ export class WebServer implements AsyncDisposable {
     const secureContext = tls.createSecureContext({ cert: options.cert, key: options.key });
     const hostname = options.hostname ?? "127.0.0.1";
     const port = options.port ?? 8444;
-    let listener: Deno.TcpListener | undefined;
+    let listener: TcpListener | undefined;
     if (options.shared) {
       this.addr = options.shared;
     } else {
       try {
-        listener = Deno.listen({ hostname, port });
+        // The native route (lib/tls/tcp_listener.ts): ciphertext never passes through JS.
+        listener = listenTcp({ hostname, port });
       } catch (cause) {
         throw new ListenError(`listen on ${hostname}:${port} (--web-port)`, cause);
       }

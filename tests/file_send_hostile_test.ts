@@ -162,6 +162,10 @@ Deno.test("hostile: offers whose names land on each other, or too many or too lo
     ["a file named like another's .part", [file("x"), file("x.part")]],
     ["a file named like another's journal", [file("x.part.journal"), file("x")]],
     ["a file name too long for its journal", [file("n".repeat(250))]],
+    ["a path too long with DIR in front", [dir(Array(16).fill("p".repeat(254)).join("/"))]],
+    ["a size that is not a number", [{ ...file("s"), size: "12" }]],
+    ["a negative size", [{ ...file("s"), size: -1 }]],
+    ["a size past 2^53", [{ ...file("s"), size: 2 ** 60 }]],
     [
       "too many entries",
       Array.from({ length: MAX_OFFER_ENTRIES + 1 }, (_, i) => dir(`d${i}`)),

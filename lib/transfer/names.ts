@@ -84,7 +84,13 @@ export async function resolveInside(
     try {
       info = await Deno.lstat(at);
     } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      if (!(error instanceof Deno.errors.NotFound)) {
+        // Too long with DIR in front, not permitted…: refused like any unusable name.
+        throw new UnsafeNameError(
+          `${JSON.stringify(segments.join("/")).slice(0, 60)}: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
     }
     const last = i === segments.length - 1;
     if (info?.isSymlink) {
@@ -96,7 +102,14 @@ export async function resolveInside(
       if (info && !info.isDirectory) {
         throw new UnsafeNameError(`${JSON.stringify(segments.join("/"))}: ${at} is not a folder`);
       }
-      if (!info && options.mkdir) await Deno.mkdir(at);
+      if (!info && options.mkdir) {
+        await Deno.mkdir(at).catch((error) => {
+          throw new UnsafeNameError(
+            `${JSON.stringify(segments.join("/")).slice(0, 60)}: ${(error as Error).message}`,
+            { cause: error },
+          );
+        });
+      }
     }
   }
   return at;

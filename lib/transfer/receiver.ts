@@ -277,7 +277,7 @@ function parseOffer(payload: Uint8Array): Offer {
       );
     }
     const type = e.type === "dir" ? "dir" : e.type === "file" ? "file" : undefined;
-    const size = Number(e.size);
+    const size = typeof e.size === "number" ? e.size : e.type === "dir" ? 0 : NaN;
     if (!type || !Number.isSafeInteger(size) || size < 0) {
       throw new FrameError(`Cannot decode offer: bad entry ${JSON.stringify(e.path)}`);
     }
@@ -388,6 +388,7 @@ async function session(
     if (error instanceof UnsafeNameError) {
       return await refuse(`refused an unsafe name: ${error.message}`);
     }
+    if (error instanceof FrameError) return await refuse(`refused: ${error.message}`);
     throw error;
   }
   if (options.maxSize !== undefined && offer.totalBytes > options.maxSize) {

@@ -248,7 +248,7 @@ Deno.test("hostile: a resumed .part altered on disk since its journal was writte
   });
 });
 
-Deno.test("file-send after a resume reports the whole-file SHA-256 of the file on disk", async () => {
+Deno.test("file-send after a resume reports the whole-file SHA-256 of the file on disk (WAIT frames while it re-reads)", async () => {
   await withDirs(async (src, dst) => {
     const size = 2 * CHUNK_SIZE + 7;
     const bytes = new Uint8Array(size);
@@ -262,7 +262,8 @@ Deno.test("file-send after a resume reports the whole-file SHA-256 of the file o
       join(dst, "r.bin.part.journal"),
       `${JSON.stringify({ v: 1, size, mtimeMs, chunkSize: CHUNK_SIZE })}\n0 ${hex}\n`,
     );
-    const receiver = await startReceiver(dst);
+    // waitEveryMs 0: a WAIT frame after every chunk re-read, which the sender must take.
+    const receiver = await startReceiver(dst, { waitEveryMs: 0 });
     const sent = await sendFiles([join(src, "r.bin")], "127.0.0.1", receiver.port, {
       code: CODE,
     });

@@ -38,6 +38,9 @@ export const FrameType = {
   FILE_OK: 7,
   /** Sender → receiver: all files sent. Receiver → sender: all saved. */
   DONE: 8,
+  /** Receiver → sender: still working (re-reading a resumed file), JSON {}; keeps the
+   * sender's idle timeout from firing. */
+  WAIT: 9,
   /** Either way: the session ends with this error (JSON {message}). */
   ERROR: 15,
 } as const;
@@ -66,6 +69,7 @@ export function maxPayload(type: number): number {
       return DATA_HEADER_SIZE + CHUNK_SIZE;
     case FrameType.PAKE:
     case FrameType.CONFIRM:
+    case FrameType.WAIT:
       return 128;
     case FrameType.OFFER:
     case FrameType.ANSWER:

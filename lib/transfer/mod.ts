@@ -1,6 +1,6 @@
 /**
  * file-send: verified, code-authorized, resumable file and folder transfer (issue 10,
- * docs/PROTOCOL.md section 9).
+ * docs/PROTOCOL.md section 10).
  *
  * @module
  */

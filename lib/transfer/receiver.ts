@@ -3,7 +3,7 @@
  * offer, then receives into DIR — each file into `NAME.part` with a journal of verified
  * chunks, renamed into place only when its hash matched.
  *
- * Flow after the code check (docs/PROTOCOL.md section 9):
+ * Flow after the code check (docs/PROTOCOL.md section 10):
  *
  *     sender → OFFER {entries}          receiver → ANSWER {accept, files: [{action, have}]}
  *     sender → DATA × missing chunks, FILE_END {file, root}   (per file, in order)
@@ -80,6 +80,9 @@ export interface ReceiveOptions {
    * @default {max(30000, 3 × timeoutMs)} */
   idleTimeoutMs?: number;
   signal?: AbortSignal;
+  /** While a resumed file is re-read before its rename, a WAIT frame goes to the sender
+   * this often (its idle timeout must not fire). @default {2000} */
+  waitEveryMs?: number;
   /** Called with the code as soon as it is known (before the socket listens). */
   onCode?: (code: string) => void;
   /** Called once listening. */
@@ -596,7 +599,9 @@ async function session(
             root: end.root,
             received: 0,
           });
-        } else files.push(await finishFile(state, end, dir));
+        } else {
+          files.push(await finishFile(state, end, dir, channel, options.waitEveryMs ?? 2000));
+        }
         states.delete(state.index);
         await channel.write(
           jsonFrame(FrameType.FILE_OK, {
@@ -648,6 +653,8 @@ async function finishFile(
   state: FileState,
   end: Record<string, unknown>,
   dir: string,
+  channel: DenoChannel,
+  waitEveryMs: number,
 ): Promise<ReceivedFile> {
   const { entry, partial } = state;
   const chunks = Math.max(1, Math.ceil(entry.size / CHUNK_SIZE));
@@ -681,7 +688,13 @@ async function finishFile(
     // Resumed (or out of order): the root so far rests on the journal's word for chunks
     // written in an earlier session. Before the rename, the .part as it is on disk is read
     // once, each chunk checked against its hash and the whole file hashed.
-    const disk = await hashOnDisk(partial.partPath, entry.size);
+    // WAIT every 2 s tells the sender this side is busy, not gone.
+    let told = performance.now();
+    const disk = await hashOnDisk(partial.partPath, entry.size, async () => {
+      if (performance.now() - told < waitEveryMs) return;
+      told = performance.now();
+      await channel.write(jsonFrame(FrameType.WAIT, {}));
+    });
     const bad = disk.chunks.findIndex((hex, i) => hex !== partial.have.get(i));
     if (bad >= 0 || disk.chunks.length !== chunks && entry.size > 0) {
       await partial.discard();
@@ -721,6 +734,7 @@ async function finishFile(
 async function hashOnDisk(
   path: string,
   size: number,
+  onChunk: () => Promise<void>,
 ): Promise<{ chunks: string[]; sha256: string }> {
   using file = await Deno.open(path, { read: true });
   const whole = createHash("sha256");
@@ -738,6 +752,7 @@ async function hashOnDisk(
     whole.update(part);
     chunks.push(createHash("sha256").update(part).digest("hex"));
     at += part.length;
+    await onChunk();
   }
   return { chunks, sha256: whole.digest("hex") };
 }

@@ -223,6 +223,8 @@ export async function sendOffer(
             ? ok.sha256
             : null,
         });
+      } else if (frame.type === FrameType.WAIT) {
+        continue; // the receiver is busy (re-reading a resumed file): activity, nothing else
       } else if (frame.type === FrameType.DONE) {
         doneResolve();
         return;
@@ -337,7 +339,10 @@ export async function sendOffer(
     await Promise.all(inFlight);
     await channel.write(jsonFrame(FrameType.DONE, {}));
     // The reader ends at DONE, or at the receiver's ERROR (which is thrown just below).
-    await withTimeout(Promise.race([doneReceived, reader]), timeoutMs * 6);
+    // Bounded by the idle timeout (the receiver sends WAIT while it re-reads a resumed file);
+    // a channel without one gets a fixed bound.
+    const last = Promise.race([doneReceived, reader]);
+    await (idle ? last : withTimeout(last, timeoutMs * 6));
   } catch (error) {
     await reader;
     if (receiverError) throw receiverError;

@@ -34,6 +34,7 @@ import {
 } from "../lib/tls/client_commands.ts";
 import { shellCommand } from "../lib/tls/client_shell.ts";
 import { relayRadioCommand } from "../lib/relay/radio_command.ts";
+import { ReportFile, SessionTimeline } from "../lib/report/mod.ts";
 
 /** Command-line declaration. */
 export const SPEC = {
@@ -77,6 +78,13 @@ export const SPEC = {
       valueName: "FILE",
       path: true,
       description: "play: also save the song (only if its SHA-256 matches).",
+    },
+    report: {
+      type: "string",
+      valueName: "FILE.html",
+      path: true,
+      description: "radio: write a picture of the session (arrival lateness, buffer level, " +
+        "statistics) as one self-contained HTML file.",
     },
     relay: {
       type: "boolean",
@@ -162,6 +170,9 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
   }
   expectArgs(command, rest, ...arity);
   if (flags.relay && command !== "radio") throw new UsageError("--relay works with radio");
+  if (flags.report !== undefined && (command !== "radio" || flags.relay)) {
+    throw new UsageError("--report works with radio (without --relay)");
+  }
   if (flags.save !== undefined && command !== "play") {
     throw new UsageError("--save works with play (use get SONG FILE to only save)");
   }
@@ -188,7 +199,18 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     ? {}
     : await loadCa(flags.ca, { explicit: args.some((a) => a === "--ca" || a.startsWith("--ca=")) });
   using log = await EventLog.openOptional(flags.log);
+  // Opened before connecting: a path that cannot be written fails at once.
+  using reportFile = flags.report === undefined ? undefined : await ReportFile.create(flags.report);
   const ctx: ClientContext = {
+    ...(reportFile
+      ? {
+        report: {
+          file: reportFile,
+          timeline: new SessionTimeline(),
+          title: `tls-client ${args.join(" ")}`,
+        },
+      }
+      : {}),
     address,
     connect: { ...ca, pin, insecure: flags.insecure, timeoutMs: flags.timeout * 1000 },
     out,

@@ -56,6 +56,7 @@ export const SPEC = {
     report: {
       type: "string",
       valueName: "FILE.html",
+      path: true,
       description: "Write the session's timeline (arrivals, lateness, jitter, losses, gaps, " +
         "buffer level) and statistics as one self-contained HTML file.",
     },

@@ -20,6 +20,7 @@ import { savedFileName } from "./safe_name.ts";
 import { TlsSongClient } from "./client.ts";
 import type { ConnectOptions, ServerAddress } from "./connect.ts";
 import { Playback } from "./playback.ts";
+import { renderReport, type ReportFile, type SessionTimeline } from "../report/mod.ts";
 
 /** Settings shared by every subcommand. */
 export interface ClientContext {
@@ -36,6 +37,8 @@ export interface ClientContext {
     /** Stop playing after this many seconds. */
     maxSeconds?: number;
   };
+  /** `radio --report FILE.html`: the session's timeline, written to `file` at the end. */
+  report?: { file: ReportFile; timeline: SessionTimeline; title: string };
 }
 
 /** The line radio prints at each song change (the title escaped). */
@@ -253,6 +256,9 @@ export async function radioCommand(ctx: ClientContext): Promise<number> {
         : undefined,
   );
   let pendingInfo: StreamInfo | undefined;
+  let packets = 0;
+  let firstSeq = 0;
+  let firstTsUs = 0;
   /** A live capture's STREAM_INFO captureEpochUs (mic-broadcast): latency is measured. */
   let captureEpochUs: number | undefined;
   const joined = performance.now();
@@ -276,6 +282,16 @@ export async function radioCommand(ctx: ClientContext): Promise<number> {
           const ms = Math.round(performance.now() - joined);
           ctx.log.event("first_data", { ms });
           out.debug(`first audio ${ms} ms after joining`);
+          firstSeq = event.sequence;
+          firstTsUs = event.timestampUs;
+        }
+        packets++;
+        if (ctx.report) {
+          const t = ctx.report.timeline;
+          t.arrival(event.sequence, event.timestampUs, performance.now(), "ok");
+          // Received but not yet played: media time since the first packet, less what played.
+          const receivedMs = (event.timestampUs - firstTsUs) / 1000;
+          t.level(Math.max(0, receivedMs - playback.positionMs), playback.deviceUnderruns ?? 0);
         }
         playback.data(
           event.payload,
@@ -313,6 +329,25 @@ export async function radioCommand(ctx: ClientContext): Promise<number> {
       ? "Radio stopped."
       : `Radio stopped. device_underruns: ${deviceUnderruns}`,
   );
+  if (ctx.report) {
+    // TCP delivers every packet in order: the timeline shows arrival lateness and the buffer.
+    await ctx.report.file.write(renderReport(ctx.report.timeline, {
+      title: ctx.report.title,
+      stats: {
+        packets,
+        frames_played: playback.framesPlayed,
+        device_underruns: deviceUnderruns ?? 0,
+        ended_by: ctx.signal.aborted
+          ? "interrupted"
+          : timeUp || playback.reachedLimit
+          ? "seconds"
+          : "end",
+      },
+      base: firstSeq,
+      expected: packets,
+    }));
+    out.info(`Report: ${peer(ctx.report.file.path)}`);
+  }
   return ExitCode.OK;
 }
 

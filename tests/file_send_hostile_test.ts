@@ -375,3 +375,31 @@ Deno.test("hostile: stray connections (not TLS, or TLS with a malformed share) d
     assertEquals(await Deno.readTextFile(join(dst, "a.txt")), "after the noise");
   });
 });
+
+Deno.test("file-send resume never mixes in a partial file of another file with the same name, size and mtime", async () => {
+  await withDirs(async (src, dst) => {
+    const size = 2 * CHUNK_SIZE + 99;
+    const bytes = new Uint8Array(size);
+    for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+    await Deno.writeFile(join(src, "r.bin"), bytes);
+    const mtimeMs = (await Deno.stat(join(src, "r.bin"))).mtime!.getTime();
+    // The receiver's partial r.bin is of other content, correctly journaled.
+    const other = new Uint8Array(CHUNK_SIZE).fill(7);
+    const hex = createHash("sha256").update(other).digest("hex");
+    await Deno.writeFile(join(dst, "r.bin.part"), other);
+    await Deno.writeTextFile(
+      join(dst, "r.bin.part.journal"),
+      `${JSON.stringify({ v: 1, size, mtimeMs, chunkSize: CHUNK_SIZE })}\n0 ${hex}\n`,
+    );
+    const receiver = await startReceiver(dst);
+    const sent = await sendFiles([join(src, "r.bin")], "127.0.0.1", receiver.port, {
+      code: CODE,
+    });
+    await receiver.done;
+    const want = createHash("sha256").update(bytes).digest("hex");
+    const got = createHash("sha256").update(await Deno.readFile(join(dst, "r.bin"))).digest("hex");
+    assertEquals(got, want);
+    assertEquals(sent.files[0]!.sha256, want);
+    assertEquals(sent.bytes, size); // chunk 0 differed, so it crossed too
+  });
+});

@@ -536,7 +536,7 @@ async function session(
         const length = header.length - DATA_HEADER_SIZE;
         if (
           !state || data.chunk * CHUNK_SIZE >= Math.max(state.entry.size, 1) ||
-          length !== chunkLength(state.entry.size, data.chunk) || state.partial.have.has(data.chunk)
+          length !== chunkLength(state.entry.size, data.chunk)
         ) {
           throw new FrameError(`Cannot decode frame: unexpected chunk ${data.file}/${data.chunk}`);
         }

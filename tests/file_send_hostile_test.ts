@@ -262,10 +262,12 @@ Deno.test("file-send after a resume reports the whole-file SHA-256 of the file o
       join(dst, "r.bin.part.journal"),
       `${JSON.stringify({ v: 1, size, mtimeMs, chunkSize: CHUNK_SIZE })}\n0 ${hex}\n`,
     );
-    // waitEveryMs 0: a WAIT frame after every chunk re-read, which the sender must take.
+    // waitEveryMs 0: a WAIT frame after every chunk re-read (receiver) or hashed without
+    // sending (sender), which the other side must take.
     const receiver = await startReceiver(dst, { waitEveryMs: 0 });
     const sent = await sendFiles([join(src, "r.bin")], "127.0.0.1", receiver.port, {
       code: CODE,
+      waitEveryMs: 0,
     });
     const summary = await receiver.done;
     const want = createHash("sha256").update(bytes).digest("hex");

@@ -625,6 +625,7 @@ async function session(
         const seconds = (performance.now() - started) / 1000;
         return { from, files, bytes, seconds };
       }
+      if (header.type === FrameType.WAIT) continue; // the sender hashes chunks this side has
       if (header.type === FrameType.ERROR) {
         throw new ConnectionClosed(
           `the sender stopped: ${peerMessage(parseJson(payload).message)}`,

@@ -18,6 +18,7 @@ import {
   CHUNK_SIZE,
   DATA_HEADER_SIZE,
   encodeDataHeader,
+  encodeFrame,
   FrameError,
   FrameType,
   HEADER_SIZE,
@@ -41,6 +42,9 @@ export interface SendOptions {
   idleTimeoutMs?: number;
   /** Time for the receiver to answer the offer (its user may be asked). @default {300000} */
   answerTimeoutMs?: number;
+  /** While chunks the receiver has are hashed here (a resume), a WAIT frame goes to the
+   * receiver this often, so that its idle timeout does not fire. @default {2000} */
+  waitEveryMs?: number;
   signal?: AbortSignal;
   /** Symbolic links: skipped with a warning, or followed. @default {"skip"} */
   symlinks?: "skip" | "follow";
@@ -254,6 +258,8 @@ export async function sendOffer(
   const buffers = Array.from({ length: 2 }, () => new Uint8Array(FRAME_OFFSET + CHUNK_SIZE));
   const inFlight: Promise<unknown>[] = buffers.map(() => Promise.resolve());
   let turn = 0;
+  const waitEveryMs = options.waitEveryMs ?? 2000;
+  let lastWrite = performance.now();
   try {
     for (const [index, entry] of offer.entries.entries()) {
       const plan = plans[index]!;
@@ -311,7 +317,14 @@ export async function sendOffer(
         // A chunk the receiver has is not sent when it is this file's: a partial file of
         // another file with the same name, size and mtime must not end up mixed into this
         // one. (Read locally, at disk speed; only a differing chunk crosses the network.)
-        if (known !== undefined && digest.toString("hex") === known) continue;
+        if (known !== undefined && digest.toString("hex") === known) {
+          if (performance.now() - lastWrite >= waitEveryMs) {
+            lastWrite = performance.now();
+            await channel.write(encodeFrame(FrameType.WAIT, new TextEncoder().encode("{}")));
+          }
+          continue;
+        }
+        lastWrite = performance.now();
         if (entry.size === 0) break;
         frame.set(encodeDataHeader({ file: index, chunk: c, sha256: digest }, length));
         const write = channel.write(frame);

@@ -329,6 +329,7 @@ Deno.test("hostile: a receiver's messages and answers cannot inject terminal esc
       TransferError,
     );
     await early.done;
+    // deno-lint-ignore no-control-regex
     assertEquals(/[\u0000-\u001f\u007f]/.test(e1.message), false, e1.message.slice(0, 80));
     assert(e1.message.length < 400, `${e1.message.length} characters`);
     // A malformed plan is a clean FrameError, not a TypeError from deep inside.

@@ -155,9 +155,29 @@ export function startLyingRelay(
       await back.send(data, to);
     }
   })().catch(() => {});
-  const downstream = (async () => {
+  // Datagrams are taken off the socket at once and queued here, so a `lie` that holds one back
+  // (a network pause) delays what follows without the kernel dropping it from a full socket
+  // buffer (the server keeps up to its flow window in flight meanwhile).
+  const queue: Uint8Array[] = [];
+  let wake: (() => void) | undefined;
+  const receiving = (async () => {
     for (;;) {
       const [data] = await back.receive();
+      queue.push(data.slice());
+      wake?.();
+    }
+  })().catch(() => {
+    wake?.();
+  });
+  const downstream = (async () => {
+    for (;;) {
+      if (queue.length === 0) {
+        await new Promise<void>((resolve) => wake = resolve);
+        wake = undefined;
+        if (queue.length === 0) break; // the socket closed
+        continue;
+      }
+      const data = queue.shift()!;
       if (!client) continue;
       let out: Uint8Array[] = [data];
       try {
@@ -172,7 +192,7 @@ export function startLyingRelay(
     async [Symbol.asyncDispose]() {
       front.close();
       back.close();
-      await Promise.all([upstream, downstream]);
+      await Promise.all([upstream, receiving, downstream]);
     },
   };
 }

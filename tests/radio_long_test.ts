@@ -9,7 +9,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
 import { makeWav, spawnTlsServer } from "./_tls_helpers.ts";
-import { freePort, hasIcecast, startIcecast, statusJson } from "./_icecast.ts";
+import { freePort, hasIcecast, listenToMount, startIcecast, waitForMount } from "./_icecast.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -99,46 +99,16 @@ async function icecastMinute(songs: string, dir: string): Promise<void> {
     `http://source:hackme@127.0.0.1:${port}/radio.mp3`,
   ]);
   try {
-    let mounted = false;
-    for (let i = 0; i < 200 && !mounted; i++) {
-      mounted = await statusJson(port).then((s) => s.icestats.source !== undefined, () => false);
-      if (!mounted) await new Promise((r) => setTimeout(r, 50));
-    }
-    assert(mounted, "the /radio.mp3 mount did not appear");
-    const res = await fetch(`http://127.0.0.1:${port}/radio.mp3`);
-    const reader = res.body!.getReader();
-    const chunks: Uint8Array[] = [];
-    const titles: string[] = [];
-    let poll = true;
-    const poller = (async () => {
-      while (poll) {
-        const title = await statusJson(port).then((s) => s.icestats.source?.title, () => "");
-        if (title && titles.at(-1) !== title) titles.push(title);
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    })();
-    const start = performance.now();
-    let last = start;
-    let maxGap = 0;
-    while (performance.now() - start < SECONDS * 1000) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      const now = performance.now();
-      maxGap = Math.max(maxGap, now - last);
-      last = now;
-      chunks.push(value);
-    }
-    const listened = (performance.now() - start) / 1000;
-    await reader.cancel();
-    poll = false;
-    await poller;
-    assert(listened >= SECONDS, `the listener was cut off after ${listened.toFixed(1)} s`);
-    assert(maxGap < 2000, `a ${maxGap.toFixed(0)} ms gap in the listener's bytes`);
+    await waitForMount(port);
+    const got = await listenToMount(port, "/radio.mp3", SECONDS * 1000);
+    const { titles } = got;
+    assert(got.seconds >= SECONDS, `the listener was cut off after ${got.seconds.toFixed(1)} s`);
+    assert(got.maxGapMs < 2000, `a ${got.maxGapMs.toFixed(0)} ms gap in the listener's bytes`);
     // 8 s songs: the title changed at every song, through every kind of song.
     assert(titles.length >= 6, `titles seen: ${titles}`);
     for (const song of ["a.wav", "b.flac", "c.mp3"]) assert(titles.includes(song), `${titles}`);
     const file = join(dir, "icecast.mp3");
-    await Deno.writeFile(file, new Uint8Array(chunks.flatMap((c) => [...c])));
+    await Deno.writeFile(file, got.bytes);
     const decode = await new Deno.Command("ffmpeg", {
       args: ["-v", "error", "-i", file, "-f", "s16le", "-ac", "2", "-ar", "48000", "-"],
     }).output();

@@ -2,7 +2,14 @@ import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
 import { IcecastSource, parseIcecastUrl } from "../lib/icecast/mod.ts";
 import { makeSongs, startTestServer } from "./_tls_helpers.ts";
-import { freePort, hasIcecast, startIcecast, statusJson } from "./_icecast.ts";
+import {
+  freePort,
+  hasIcecast,
+  listenToMount,
+  startIcecast,
+  waitForIcecast,
+  waitForMount,
+} from "./_icecast.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 Deno.test({
@@ -18,15 +25,7 @@ Deno.test({
     const icecast = await startIcecast(dir, port);
     const stop = new AbortController();
     try {
-      for (let i = 0;; i++) {
-        try {
-          await statusJson(port);
-          break;
-        } catch (error) {
-          if (i > 100) throw error;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      }
+      await waitForIcecast(port);
       const events: { event: string; fields: unknown }[] = [];
       await using t = await startTestServer(songs, { random: () => 0 });
       const source = new IcecastSource(
@@ -38,45 +37,15 @@ Deno.test({
         },
       );
       t.server.station.subscribe((e) => source.onStationEvent(e));
-      let mount;
-      for (let i = 0; i < 100 && !mount; i++) {
-        mount = (await statusJson(port)).icestats.source;
-        if (!mount) await new Promise((r) => setTimeout(r, 50));
-      }
-      assert(mount, "the /radio.opus mount did not appear");
-      assertEquals(mount!.listenurl, `http://127.0.0.1:${port}/radio.opus`);
-      const res = await fetch(`http://127.0.0.1:${port}/radio.opus`);
-      assertEquals(res.headers.get("content-type"), "audio/ogg");
-      const reader = res.body!.getReader();
-      const chunks: Uint8Array[] = [];
-      const titles: string[] = [];
-      let poll = true;
-      const poller = (async () => {
-        while (poll) {
-          const title = (await statusJson(port)).icestats.source?.title;
-          if (title && titles.at(-1) !== title) titles.push(title);
-          await new Promise((r) => setTimeout(r, 300));
-        }
-      })();
-      const start = performance.now();
-      let last = start;
-      let maxGap = 0;
-      while (performance.now() - start < 15_000) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        const now = performance.now();
-        maxGap = Math.max(maxGap, now - last);
-        last = now;
-        chunks.push(value);
-      }
-      const seconds = (performance.now() - start) / 1000;
-      await reader.cancel();
-      poll = false;
-      await poller;
-      assert(seconds >= 15, `the listener was cut off after ${seconds.toFixed(1)} s`);
-      assert(maxGap < 2000, `a ${maxGap.toFixed(0)} ms gap in the listener's bytes`);
+      const mount = await waitForMount(port);
+      assertEquals(mount.listenurl, `http://127.0.0.1:${port}/radio.opus`);
+      const got = await listenToMount(port, "/radio.opus", 15_000);
+      assertEquals(got.contentType, "audio/ogg");
+      const { titles } = got;
+      assert(got.seconds >= 15, `the listener was cut off after ${got.seconds.toFixed(1)} s`);
+      assert(got.maxGapMs < 2000, `a ${got.maxGapMs.toFixed(0)} ms gap in the listener's bytes`);
       const file = join(dir, "got.ogg");
-      await Deno.writeFile(file, new Uint8Array(chunks.flatMap((c) => [...c])));
+      await Deno.writeFile(file, got.bytes);
       const probe = await new Deno.Command("ffprobe", {
         args: ["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", file],
       }).output();
@@ -129,16 +98,6 @@ Deno.test({
     const port = freePort();
     let icecast = await startIcecast(dir, port);
     const stop = new AbortController();
-    const waitForMount = async () => {
-      for (let i = 0; i < 200; i++) {
-        try {
-          const mount = (await statusJson(port)).icestats.source;
-          if (mount) return mount;
-        } catch { /* not up yet */ }
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error("the /radio.mp3 mount did not appear");
-    };
     try {
       const events: { event: string; fields: unknown }[] = [];
       await using t = await startTestServer(songs, { random: () => 0 });
@@ -152,33 +111,14 @@ Deno.test({
       );
       assertEquals(source.format, "mp3");
       t.server.station.subscribe((e) => source.onStationEvent(e));
-      await waitForMount();
-      const res = await fetch(`http://127.0.0.1:${port}/radio.mp3`);
-      assertEquals(res.headers.get("content-type"), "audio/mpeg");
-      const reader = res.body!.getReader();
-      const chunks: Uint8Array[] = [];
-      const titles: string[] = [];
-      let poll = true;
-      const poller = (async () => {
-        while (poll) {
-          const title = (await statusJson(port)).icestats.source?.title;
-          if (title && titles.at(-1) !== title) titles.push(title);
-          await new Promise((r) => setTimeout(r, 250));
-        }
-      })();
-      const start = performance.now();
-      while (performance.now() - start < 12_000) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        chunks.push(value);
-      }
-      await reader.cancel();
-      poll = false;
-      await poller;
+      await waitForMount(port);
+      const got = await listenToMount(port, "/radio.mp3", 12_000);
+      assertEquals(got.contentType, "audio/mpeg");
+      const { titles } = got;
       // Both songs (5 s each) were named while the listener listened, in station order.
       assert(titles.includes("01-alpha.wav") && titles.includes("02-beta.wav"), `${titles}`);
       const file = join(dir, "got.mp3");
-      await Deno.writeFile(file, new Uint8Array(chunks.flatMap((c) => [...c])));
+      await Deno.writeFile(file, got.bytes);
       const probe = await new Deno.Command("ffprobe", {
         args: ["-v", "error", "-show_entries", "stream=codec_name,sample_rate,channels"]
           .concat(["-of", "csv=p=0", file]),
@@ -199,7 +139,7 @@ Deno.test({
       const again = join(dir, "again");
       await Deno.mkdir(again);
       icecast = await startIcecast(again, port);
-      await waitForMount();
+      await waitForMount(port);
       for (let i = 0; i < 100 && source.connections < 2; i++) {
         await new Promise((r) => setTimeout(r, 50));
       }

@@ -166,7 +166,13 @@ let _soxr: Deno.DynamicLibrary<typeof soxrSymbols> | undefined;
  * @throws {CodecLibraryError} `Cannot load libopus: <cause>. Install it with: apt-get install libopus0`
  */
 export function loadOpus(): OpusLib {
-  _opus ??= _open("libopus", "SOUNDSOCK_LIBOPUS", "libopus.so.0", "libopus0", opusSymbols);
+  _opus ??= _openCodecLibrary(
+    "libopus",
+    "SOUNDSOCK_LIBOPUS",
+    "libopus.so.0",
+    "libopus0",
+    opusSymbols,
+  );
   return _opus.symbols;
 }
 
@@ -176,7 +182,13 @@ export function loadOpus(): OpusLib {
  * @throws {CodecLibraryError} `Cannot load libsoxr: <cause>. Install it with: apt-get install libsoxr0`
  */
 export function loadSoxr(): SoxrLib {
-  _soxr ??= _open("libsoxr", "SOUNDSOCK_LIBSOXR", "libsoxr.so.0", "libsoxr0", soxrSymbols);
+  _soxr ??= _openCodecLibrary(
+    "libsoxr",
+    "SOUNDSOCK_LIBSOXR",
+    "libsoxr.so.0",
+    "libsoxr0",
+    soxrSymbols,
+  );
   return _soxr.symbols;
 }
 
@@ -190,7 +202,12 @@ export function soxrVersion(): string {
   return _cStringAt(loadSoxr().soxr_version()) ?? "libsoxr (unknown version)";
 }
 
-function _open<S extends Deno.ForeignLibraryInterface>(
+/**
+ * Opens a Debian codec library by soname (or the path in env `envName`); a failure is one
+ * {@linkcode CodecLibraryError} naming the package to install. Used for libopus, libsoxr and
+ * libmp3lame (lib/codec/lame.ts).
+ */
+export function _openCodecLibrary<S extends Deno.ForeignLibraryInterface>(
   what: string,
   envName: string,
   soname: string,

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { CodecLibraryError } from "./errors.ts";
+import { _openCodecLibrary } from "./ffi.ts";
 
 const lameSymbols = {
   /** lame_global_flags* lame_init(void) */
@@ -61,20 +61,13 @@ let _lame: Deno.DynamicLibrary<typeof lameSymbols> | undefined;
  * @throws {CodecLibraryError} `Cannot load libmp3lame: <cause>. Install it with: apt-get install libmp3lame0`
  */
 export function loadLame(): LameLib {
-  if (!_lame) {
-    const path = Deno.env.get("SOUNDSOCK_LIBMP3LAME") ?? "libmp3lame.so.0";
-    try {
-      _lame = Deno.dlopen(path, lameSymbols);
-    } catch (cause) {
-      const why = (cause instanceof Error ? cause.message : String(cause))
-        .replace(/^(Could not open library: )+/, "");
-      throw new CodecLibraryError(
-        `Cannot load libmp3lame: ${why}. Install it with: apt-get install libmp3lame0`,
-        "libmp3lame0",
-        { cause },
-      );
-    }
-  }
+  _lame ??= _openCodecLibrary(
+    "libmp3lame",
+    "SOUNDSOCK_LIBMP3LAME",
+    "libmp3lame.so.0",
+    "libmp3lame0",
+    lameSymbols,
+  );
   return _lame.symbols;
 }
 

@@ -196,3 +196,50 @@ export function startLyingRelay(
     },
   };
 }
+
+/** A udp-server process feeding RTP (see {@linkcode startRtpServer}). */
+export interface RtpServerProcess extends AsyncDisposable {
+  /** The SDP file players open. */
+  sdp: string;
+}
+
+/**
+ * Starts `cmd/udp_server.ts --port 0 --songs SONGS --rtp 127.0.0.1:FREE --sdp DIR/radio.sdp`
+ * (plus `extraArgs`); resolves once it says its RTP feed runs. Dispose stops it (SIGTERM).
+ */
+export async function startRtpServer(
+  songs: string,
+  dir: string,
+  extraArgs: string[] = [],
+): Promise<RtpServerProcess> {
+  const probe = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const rtpPort = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const sdp = `${dir}/radio.sdp`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../cmd/udp_server.ts", import.meta.url).pathname]
+      .concat(["--port", "0", "--songs", songs, "--rtp", `127.0.0.1:${rtpPort}`, "--sdp", sdp])
+      .concat(extraArgs),
+    stdout: "null",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* exited */ }
+    await reader.cancel().catch(() => {});
+    await child.status;
+  };
+  let text = "";
+  while (!/RTP feed/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) {
+      await stop();
+      throw new Error(`udp-server exited: ${text}`);
+    }
+    text += value;
+  }
+  return { sdp, [Symbol.asyncDispose]: stop };
+}

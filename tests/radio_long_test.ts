@@ -9,10 +9,10 @@
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
 import { makeWav, spawnTlsServer } from "./_tls_helpers.ts";
+import { startRtpServer } from "./_udp_helpers.ts";
 import { freePort, hasIcecast, listenToMount, startIcecast, waitForMount } from "./_icecast.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const ROOT = new URL("../", import.meta.url).pathname;
 const SECONDS = 60;
 
 /** Songs of every codec: a.wav (22.05 kHz mono), b.flac and c.mp3 (44.1 kHz stereo). */
@@ -43,25 +43,9 @@ function longestSilenceMs(pcm: Int16Array): number {
 }
 
 async function rtpMinute(songs: string, dir: string): Promise<void> {
-  const probe = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const rtpPort = (probe.addr as Deno.NetAddr).port;
-  probe.close();
-  const sdp = join(dir, "radio.sdp");
-  const server = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cmd/udp_server.ts`, "--port", "0", "--songs", songs]
-      .concat(["--rtp", `127.0.0.1:${rtpPort}`, "--sdp", sdp, "--log", join(dir, "udp.jsonl")]),
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const reader = server.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  try {
-    let text = "";
-    while (!/RTP feed/.test(text)) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`udp-server exited: ${text}`);
-      text += value;
-    }
+  {
+    await using server = await startRtpServer(songs, dir, ["--log", join(dir, "udp.jsonl")]);
+    const sdp = server.sdp;
     const out = await new Deno.Command("ffmpeg", {
       args: ["-v", "error", "-protocol_whitelist", "file,udp,rtp", "-i", sdp, "-t", `${SECONDS}`]
         .concat(["-f", "s16le", "-ac", "2", "-ar", "48000", "-"]),
@@ -76,10 +60,6 @@ async function rtpMinute(songs: string, dir: string): Promise<void> {
     assertEquals(pcm.length, SECONDS * 48_000 * 2, "60 s of audio");
     const silence = longestSilenceMs(pcm);
     assert(silence < 50, `a ${silence.toFixed(0)} ms gap in the RTP audio`);
-  } finally {
-    server.kill("SIGTERM");
-    await reader.cancel().catch(() => {});
-    await server.status;
   }
   const events = (await Deno.readTextFile(join(dir, "udp.jsonl"))).trim().split("\n")
     .map((l) => JSON.parse(l));

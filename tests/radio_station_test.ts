@@ -14,6 +14,7 @@ import { expectedOutputFrames } from "../lib/codec/mod.ts";
 import { opusFrameCount } from "../lib/station/encoder.ts";
 import type { RadioCodec } from "../lib/station/encoder.ts";
 import { ROOT } from "./_task.ts";
+import { startRtpServer } from "./_udp_helpers.ts";
 import { startTestServer } from "./_tls_helpers.ts";
 
 const SONGS = ["05-square-lullaby.wav", "06-harbour-chorale.flac"];
@@ -468,37 +469,9 @@ Deno.test({
   fn: async () => {
     const { dir, catalog } = await twoSongs();
     try {
-      const probe = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-      const rtpPort = (probe.addr as Deno.NetAddr).port;
-      probe.close();
-      const sdp = join(dir, "radio.sdp");
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          `${ROOT}cmd/udp_server.ts`,
-          "--port",
-          "0",
-          "--songs",
-          dir,
-          "--rtp",
-          `127.0.0.1:${rtpPort}`,
-          "--sdp",
-          sdp,
-        ],
-        cwd: ROOT,
-        stdout: "null",
-        stderr: "piped",
-        env: { NO_COLOR: "1" },
-      }).spawn();
-      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-      try {
-        let text = "";
-        while (!/RTP feed/.test(text)) {
-          const { value, done } = await reader.read();
-          if (done) throw new Error(`udp-server exited: ${text}`);
-          text += value;
-        }
+      {
+        await using server = await startRtpServer(dir, dir);
+        const sdp = server.sdp;
         const sdpText = await Deno.readTextFile(sdp);
         assert(sdpText.includes("a=rtpmap:96 opus/48000/2"), sdpText);
         const out = await new Deno.Command("ffmpeg", {
@@ -522,10 +495,6 @@ Deno.test({
         const c = correlation(pcm, 4800, ref.pcm, d + 4800, 96_000);
         note(`rtp opus: offset ${d}, correlation ${c}`);
         assert(c >= 0.99, `correlation ${c}`);
-      } finally {
-        child.kill("SIGTERM");
-        await reader.cancel();
-        await child.status;
       }
     } finally {
       await Deno.remove(dir, { recursive: true });

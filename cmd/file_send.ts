@@ -18,6 +18,7 @@ import { parseHostPort } from "../lib/net/host_port.ts";
 import {
   CodeFormatError,
   DEFAULT_FILE_SEND_PORT,
+  defaultHashCacheDir,
   describeOffer,
   formatBytes,
   normalizeCode,
@@ -221,6 +222,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       timeoutMs,
       signal,
       symlinks: flags.symlinks as "skip" | "follow",
+      hashCacheDir: defaultHashCacheDir(),
       onOffer: (offer) => {
         for (const link of offer.skippedLinks) out.warn(`skipping symbolic link ${link}`);
         out.info(`Sending ${describeOffer(offer)} to ${address.hostname}:${address.port}`);
@@ -261,7 +263,7 @@ function jsonSummary(
     sha256: string | null;
     root: string;
   }[],
-  summary: { bytes: number; seconds: number },
+  summary: { bytes: number; bytesRead: number; seconds: number },
 ) {
   return {
     files: files.map((f) => ({
@@ -272,6 +274,7 @@ function jsonSummary(
       root: f.root,
     })),
     bytes: summary.bytes,
+    bytesRead: summary.bytesRead,
     seconds: Number(summary.seconds.toFixed(3)),
     mbPerSec: Number((summary.bytes / 1e6 / Math.max(summary.seconds, 1e-6)).toFixed(1)),
   };

@@ -1,46 +1,86 @@
 /**
  * The receiver's record of a partial file: `NAME.part` holds the bytes, `NAME.part.journal`
- * lists the chunks already verified. The journal is text: a first line of JSON naming the
- * file it belongs to (`{"v":1,"size":…,"mtimeMs":…,"chunkSize":…}`), then one line
- * `INDEX SHA256HEX` per chunk, appended after the chunk's bytes were written. Resuming reads
- * only the journal (about 70 bytes per 4 MiB) — never the partial file.
+ * lists the chunks verified and durable. The journal is text (docs/PROTOCOL.md §10.5):
+ *
+ *     {"v":2,"size":N,"mtimeMs":T,"chunkSize":4194304,"id":"…"}   which file it belongs to
+ *     C INDEX SHA256HEX      a chunk whose bytes matched that hash and were fsynced before
+ *                            this line was written
+ *     X INDEX                the chunk is being replaced (no longer verified)
+ *     S DEV:INO:SIZE:MTIME:CTIME:BTIME   a seal: the .part's stat (ns) after its last write
+ *                            and fsync, written when a session stops cleanly
+ *
+ * A resume reads only the journal (about 70 bytes per 4 MiB) — never the partial file. When
+ * the last line is a seal that matches the `.part` as it is now (size, mtime, ctime, inode,
+ * device), nothing has written to it since this receiver fsynced it, and the chunk hashes of
+ * the journal stand for its bytes ({@linkcode PartialFile.sealed}). Otherwise (the receiver
+ * died mid-session, something else wrote to the file, or a journal of an older version), the
+ * receiver re-reads the `.part` once before the rename.
  *
  * @module
  */
 
 import { CHUNK_SIZE } from "./frames.ts";
 import { UnsafeNameError } from "./names.ts";
+import { statKey } from "./_statx.ts";
 
 /** Which file a journal belongs to: a journal for another size or mtime is started anew. */
 export interface JournalKey {
   size: number;
   mtimeMs: number;
+  /** The sender's identity of its file (recorded, not compared: see PROTOCOL §10.5). */
+  id?: string;
 }
+
+/** What a journal says about a partial file. */
+export interface JournalState {
+  /** Verified chunks: index → SHA-256 (hex). */
+  have: Map<number, string>;
+  /** The last line is a seal matching the `.part` on disk. */
+  sealed: boolean;
+}
+
+/** Bytes written between two fsyncs (each followed by the journal lines of what it made
+ * durable). */
+export const SYNC_BYTES = 64 * 1024 * 1024;
+
+const encoder = new TextEncoder();
 
 /** An open journal and its partial file. */
 export class PartialFile {
   /** Verified chunks: index → SHA-256 (hex). */
   readonly have: Map<number, string>;
+  /** True when every chunk in {@linkcode have} was written and fsynced by this receiver and
+   * nothing wrote to the `.part` since (a fresh file, or a resume whose seal matched). */
+  readonly sealed: boolean;
   readonly partPath: string;
   readonly journalPath: string;
   #file: Deno.FsFile | undefined;
   #journal: Deno.FsFile | undefined;
+  /** A second descriptor of the `.part`: fdatasync on it flushes what `#file` wrote, while
+   * `#file` goes on writing. */
+  #syncer: Deno.FsFile | undefined;
   #position = 0;
+  /** Chunks written but not yet known to be on disk. */
+  #unsynced: [number, string][] = [];
+  #unsyncedBytes = 0;
+  /** fsyncs and journal appends, in order. */
+  #chain: Promise<void> = Promise.resolve();
+  #failed: Error | undefined;
 
-  private constructor(partPath: string, have: Map<number, string>) {
+  private constructor(partPath: string, state: JournalState) {
     this.partPath = partPath;
     this.journalPath = `${partPath}.journal`;
-    this.have = have;
+    this.have = state.have;
+    this.sealed = state.sealed;
   }
 
   /** The verified chunks a resume would keep (empty when there is nothing to resume). */
-  static async peek(target: string, key: JournalKey): Promise<Map<number, string>> {
+  static async peek(target: string, key: JournalKey): Promise<JournalState> {
     const partPath = `${target}.part`;
-    await regularOrMissing(partPath);
+    const partInfo = await regularOrMissing(partPath);
     await regularOrMissing(`${partPath}.journal`);
-    const have = await readJournal(`${partPath}.journal`, key);
-    if (!have) return new Map();
-    return (await regularOrMissing(partPath)) ? have : new Map();
+    const state = partInfo ? await readJournal(`${partPath}.journal`, key, partInfo) : null;
+    return state ?? { have: new Map(), sealed: true };
   }
 
   /**
@@ -51,10 +91,10 @@ export class PartialFile {
     const partPath = `${target}.part`;
     const journalPath = `${partPath}.journal`;
     const journalInfo = await regularOrMissing(journalPath);
-    const have = journalInfo ? await readJournal(journalPath, key) : null;
     const partInfo = await regularOrMissing(partPath);
-    const fresh = !have || !partInfo;
-    const partial = new PartialFile(partPath, fresh ? new Map() : have);
+    const state = journalInfo && partInfo ? await readJournal(journalPath, key, partInfo) : null;
+    const fresh = !state;
+    const partial = new PartialFile(partPath, state ?? { have: new Map(), sealed: true });
     try {
       if (fresh) {
         // Made anew with O_EXCL, which never follows a link: a link planted at NAME.part or
@@ -69,9 +109,11 @@ export class PartialFile {
         // and inode), not something a link swapped in since.
         partial.#file = await Deno.open(partPath, { write: true });
         partial.#journal = await Deno.open(journalPath, { write: true, append: true });
-        sameFile(partInfo, await partial.#file.stat(), partPath);
+        sameFile(partInfo!, await partial.#file.stat(), partPath);
         sameFile(journalInfo!, await partial.#journal.stat(), journalPath);
       }
+      partial.#syncer = await Deno.open(partPath, { read: true });
+      sameFile(await partial.#file.stat(), await partial.#syncer.stat(), partPath);
     } catch (error) {
       partial.close();
       if (error instanceof UnsafeNameError) throw error;
@@ -80,48 +122,121 @@ export class PartialFile {
       );
     }
     if (fresh) {
-      const header = JSON.stringify({ v: 1, ...key, chunkSize: CHUNK_SIZE });
-      await partial.#journal.write(new TextEncoder().encode(`${header}\n`));
+      const header = JSON.stringify({ v: 2, ...key, chunkSize: CHUNK_SIZE });
+      await writeAll(partial.#journal!, encoder.encode(`${header}\n`));
     }
     return partial;
   }
 
-  /** Writes a verified chunk's bytes, then records it in the journal. */
+  /**
+   * Writes a verified chunk's bytes. Its journal line follows once an fsync covered it
+   * (every {@linkcode SYNC_BYTES}, on a second descriptor while writing goes on, and at the
+   * end). A chunk the journal has is first marked replaced (`X`).
+   */
   async writeChunk(index: number, bytes: Uint8Array, sha256Hex: string): Promise<void> {
+    if (this.#failed) throw this.#failed;
     const file = this.#file!;
+    if (this.have.delete(index)) this.#append(`X ${index}\n`);
     const offset = index * CHUNK_SIZE;
     if (offset !== this.#position) await file.seek(offset, Deno.SeekMode.Start);
-    let at = 0;
-    while (at < bytes.length) at += await file.write(bytes.subarray(at));
+    await writeAll(file, bytes);
     this.#position = offset + bytes.length;
-    await this.#journal!.write(new TextEncoder().encode(`${index} ${sha256Hex}\n`));
-    this.have.set(index, sha256Hex);
+    this.#unsynced.push([index, sha256Hex]);
+    this.#unsyncedBytes += bytes.length;
+    if (this.#unsyncedBytes >= SYNC_BYTES) this.#syncBatch();
   }
 
-  /** Flushes the part file to disk and closes both files. */
+  /** Starts an fsync of what was written so far; its chunks are journaled after it. */
+  #syncBatch(): Promise<void> {
+    const batch = this.#unsynced;
+    this.#unsynced = [];
+    this.#unsyncedBytes = 0;
+    const syncer = this.#syncer!;
+    const journal = this.#journal!;
+    this.#chain = this.#chain.then(async () => {
+      await syncer.syncData();
+      for (const [index, hex] of batch) this.have.set(index, hex);
+      if (batch.length > 0) {
+        await writeAll(journal, encoder.encode(batch.map(([i, h]) => `C ${i} ${h}\n`).join("")));
+      }
+    }).catch((error) => {
+      this.#failed ??= error;
+    });
+    return this.#chain;
+  }
+
+  #append(line: string): void {
+    const journal = this.#journal!;
+    this.#chain = this.#chain.then(() => writeAll(journal, encoder.encode(line))).catch(
+      (error) => {
+        this.#failed ??= error;
+      },
+    );
+  }
+
+  /** Waits for the journal: every chunk written is on disk and journaled. */
+  async flush(): Promise<void> {
+    await this.#syncBatch();
+    if (this.#failed) throw this.#failed;
+  }
+
+  /** Makes the part file durable (all chunks fsynced) and closes both files. */
   async finish(): Promise<void> {
-    await this.#file?.syncData();
-    this.close();
+    try {
+      await this.flush();
+      await this.#file?.syncData();
+    } finally {
+      this.close();
+    }
+  }
+
+  /**
+   * A session stops cleanly (the connection was lost, the sender stopped): everything
+   * written is fsynced and journaled, then sealed with the `.part`'s fstat, so that a
+   * resume may trust the journal without reading the file.
+   */
+  async suspend(): Promise<void> {
+    try {
+      await this.flush();
+      const info = await this.#file!.stat();
+      await writeAll(this.#journal!, encoder.encode(`${sealLine(this.partPath, info)}\n`));
+    } catch {
+      // Not sealed: a resume re-reads the .part once (never trusts it unsealed).
+    } finally {
+      this.close();
+    }
   }
 
   /** Closes both files (idempotent). */
   close(): void {
-    for (const f of [this.#file, this.#journal]) {
+    for (const f of [this.#file, this.#journal, this.#syncer]) {
       try {
         f?.close();
       } catch {
         // closed
       }
     }
-    this.#file = this.#journal = undefined;
+    this.#file = this.#journal = this.#syncer = undefined;
   }
 
   /** Closes and deletes the part file and the journal. */
   async discard(): Promise<void> {
+    await this.#chain;
     this.close();
     await Deno.remove(this.partPath).catch(() => {});
     await Deno.remove(this.journalPath).catch(() => {});
   }
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let at = 0;
+  while (at < bytes.length) at += await file.write(bytes.subarray(at));
+}
+
+/** `S DEV:INO:SIZE:MTIME:CTIME:BTIME` of the file at `path` (times in ns where statx(2) is
+ * available, else as precise as the runtime's stat). */
+function sealLine(path: string, info: Deno.FileInfo): string {
+  return `S ${statKey(path, info)}`;
 }
 
 /**
@@ -151,7 +266,12 @@ function sameFile(seen: Deno.FileInfo, opened: Deno.FileInfo, path: string): voi
   }
 }
 
-async function readJournal(path: string, key: JournalKey): Promise<Map<number, string> | null> {
+/** Reads a journal for `key`; null when it is missing, unreadable or for another file. */
+async function readJournal(
+  path: string,
+  key: JournalKey,
+  part: Deno.FileInfo,
+): Promise<JournalState | null> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -159,19 +279,35 @@ async function readJournal(path: string, key: JournalKey): Promise<Map<number, s
     return null;
   }
   const lines = text.split("\n");
+  let version: number;
   try {
     const header = JSON.parse(lines[0] ?? "");
     if (
-      header.v !== 1 || header.size !== key.size || header.mtimeMs !== key.mtimeMs ||
-      header.chunkSize !== CHUNK_SIZE
+      (header.v !== 1 && header.v !== 2) || header.size !== key.size ||
+      header.mtimeMs !== key.mtimeMs || header.chunkSize !== CHUNK_SIZE
     ) return null;
+    version = header.v;
   } catch {
     return null;
   }
   const have = new Map<number, string>();
+  let lastSeal: string | undefined;
   for (const line of lines.slice(1)) {
-    const m = /^(\d+) ([0-9a-f]{64})$/.exec(line);
-    if (m) have.set(Number(m[1]), m[2]!);
+    // Version 1 (before seals): `INDEX SHA256HEX`, never sealed.
+    const m = (version === 1 ? /^()(\d+) ([0-9a-f]{64})$/ : /^(C|X) (\d+)(?: ([0-9a-f]{64}))?$/)
+      .exec(line);
+    if (m) {
+      lastSeal = undefined;
+      if (m[1] === "X") have.delete(Number(m[2]));
+      else if (m[3] !== undefined) have.set(Number(m[2]), m[3]);
+    } else if (version === 2 && /^S [0-9,:]+$/.test(line)) {
+      lastSeal = line;
+    }
+    // Anything else (a line torn by a crash) is ignored: its chunk is sent again.
   }
-  return have;
+  return {
+    have,
+    sealed: lastSeal !== undefined &&
+      lastSeal === sealLine(path.slice(0, -".journal".length), part),
+  };
 }

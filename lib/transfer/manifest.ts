@@ -8,6 +8,7 @@
  */
 
 import { basename, join } from "@std/path";
+import { fileIdentity } from "./hash_cache.ts";
 
 /** One entry of an offer, as it travels (names are relative POSIX paths). */
 export interface OfferEntry {
@@ -20,6 +21,9 @@ export interface OfferEntry {
   mode: number;
   /** Modification time, ms since the epoch. */
   mtimeMs: number;
+  /** Files: the sender's identity of the file ({@linkcode fileIdentity}; the receiver keeps it
+   * in the journal). */
+  id?: string;
 }
 
 /** An offer: what the sender will send. */
@@ -83,7 +87,14 @@ export async function buildOffer(
     const mode = (info.mode ?? 0o644) & 0o7777;
     const mtimeMs = info.mtime?.getTime() ?? Date.now();
     if (info.isFile) {
-      add({ path: name, type: "file", size: info.size, mode, mtimeMs }, source);
+      add({
+        path: name,
+        type: "file",
+        size: info.size,
+        mode,
+        mtimeMs,
+        id: fileIdentity(source, info),
+      }, source);
       return;
     }
     if (!info.isDirectory) return; // sockets, devices, FIFOs

@@ -8,6 +8,7 @@
 export * from "./code.ts";
 export * from "./errors.ts";
 export * from "./frames.ts";
+export * from "./hash_cache.ts";
 export * from "./manifest.ts";
 export * from "./names.ts";
 export * from "./receiver.ts";

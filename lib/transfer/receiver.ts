@@ -33,7 +33,7 @@ import {
 } from "./frames.ts";
 import { freeSpace } from "./free_space.ts";
 import { receiverHandshake } from "./handshake.ts";
-import { PartialFile } from "./journal.ts";
+import { type JournalKey, PartialFile } from "./journal.ts";
 import type { Offer, OfferEntry } from "./manifest.ts";
 import {
   assertStillInside,
@@ -104,7 +104,9 @@ export interface ReceivedFile {
   /** Where it was saved (relative to DIR), or null when skipped. */
   savedAs: string | null;
   bytes: number;
-  /** Whole-file SHA-256 (hex) when both sides streamed it all in this session, else null. */
+  /** Whole-file SHA-256 (hex): the sender's, over the bytes it sent, when the whole file
+   * came in this session (every chunk checked here against the root); after a resume whose
+   * `.part` had to be re-read, this side's; else null (the root stands for the file). */
   sha256: string | null;
   /** SHA-256 over the chunk hashes (the manifest root). */
   root: string;
@@ -118,6 +120,8 @@ export interface ReceiveSummary {
   files: ReceivedFile[];
   /** Bytes received over the network. */
   bytes: number;
+  /** Bytes this side read back from disk (a re-read `.part`, an existing file compared). */
+  bytesRead: number;
   seconds: number;
 }
 
@@ -286,7 +290,15 @@ function parseOffer(payload: Uint8Array): Offer {
     }
     const mode = Number.isInteger(e.mode) ? (e.mode as number) & 0o777 : 0o644;
     const mtimeMs = Number.isFinite(e.mtimeMs) ? (e.mtimeMs as number) : Date.now();
-    entries.push({ path: e.path as string, type, size: type === "dir" ? 0 : size, mode, mtimeMs });
+    const id = typeof e.id === "string" && /^[0-9a-f]{1,64}$/.test(e.id) ? e.id : undefined;
+    entries.push({
+      path: e.path as string,
+      type,
+      size: type === "dir" ? 0 : size,
+      mode,
+      mtimeMs,
+      ...(id && type === "file" ? { id } : {}),
+    });
     totalBytes += type === "dir" ? 0 : size;
   }
   checkCollisions(entries);
@@ -364,8 +376,8 @@ interface FileState {
   target: string;
   policy: "rename" | "overwrite";
   partial: PartialFile;
-  flat: ReturnType<typeof createHash> | null;
-  nextFlat: number;
+  /** Chunks received in this session. */
+  chunksReceived: number;
   received: number;
 }
 
@@ -376,6 +388,7 @@ async function session(
   options: ReceiveOptions,
 ): Promise<ReceiveSummary> {
   const started = performance.now();
+  const counters = { bytesRead: 0 };
   const offerFrame = await readFrame(channel);
   if (offerFrame.type !== FrameType.OFFER) throw new FrameError("Cannot decode: expected OFFER");
   const refuse = async (message: string): Promise<never> => {
@@ -434,7 +447,7 @@ async function session(
         if (policy === "skip") {
           if (info.isFile && info.size === entry.size) {
             // Identical (same size and hash) is skipped; the sender compares the roots.
-            const root = await fileRoot(target);
+            const root = await fileRoot(target, counters);
             plans.push({ action: "compare", have: [], root });
             toOpen.push({ index, entry, segments, target, policy: "rename", existingRoot: root });
             missing += entry.size;
@@ -446,9 +459,9 @@ async function session(
           throw new UnsafeNameError(`${JSON.stringify(entry.path)} is a folder here`);
         }
       }
-      const known = await PartialFile.peek(target, { size: entry.size, mtimeMs: entry.mtimeMs });
+      const known = await PartialFile.peek(target, journalKey(entry));
       const chunks = Math.max(1, Math.ceil(entry.size / CHUNK_SIZE));
-      const have = [...known.entries()].filter(([i]) => i < chunks);
+      const have = [...known.have.entries()].filter(([i]) => i < chunks);
       const haveBytes = have.reduce((n, [i]) => n + chunkLength(entry.size, i), 0);
       present += haveBytes;
       missing += entry.size - haveBytes;
@@ -474,7 +487,7 @@ async function session(
     for (const { index, entry, segments, target, policy, existingRoot } of toOpen) {
       await resolveInside(dir, segments, { mkdir: true });
       await assertStillInside(dir, target);
-      const partial = await PartialFile.open(target, { size: entry.size, mtimeMs: entry.mtimeMs });
+      const partial = await PartialFile.open(target, journalKey(entry));
       states.set(index, {
         entry,
         index,
@@ -482,8 +495,7 @@ async function session(
         policy,
         partial,
         ...(existingRoot ? { existingRoot } : {}),
-        flat: partial.have.size === 0 ? createHash("sha256") : null,
-        nextFlat: 0,
+        chunksReceived: 0,
         received: 0,
       });
     }
@@ -552,10 +564,6 @@ async function session(
               "file was deleted",
           );
         }
-        if (state.flat && data.chunk === state.nextFlat) {
-          state.flat.update(buffer);
-          state.nextFlat++;
-        } else state.flat = null;
         // One write in flight: the next chunk is read from the network meanwhile.
         await pending;
         const hex = digest.toString("hex");
@@ -572,6 +580,7 @@ async function session(
         });
         pending.catch(() => {}); // awaited before the next write; a failure surfaces there
         bytes += length;
+        state.chunksReceived++;
         state.received += length;
         done += length;
         options.onProgress?.(done, total);
@@ -600,7 +609,9 @@ async function session(
             received: 0,
           });
         } else {
-          files.push(await finishFile(state, end, dir, channel, options.waitEveryMs ?? 2000));
+          files.push(
+            await finishFile(state, end, dir, channel, options.waitEveryMs ?? 2000, counters),
+          );
         }
         states.delete(state.index);
         await channel.write(
@@ -623,7 +634,7 @@ async function session(
         await channel.write(jsonFrame(FrameType.DONE, { files: files.length }));
         channel.close();
         const seconds = (performance.now() - started) / 1000;
-        return { from, files, bytes, seconds };
+        return { from, files, bytes, bytesRead: counters.bytesRead, seconds };
       }
       if (header.type === FrameType.WAIT) continue; // the sender hashes chunks this side has
       if (header.type === FrameType.ERROR) {
@@ -635,7 +646,8 @@ async function session(
     }
   } catch (error) {
     await pending.catch(() => {});
-    for (const s of states.values()) s.partial.close();
+    // What arrived stays for a resume: fsynced, journaled and sealed.
+    for (const s of states.values()) await s.partial.suspend();
     if (writeError) throw writeError; // already sent to the sender
     // The sender learns why (a hash mismatch…), unless the connection is gone.
     if (error instanceof TransferError && !(error instanceof ConnectionClosed)) {
@@ -645,20 +657,27 @@ async function session(
   }
 }
 
+function journalKey(entry: OfferEntry): JournalKey {
+  return { size: entry.size, mtimeMs: entry.mtimeMs, ...(entry.id ? { id: entry.id } : {}) };
+}
+
 function chunkLength(size: number, index: number): number {
   return Math.max(0, Math.min(CHUNK_SIZE, size - index * CHUNK_SIZE));
 }
 
-/** Checks a file's root (and whole-file hash), then renames it into place. */
+/** Checks a file's root, then renames it into place. */
 async function finishFile(
   state: FileState,
   end: Record<string, unknown>,
   dir: string,
   channel: DenoChannel,
   waitEveryMs: number,
+  counters: { bytesRead: number },
 ): Promise<ReceivedFile> {
   const { entry, partial } = state;
   const chunks = Math.max(1, Math.ceil(entry.size / CHUNK_SIZE));
+  // Every chunk written is fsynced and in the journal (and in `have`) after this.
+  await partial.finish();
   const root = createHash("sha256");
   for (let i = 0; i < chunks; i++) {
     const hex = partial.have.get(i);
@@ -675,20 +694,23 @@ async function finishFile(
     root.update(Buffer.from(hex, "hex"));
   }
   const rootHex = root.digest("hex");
-  let sha256 = state.flat && state.nextFlat === Math.ceil(entry.size / CHUNK_SIZE)
-    ? state.flat.digest("hex")
-    : null;
   if (rootHex !== end.root) {
     await partial.discard();
     throw new IntegrityError(
       `${entry.path}: the file's SHA-256 does not match the sender's; the partial file was deleted`,
     );
   }
-  await partial.finish();
-  if (sha256 === null) {
-    // Resumed (or out of order): the root so far rests on the journal's word for chunks
-    // written in an earlier session. Before the rename, the .part as it is on disk is read
-    // once, each chunk checked against its hash and the whole file hashed.
+  // The sender's whole-file SHA-256, when every chunk came in this session (each checked
+  // here, and the root over them matched).
+  let sha256 = state.chunksReceived === (entry.size === 0 ? 0 : chunks) &&
+      typeof end.sha256 === "string" &&
+      /^[0-9a-f]{64}$/.test(end.sha256)
+    ? end.sha256
+    : null;
+  if (!partial.sealed) {
+    // The journal's chunks of an earlier session cannot be vouched for (that session did not
+    // stop cleanly, or something wrote to the .part since its seal): the .part as it is on
+    // disk is read once, each chunk checked against its hash and the whole file hashed.
     // WAIT every 2 s tells the sender this side is busy, not gone.
     let told = performance.now();
     const disk = await hashOnDisk(partial.partPath, entry.size, async () => {
@@ -696,6 +718,7 @@ async function finishFile(
       told = performance.now();
       await channel.write(jsonFrame(FrameType.WAIT, {}));
     });
+    counters.bytesRead += disk.bytesRead;
     const bad = disk.chunks.findIndex((hex, i) => hex !== partial.have.get(i));
     if (bad >= 0 || disk.chunks.length !== chunks && entry.size > 0) {
       await partial.discard();
@@ -736,12 +759,13 @@ async function hashOnDisk(
   path: string,
   size: number,
   onChunk: () => Promise<void>,
-): Promise<{ chunks: string[]; sha256: string }> {
+): Promise<{ chunks: string[]; sha256: string; bytesRead: number }> {
   using file = await Deno.open(path, { read: true });
   const whole = createHash("sha256");
   const chunks: string[] = [];
   const buffer = new Uint8Array(CHUNK_SIZE);
-  for (let at = 0; at < size;) {
+  let at = 0;
+  while (at < size) {
     const part = buffer.subarray(0, Math.min(CHUNK_SIZE, size - at));
     let got = 0;
     while (got < part.length) {
@@ -749,17 +773,17 @@ async function hashOnDisk(
       if (n === null) break;
       got += n;
     }
+    at += got;
     if (got < part.length) break; // shorter than it should be: the chunk count tells
     whole.update(part);
     chunks.push(createHash("sha256").update(part).digest("hex"));
-    at += part.length;
     await onChunk();
   }
-  return { chunks, sha256: whole.digest("hex") };
+  return { chunks, sha256: whole.digest("hex"), bytesRead: at };
 }
 
 /** The manifest root of a complete file on this side (for --on-exists skip). */
-async function fileRoot(path: string): Promise<string> {
+async function fileRoot(path: string, counters: { bytesRead: number }): Promise<string> {
   using file = await Deno.open(path, { read: true });
   const root = createHash("sha256");
   const buffer = new Uint8Array(CHUNK_SIZE);
@@ -772,6 +796,7 @@ async function fileRoot(path: string): Promise<string> {
     }
     // An empty file has one chunk (of no bytes); a file of whole chunks ends at a 0-byte read.
     if (at === 0 && chunks > 0) break;
+    counters.bytesRead += at;
     root.update(createHash("sha256").update(buffer.subarray(0, at)).digest());
     if (at < buffer.length) break;
   }

@@ -9,6 +9,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { Buffer } from "node:buffer";
 import tls from "node:tls";
 import { type Channel, ConnectionClosed, NodeChannel, readFrame } from "./channel.ts";
 import { certFingerprint } from "./cert.ts";
@@ -28,6 +29,7 @@ import {
 } from "./frames.ts";
 import { senderHandshake } from "./handshake.ts";
 import { buildOffer, type LocalOffer, type Offer } from "./manifest.ts";
+import { CACHE_MIN_CHUNKS, ChunkHashCache, fileIdentity } from "./hash_cache.ts";
 
 const FRAME_OFFSET = HEADER_SIZE + DATA_HEADER_SIZE;
 
@@ -48,6 +50,10 @@ export interface SendOptions {
   signal?: AbortSignal;
   /** Symbolic links: skipped with a warning, or followed. @default {"skip"} */
   symlinks?: "skip" | "follow";
+  /** Folder of this side's chunk-hash cache ({@linkcode ChunkHashCache}), so that a resume
+   * reads only the chunks it sends; null: none (a resume reads the chunks the receiver has,
+   * to check them). The command passes `defaultHashCacheDir()`. @default {null} */
+  hashCacheDir?: string | null;
   /** Called with the offer before connecting (what will be sent). */
   onOffer?: (offer: LocalOffer) => void;
   /** Bytes present at the receiver (kept + sent), of `total`. */
@@ -60,7 +66,9 @@ export interface SentFile {
   /** Where the receiver saved it (relative to its DIR), or null when it skipped it. */
   savedAs: string | null;
   bytes: number;
-  /** Whole-file SHA-256 as the receiver computed it while the file streamed in one session. */
+  /** Whole-file SHA-256 of the bytes sent, when the whole file was sent in this session (and
+   * the receiver confirmed the root over them); after a resume, the receiver's when it
+   * re-read its `.part`; else null (the root stands for the file). */
   sha256: string | null;
   root: string;
   /** Bytes of it sent this session. */
@@ -74,6 +82,8 @@ export interface SendSummary {
   bytes: number;
   /** Total size of the files offered. */
   totalBytes: number;
+  /** Bytes of file content read from disk this session. */
+  bytesRead: number;
   seconds: number;
   skippedLinks: string[];
 }
@@ -260,6 +270,8 @@ export async function sendOffer(
   let turn = 0;
   const waitEveryMs = options.waitEveryMs ?? 2000;
   let lastWrite = performance.now();
+  let bytesRead = 0;
+  const caches: ChunkHashCache[] = [];
   try {
     for (const [index, entry] of offer.entries.entries()) {
       const plan = plans[index]!;
@@ -267,6 +279,7 @@ export async function sendOffer(
       if (plan.action === "compare") {
         // The receiver has a file of this name and size (--on-exists skip): identical content
         // (same root) is not sent; different content is sent and kept beside it.
+        bytesRead += entry.size;
         if ((await localRoot(offer.sources[index]!, entry.size, entry.path)) === plan.root) {
           await channel.write(
             jsonFrame(FrameType.FILE_END, { file: index, root: plan.root, identical: true }),
@@ -294,16 +307,28 @@ export async function sendOffer(
       }
       const have = new Map(plan.have.map(([c, h]) => [Number(c), String(h)]));
       const chunks = Math.max(1, Math.ceil(entry.size / CHUNK_SIZE));
-      // Chunk hashes and their root here; the whole-file SHA-256 is the receiver's (it comes
-      // back in FILE_OK): a second pass over every byte on this side would prove nothing more.
+      // Chunk hashes and their root here. The whole-file SHA-256 too, when every chunk is
+      // read in order this session.
       const root = createHash("sha256");
+      const whole = have.size === 0 ? createHash("sha256") : null;
       let sent = 0;
       using file = await Deno.open(offer.sources[index]!, { read: true });
+      const identity = fileIdentity(offer.sources[index]!, await file.stat());
+      const cache = chunks >= CACHE_MIN_CHUNKS
+        ? await ChunkHashCache.open(options.hashCacheDir ?? null, identity, have.size > 0)
+        : ChunkHashCache.none();
+      caches.push(cache);
       let position = 0;
       for (let c = 0; c < chunks; c++) {
         const known = have.get(c);
         const length = Math.max(0, Math.min(CHUNK_SIZE, entry.size - c * CHUNK_SIZE));
         if (receiverError) throw receiverError;
+        if (known !== undefined && cache.get(c) === known) {
+          // This machine hashed chunk c of this very file (same identity) in an earlier
+          // session and the receiver holds a chunk with that hash: nothing to read or send.
+          root.update(Buffer.from(known, "hex"));
+          continue;
+        }
         // Reuse this buffer only once the transport took its previous chunk.
         await inFlight[turn];
         const frame = buffers[turn]!.subarray(0, FRAME_OFFSET + length);
@@ -311,13 +336,17 @@ export async function sendOffer(
         const offset = c * CHUNK_SIZE;
         if (offset !== position) await file.seek(offset, Deno.SeekMode.Start);
         await readFull(file, buffer, entry.path);
+        bytesRead += length;
         position = offset + length;
         const digest = createHash("sha256").update(buffer).digest();
+        whole?.update(buffer);
         root.update(digest);
+        const hex = digest.toString("hex");
+        cache.record(c, hex);
         // A chunk the receiver has is not sent when it is this file's: a partial file of
         // another file with the same name, size and mtime must not end up mixed into this
         // one. (Read locally, at disk speed; only a differing chunk crosses the network.)
-        if (known !== undefined && digest.toString("hex") === known) {
+        if (known !== undefined && hex === known) {
           if (performance.now() - lastWrite >= waitEveryMs) {
             lastWrite = performance.now();
             await channel.write(encodeFrame(FrameType.WAIT, new TextEncoder().encode("{}")));
@@ -336,13 +365,25 @@ export async function sendOffer(
         done += length;
         options.onProgress?.(done, total);
       }
+      // Written to while it was read (its mtime or ctime moved): what went out may be a mix of
+      // two versions, so it is not confirmed.
+      if (fileIdentity(offer.sources[index]!, await file.stat()) !== identity) {
+        throw new TransferError(`${entry.path} changed while it was being sent; send it again`);
+      }
       const rootHex = root.digest("hex");
-      await channel.write(jsonFrame(FrameType.FILE_END, { file: index, root: rootHex }));
+      const sha256 = whole ? whole.digest("hex") : null;
+      await channel.write(
+        jsonFrame(FrameType.FILE_END, {
+          file: index,
+          root: rootHex,
+          ...(sha256 ? { sha256 } : {}),
+        }),
+      );
       files.push({
         path: entry.path,
         savedAs: null,
         bytes: entry.size,
-        sha256: null,
+        sha256,
         root: rootHex,
         sent,
       });
@@ -356,6 +397,14 @@ export async function sendOffer(
     const last = Promise.race([doneReceived, reader]);
     await (idle ? last : withTimeout(last, timeoutMs * 6));
   } catch (error) {
+    for (const cache of caches) cache.close();
+    if (!receiverError && !(error instanceof ConnectionClosed)) {
+      // A failure on this side (a file that changed or shrank): the receiver is told and the
+      // connection ends (it keeps what arrived for a resume).
+      const message = error instanceof Error ? error.message : String(error);
+      await channel.write(jsonFrame(FrameType.ERROR, { message })).catch(() => {});
+      channel.close();
+    }
     await reader;
     if (receiverError) throw receiverError;
     if (error instanceof ConnectionClosed) {
@@ -363,11 +412,15 @@ export async function sendOffer(
     }
     throw error;
   }
+  for (const cache of caches) cache.close();
   if (receiverError) throw receiverError;
+  // Every file is saved: their hash caches are of no more use.
+  for (const cache of caches) await cache.remove();
   for (const f of files as (SentFile & { index?: number })[]) {
     if (f.index !== undefined) {
       f.savedAs = saved.get(f.index)?.name ?? null;
-      f.sha256 = saved.get(f.index)?.sha256 ?? null;
+      // Resumed: the receiver's, when it re-read the whole file from its disk.
+      f.sha256 ??= saved.get(f.index)?.sha256 ?? null;
     }
     delete f.index;
   }
@@ -375,6 +428,7 @@ export async function sendOffer(
     files,
     bytes,
     totalBytes: offer.totalBytes,
+    bytesRead,
     seconds: (performance.now() - started) / 1000,
     skippedLinks: offer.skippedLinks,
   };

@@ -1,0 +1,206 @@
+/**
+ * file-send resume on disk (issue 10): O(missing) reads on both sides, the journal's seal,
+ * the sender's chunk-hash cache. Real TLS sockets on port 0, real files in temp folders.
+ */
+
+import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
+import { join } from "@std/path";
+import { createHash } from "node:crypto";
+import {
+  CHUNK_SIZE,
+  IntegrityError,
+  receiveFiles,
+  type ReceiveOptions,
+  type ReceiveSummary,
+  sendFiles,
+  type SendSummary,
+  TransferError,
+} from "../lib/transfer/mod.ts";
+
+const CODE = "velvet-ocean-trip";
+
+async function randomFile(path: string, size: number): Promise<Uint8Array> {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65536) {
+    crypto.getRandomValues(bytes.subarray(i, Math.min(size, i + 65536)));
+  }
+  await Deno.writeFile(path, bytes);
+  return bytes;
+}
+
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+interface Receiver {
+  port: number;
+  done: Promise<ReceiveSummary>;
+  stop: AbortController;
+}
+
+/** A receiver that survives lost connections; `onProgress` sees its progress. */
+async function startReceiver(dst: string, options: Partial<ReceiveOptions> = {}) {
+  const ready = Promise.withResolvers<number>();
+  const stop = new AbortController();
+  const done = receiveFiles({
+    dir: dst,
+    hostname: "127.0.0.1",
+    port: 0,
+    code: CODE,
+    once: false,
+    signal: stop.signal,
+    ...options,
+    onListening: ({ port }) => ready.resolve(port),
+  });
+  done.catch((error) => ready.reject(error));
+  return { port: await ready.promise, done, stop } satisfies Receiver;
+}
+
+async function withDirs(
+  fn: (src: string, dst: string, cache: string) => Promise<void>,
+): Promise<void> {
+  const dirs = await Promise.all(
+    ["fs-src-", "fs-dst-", "fs-cache-"].map((prefix) => Deno.makeTempDir({ prefix })),
+  );
+  try {
+    await fn(dirs[0]!, dirs[1]!, dirs[2]!);
+  } finally {
+    for (const d of dirs) await Deno.remove(d, { recursive: true });
+  }
+}
+
+/**
+ * Sends `path`, stopping the sender (abort) once the receiver reports `fraction` of the file
+ * present; resolves when the receiver has taken the lost connection.
+ */
+async function interruptedSend(
+  path: string,
+  port: number,
+  kill: AbortController,
+  cache: string,
+): Promise<void> {
+  await assertRejects(
+    () =>
+      sendFiles([path], "127.0.0.1", port, {
+        code: CODE,
+        signal: kill.signal,
+        hashCacheDir: cache,
+      }),
+    TransferError,
+  );
+}
+
+Deno.test("file-send resume is O(missing) on disk: after a ~50 % interruption each side reads < 60 % of the file", async () => {
+  await withDirs(async (src, dst, cache) => {
+    const size = 16 * CHUNK_SIZE + 12345;
+    const bytes = await randomFile(join(src, "movie.bin"), size);
+    const kill = new AbortController();
+    const lost = Promise.withResolvers<void>();
+    const receiver = await startReceiver(dst, {
+      onProgress: (done, total) => {
+        if (done >= total / 2) kill.abort();
+      },
+      onEvent: (event) => event === "connection_lost" && lost.resolve(),
+    });
+    await interruptedSend(join(src, "movie.bin"), receiver.port, kill, cache);
+    await lost.promise;
+    // What the receiver kept is journaled and sealed.
+    const journal = await Deno.readTextFile(join(dst, "movie.bin.part.journal"));
+    assertMatch(journal.trimEnd().split("\n").at(-1)!, /^S /);
+    const again: SendSummary = await sendFiles(
+      [join(src, "movie.bin")],
+      "127.0.0.1",
+      receiver.port,
+      {
+        code: CODE,
+        hashCacheDir: cache,
+      },
+    );
+    const got = await receiver.done;
+    assert(again.bytes > 0 && again.bytes < 0.6 * size, `sent ${again.bytes} of ${size}`);
+    assert(again.bytesRead < 0.6 * size, `sender read ${again.bytesRead} of ${size}`);
+    assertEquals(again.bytesRead, again.bytes); // it read exactly what it sent
+    assert(got.bytesRead < 0.6 * size, `receiver read ${got.bytesRead} of ${size}`);
+    assertEquals(got.bytesRead, 0); // the sealed .part is not read back
+    assertEquals(sha256(await Deno.readFile(join(dst, "movie.bin"))), sha256(bytes));
+    assertEquals(got.files[0]!.root, again.files[0]!.root);
+    // The file is saved: its cache is gone, and so is the journal.
+    assertEquals([...Deno.readDirSync(cache)], []);
+    assertEquals([...Deno.readDirSync(dst)].map((e) => e.name), ["movie.bin"]);
+  });
+});
+
+Deno.test("hostile: a sealed .part written to after its seal is re-read before the rename; the changed chunk is caught", async () => {
+  await withDirs(async (src, dst, cache) => {
+    const size = 8 * CHUNK_SIZE;
+    await randomFile(join(src, "r.bin"), size);
+    const kill = new AbortController();
+    const lost = Promise.withResolvers<void>();
+    const receiver = await startReceiver(dst, {
+      onProgress: (done, total) => {
+        if (done >= total / 2) kill.abort();
+      },
+      onEvent: (event) => event === "connection_lost" && lost.resolve(),
+    });
+    try {
+      await interruptedSend(join(src, "r.bin"), receiver.port, kill, cache);
+      await lost.promise;
+      // Another program changes one byte of chunk 1 in place (its mtime and ctime move; the
+      // journal still names chunk 1's old hash).
+      const part = await Deno.open(join(dst, "r.bin.part"), { read: true, write: true });
+      await part.seek(CHUNK_SIZE + 77, Deno.SeekMode.Start);
+      const one = new Uint8Array(1);
+      await part.read(one);
+      one[0]! ^= 0x01;
+      await part.seek(CHUNK_SIZE + 77, Deno.SeekMode.Start);
+      await part.write(one);
+      part.close();
+      const error = await assertRejects(
+        () =>
+          sendFiles([join(src, "r.bin")], "127.0.0.1", receiver.port, {
+            code: CODE,
+            hashCacheDir: cache,
+          }),
+        IntegrityError,
+      );
+      assertMatch(error.message, /r\.bin: chunk 1 of the partial file on disk does not match/);
+      assertEquals([...Deno.readDirSync(dst)], []); // .part and journal deleted, nothing saved
+    } finally {
+      receiver.stop.abort();
+      await receiver.done.catch(() => {});
+    }
+  });
+});
+
+Deno.test("file-send resume: the sender's cached hashes are not used for a file rewritten in place with its mtime set back", async () => {
+  await withDirs(async (src, dst, cache) => {
+    const size = 8 * CHUNK_SIZE;
+    const path = join(src, "r.bin");
+    const bytes = await randomFile(path, size);
+    const mtime = (await Deno.stat(path)).mtime!;
+    const kill = new AbortController();
+    const lost = Promise.withResolvers<void>();
+    const receiver = await startReceiver(dst, {
+      onProgress: (done, total) => {
+        if (done >= total / 2) kill.abort();
+      },
+      onEvent: (event) => event === "connection_lost" && lost.resolve(),
+    });
+    await interruptedSend(path, receiver.port, kill, cache);
+    await lost.promise;
+    // Chunk 0 changes in place; size and mtime are as before (the receiver's journal key
+    // still matches, and so does its chunk 0 hash of the old content).
+    bytes[5]! ^= 0xff;
+    using f = await Deno.open(path, { write: true });
+    await f.write(bytes.subarray(0, 16));
+    await Deno.utime(path, mtime, mtime);
+    const again = await sendFiles([path], "127.0.0.1", receiver.port, {
+      code: CODE,
+      hashCacheDir: cache,
+    });
+    await receiver.done;
+    // The identity moved (its ctime), so the sender read every chunk the receiver has again,
+    // and sent chunk 0, whose hash differs now.
+    assertEquals(again.bytesRead, size);
+    assert(again.bytes > CHUNK_SIZE && again.bytes < size, `sent ${again.bytes}`);
+    assertEquals(sha256(await Deno.readFile(join(dst, "r.bin"))), sha256(bytes));
+  });
+});

@@ -1,7 +1,7 @@
 /**
  * What the fan-out benchmarks read from Linux /proc: a process's CPU time and RSS, the whole
  * machine's busy time, reading a child's output line by line, and stopping a child politely
- * then firmly.
+ * then firmly; and the small helpers the fan-out benchmarks share (ports, open-files limit).
  *
  * @module
  */
@@ -99,4 +99,40 @@ export class Lines {
       if (pred(line)) return line;
     }
   }
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** `x` with `digits` decimals, or "—" when it is not a finite number. */
+export function fmt(x: number, digits: number): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : "—";
+}
+
+/** A free TCP port on 127.0.0.1 (bound and released; a server takes it next). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Runs `cmd` with the open-files limit raised as far as allowed (exec keeps the pid). */
+export function withNoFile(
+  cmd: string,
+  cmdArgs: string[],
+  options: Deno.CommandOptions,
+): Deno.Command {
+  return new Deno.Command("bash", {
+    ...options,
+    args: [
+      "-c",
+      'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"',
+      "bash",
+      cmd,
+      ...cmdArgs,
+    ],
+  });
 }

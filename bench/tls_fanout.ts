@@ -51,7 +51,16 @@ import { encodeControl } from "../lib/wire/messages.ts";
 import { FrameType } from "../lib/wire/frame.ts";
 import { packetizeSong } from "../lib/media/packetizer.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
-import { Lines, machineBusy, sampleProcess, stopProcess } from "./_proc.ts";
+import {
+  fmt,
+  freePort,
+  Lines,
+  machineBusy,
+  sampleProcess,
+  sleep,
+  stopProcess,
+  withNoFile,
+} from "./_proc.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
@@ -244,27 +253,9 @@ async function listenerRole(): Promise<void> {
   void tasks;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 // ---------------------------------------------------------------------------------------------
 // Parent: orchestration and /proc measurements.
 // ---------------------------------------------------------------------------------------------
-
-/** Runs `cmd` with the open-files limit raised as far as allowed (exec keeps the pid). */
-function withNoFile(cmd: string, cmdArgs: string[], options: Deno.CommandOptions): Deno.Command {
-  return new Deno.Command("bash", {
-    ...options,
-    args: [
-      "-c",
-      'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"',
-      "bash",
-      cmd,
-      ...cmdArgs,
-    ],
-  });
-}
 
 interface Listeners {
   child: Deno.ChildProcess;
@@ -451,13 +442,6 @@ async function runSoundsock(
   }
 }
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
 async function icecastStatus(port: number): Promise<{ icestats: { source?: unknown } } | null> {
   try {
     const r = await fetch(`http://127.0.0.1:${port}/status-json.xsl`);
@@ -572,10 +556,6 @@ async function nominalRate(songsDir: string): Promise<number> {
   const p = await packetizeSong(song, 16 * 1024);
   const bytes = p.packets.reduce((a, k) => a + k.payload.length + 32, 0);
   return bytes / (p.durationUs / 1e6);
-}
-
-function fmt(x: number, digits: number): string {
-  return Number.isFinite(x) ? x.toFixed(digits) : "—";
 }
 
 async function parent(): Promise<void> {

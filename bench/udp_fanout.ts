@@ -33,7 +33,7 @@ import { encodeControl } from "../lib/wire/messages.ts";
 import { FrameType } from "../lib/wire/frame.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
 import { packetizeSong } from "../lib/media/packetizer.ts";
-import { Lines, machineBusy, sampleProcess, stopProcess } from "./_proc.ts";
+import { fmt, Lines, machineBusy, sampleProcess, sleep, stopProcess } from "./_proc.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
@@ -337,7 +337,7 @@ async function measureWindow(
   const m0 = machineBusy();
   const d0 = udpRcvbufErrors();
   const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, seconds * 1000));
+  await sleep(seconds * 1000);
   const s1 = sampleProcess(pid);
   const l1 = lsPids.map(sampleProcess);
   const m1 = machineBusy();
@@ -406,12 +406,12 @@ async function runReal(
   try {
     const line = await err.next((l) => l.includes("listening on"), 30_000, "udp-server to listen");
     const port = Number(/:(\d+) /.exec(line)?.[1]);
-    await new Promise((r) => setTimeout(r, 2000)); // station running, JIT warm, 0 listeners
+    await sleep(2000); // station running, JIT warm, 0 listeners
     const base = sampleProcess(server.pid);
     const ls = await startListeners(n, procs, port);
     try {
       if (ls.joined < n) progress(`warning: only ${ls.joined}/${n} listeners joined`);
-      await new Promise((r) => setTimeout(r, settle * 1000));
+      await sleep(settle * 1000);
       return await measureWindow(server.pid, ls, seconds, base.rssKiB);
     } finally {
       await stopListeners(ls);
@@ -458,7 +458,7 @@ async function runBare(
       // Its 0-listener baseline RSS is not separable (it sends to all from the start): sample
       // right after start-up instead.
       const base = sampleProcess(sender.pid);
-      await new Promise((r) => setTimeout(r, settle * 1000));
+      await sleep(settle * 1000);
       return await measureWindow(sender.pid, ls, seconds, base.rssKiB);
     } finally {
       await stopProcess(sender, progress);
@@ -467,10 +467,6 @@ async function runBare(
     await stopListeners(ls);
     await Deno.remove(portsFile).catch(() => {});
   }
-}
-
-function fmt(x: number, digits: number): string {
-  return Number.isFinite(x) ? x.toFixed(digits) : "—";
 }
 
 async function parent(): Promise<void> {

@@ -35,7 +35,16 @@
 import { parseArgs } from "@std/cli/parse-args";
 import { basename, join } from "@std/path";
 import { createCertificates } from "../lib/tls/certs.ts";
-import { Lines, machineBusy, sampleProcess, stopProcess } from "./_proc.ts";
+import {
+  fmt,
+  freePort,
+  Lines,
+  machineBusy,
+  sampleProcess,
+  sleep,
+  stopProcess,
+  withNoFile,
+} from "./_proc.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
@@ -47,10 +56,6 @@ const progress = (line: string) => Deno.stderr.writeSync(enc.encode(line + "\n")
 const args = parseArgs(Deno.args, {
   string: ["listeners", "seconds", "settle", "song", "role", "port", "count", "ca", "path"],
 });
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Child role: N HTTPS listeners, driven by lines on stdin, reporting JSON lines on stdout.
@@ -190,19 +195,6 @@ async function listenerRole(): Promise<void> {
 // Parent.
 // ---------------------------------------------------------------------------------------------
 
-function withNoFile(cmd: string, cmdArgs: string[], options: Deno.CommandOptions): Deno.Command {
-  return new Deno.Command("bash", {
-    ...options,
-    args: [
-      "-c",
-      'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"',
-      "bash",
-      cmd,
-      ...cmdArgs,
-    ],
-  });
-}
-
 interface Listeners {
   child: Deno.ChildProcess;
   out: Lines;
@@ -308,13 +300,6 @@ async function baseline(pids: number[], seconds: number) {
     const b = sampleProcess(pid);
     return { cpuRate: (b.cpuS - a[i]!.cpuS) / wall, rssKiB: b.rssKiB };
   });
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 async function icecastMount(port: number): Promise<boolean> {
@@ -446,10 +431,6 @@ async function runN(setup: Setup, n: number, seconds: number, settle: number) {
     await stopProcess(server, progress);
     await stopProcess(icecast, progress);
   }
-}
-
-function fmt(x: number, digits: number): string {
-  return Number.isFinite(x) ? x.toFixed(digits) : "—";
 }
 
 async function parent(): Promise<void> {

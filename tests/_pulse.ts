@@ -24,8 +24,11 @@ export interface Pulse extends AsyncDisposable {
   readonly env: Record<string, string>;
   /** Runs pactl against this daemon; returns stdout. */
   pactl(...args: string[]): Promise<string>;
-  /** Starts recording the speaker monitor (s16le mono at `rate`); resolves once data flows. */
-  recordSpeaker(rate: number): Promise<{ stop(): Promise<Int16Array> }>;
+  /**
+   * Starts recording the speaker monitor (s16le mono at `rate`); resolves once data flows.
+   * `source` records another one instead (`micfeed.monitor`: what was fed to the microphone).
+   */
+  recordSpeaker(rate: number, source?: string): Promise<{ stop(): Promise<Int16Array> }>;
   /** Plays a WAV file into the virtual microphone; resolves when paplay finished. */
   playToMic(wavPath: string): Promise<void>;
 }
@@ -144,10 +147,10 @@ export async function startPulse(): Promise<Pulse> {
     runtimeDir,
     env,
     pactl,
-    async recordSpeaker(rate: number) {
+    async recordSpeaker(rate: number, source = "speaker.monitor") {
       const child = new Deno.Command("parec", {
         args: [
-          "--device=speaker.monitor",
+          `--device=${source}`,
           "--format=s16le",
           `--rate=${rate}`,
           "--channels=1",

@@ -61,8 +61,8 @@ export function outputOpener(
   flags: AudioOutputFlags,
   out: Output,
   signal: AbortSignal,
-): (format: PcmFormat) => Promise<PcmOutput> {
-  return async (format) => {
+): (format: PcmFormat, hints?: { periodMs?: number }) => Promise<PcmOutput> {
+  return async (format, hints) => {
     const { openPcmSink } = await import("../audio/sink.ts");
     const sink = await openPcmSink({
       sampleRate: format.sampleRate,
@@ -70,6 +70,7 @@ export function outputOpener(
       output: flags.output,
       backend: flags["audio-backend"] as "auto" | "pulse" | "alsa" | "null",
       device: flags.device,
+      periodMs: hints?.periodMs,
       signal,
     });
     announceOutput(out, sink.description, sink.fellBackToNull, format);

@@ -44,6 +44,14 @@ export interface LiveLatencyReport {
   /** Drift correction (a device output): single frames dropped and inserted. */
   framesDropped?: number;
   framesInserted?: number;
+  /** Frames skipped at the start: stale audio that came while the output opened. */
+  framesSkipped?: number;
+  /** Drift correction: the smoothed level (jitter buffer + device queue) at the end, ms. */
+  levelMs?: number;
+  /** Drift correction: the level it keeps (latched after settling), ms. */
+  targetMs?: number;
+  /** The device period the output was opened with (ms). */
+  devicePeriodMs?: number;
 }
 
 /** Collects per-packet latencies; see the module doc. */

@@ -41,6 +41,23 @@ export interface DriftControllerOptions {
   kp?: number;
   /** Integral gain (per s²). @default {0.0025} */
   ki?: number;
+  /**
+   * While settling, a level above this (ms) is stale audio — the output opened late and the
+   * packets that came meanwhile were all handed to it at once: whole blocks are skipped until
+   * the level is under it, so the delay latched is the live one, not the backlog.
+   * @default {Infinity}
+   */
+  maxStartMs?: number;
+}
+
+/**
+ * The device period (ms) a live stream's output is opened with, from its `--buffer`: half of
+ * it, 10 ms at least and 100 ms at most. PulseAudio's stream target (tlength) is one period,
+ * so this is what a stalled audio thread can survive — a larger buffer buys that too — and
+ * the part of the heard latency the device adds (the default 40 ms buffer: 20 ms).
+ */
+export function livePeriodMs(bufferMs: number): number {
+  return Math.max(10, Math.min(100, Math.round(bufferMs / 2)));
 }
 
 /**
@@ -56,6 +73,7 @@ export class DriftController {
   readonly #tau: number;
   readonly #kp: number;
   readonly #ki: number;
+  readonly #maxStartFrames: number;
   #smoothed: number | undefined;
   #integral = 0;
   #carry = 0;
@@ -66,6 +84,8 @@ export class DriftController {
   dropped = 0;
   /** Frames inserted (level too low: the sender's clock is slower). */
   inserted = 0;
+  /** Frames skipped while settling (stale audio above maxStartMs). */
+  skipped = 0;
 
   /** Creates a controller for one stream. */
   constructor(options: DriftControllerOptions) {
@@ -76,11 +96,17 @@ export class DriftController {
     this.#tau = options.smoothingS ?? 1;
     this.#kp = options.kp ?? 0.05;
     this.#ki = options.ki ?? 0.0025;
+    this.#maxStartFrames = (options.maxStartMs ?? Infinity) * this.#rate / 1000;
   }
 
   /** The smoothed buffer level in ms (undefined before the first update). */
   get levelMs(): number | undefined {
     return this.#smoothed === undefined ? undefined : this.#smoothed * 1000 / this.#rate;
+  }
+
+  /** The target level in ms (undefined until latched). */
+  get targetMs(): number | undefined {
+    return Number.isNaN(this.targetFrames) ? undefined : this.targetFrames * 1000 / this.#rate;
   }
 
   /**
@@ -97,9 +123,15 @@ export class DriftController {
   /**
    * One output block: `levelFrames` is the audio queued ahead of the output (jitter buffer +
    * device) before taking `blockFrames`. Returns how many extra input frames to consume for
-   * this block: +1 (drop one frame), −1 (insert one), or 0.
+   * this block: +1 (drop one frame), −1 (insert one), or 0 — or, while settling above
+   * maxStartMs, `blockFrames` (skip the whole block; {@linkcode adjustBlock} returns nothing).
    */
   update(levelFrames: number, blockFrames: number): number {
+    if (Number.isNaN(this.targetFrames) && levelFrames - blockFrames > this.#maxStartFrames) {
+      // Stale audio from a late start: not played, and not part of the level followed.
+      this.skipped += blockFrames;
+      return blockFrames;
+    }
     const dt = blockFrames / this.#rate;
     const a = Math.min(1, dt / this.#tau);
     this.#smoothed = this.#smoothed === undefined
@@ -142,12 +174,14 @@ export class DriftController {
 
 /**
  * Applies a {@linkcode DriftController.update} result to a block of `frames + delta`
- * interleaved input frames, returning `frames` output frames: a dropped frame is merged with
+ * interleaved input frames, returning `frames` output frames (none when the whole block is
+ * skipped, `delta` ≥ its length): a dropped frame is merged with
  * its neighbour (their mean), an inserted one is the mean of two neighbours — at the middle
  * of the block, so the step is one sample's worth and inaudible.
  */
 export function adjustBlock(pcm: Int16Array, channels: number, delta: number): Int16Array {
   const frames = pcm.length / channels;
+  if (delta >= frames) return pcm.subarray(0, 0);
   if (delta === 0 || frames < 2) return pcm;
   const mid = Math.floor(frames / 2);
   if (delta > 0) {

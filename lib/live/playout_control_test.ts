@@ -165,3 +165,30 @@ Deno.test("--buffer auto picks the smallest size with under 0.05 % simulated und
   // Chaos (up to 1 s): capped at the largest size, not grown without limit.
   assertEquals(choose((r) => 1000 * r()), 200);
 });
+
+Deno.test("drift: stale audio above maxStartMs while settling is skipped whole, and not latched as the delay", () => {
+  const c = new DriftController({ sampleRate: 48_000, maxStartMs: 100, settleS: 0.5 });
+  // The output opened late: 300 ms came at once. Blocks are skipped until the level is under.
+  let level = 48 * 300;
+  let skippedBlocks = 0;
+  for (let i = 0; i < 100; i++) {
+    const d = c.update(level, 480);
+    if (d === 480) {
+      skippedBlocks++;
+      level -= 480; // a skipped block leaves the queue without being played
+    }
+    // Otherwise the block played and a new one arrived: the level holds.
+  }
+  // Skipped while what is left after the block is above 100 ms: (300 − 110) / 10 blocks.
+  assertEquals(skippedBlocks, 19);
+  assertEquals(c.skipped, 19 * 480);
+  assertEquals(
+    adjustBlock(new Int16Array(960), 2, 480).length,
+    0,
+    "a skipped block writes nothing",
+  );
+  // Latched at the level left, and past settling nothing more is skipped.
+  for (let i = 0; i < 200; i++) c.update(level, 480);
+  assert(c.targetMs !== undefined && Math.abs(c.targetMs - level / 48) < 1, String(c.targetMs));
+  assertEquals(c.update(48 * 500, 480) === 480, false);
+});

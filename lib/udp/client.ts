@@ -34,7 +34,7 @@ import { formatAddress, type UdpAddress, UdpSocket } from "../net/udp_socket.ts"
 import type { Impairment } from "./impairment.ts";
 import { type BufferedPacket, JitterBuffer } from "./jitter_buffer.ts";
 import { LatencyMeter, wallClockUs } from "../live/latency.ts";
-import { adjustBlock, AutoBuffer, DriftController } from "../live/playout_control.ts";
+import { adjustBlock, AutoBuffer, DriftController, livePeriodMs } from "../live/playout_control.ts";
 import { SequenceGuard } from "./sequence_guard.ts";
 import { type ReceptionReport, ReceptionStats } from "./reception_stats.ts";
 import type { SessionTimeline } from "../report/timeline.ts";
@@ -117,8 +117,11 @@ export interface UdpClientOptions {
   timeoutMs?: number;
   /** Receive-side impairment (`--sim-*`). */
   impairment?: Impairment;
-  /** Opens the PCM output with the first stream's format; without it nothing is decoded. */
-  openOutput?: (format: PcmFormat) => Promise<PcmOutput>;
+  /**
+   * Opens the PCM output with the first stream's format; without it nothing is decoded. A live
+   * capture passes the device period it wants (lib/live/playout_control.ts livePeriodMs).
+   */
+  openOutput?: (format: PcmFormat, hints?: { periodMs?: number }) => Promise<PcmOutput>;
   /**
    * Radio: stop after this many seconds of wall time from ACCEPT, whatever the output: what is
    * still buffered or queued on the device is not waited for.
@@ -610,7 +613,13 @@ async function receiveStream(
   const windowUs = Math.max(options.bufferMs ?? 200, 1000) * 1000;
   using playout = new MediaPlayout({
     openOutput: async (format) => {
-      const out = output = await options.openOutput!(format);
+      // A live capture: the device period follows --buffer (a stall it can survive, and its
+      // share of the heard latency).
+      livePeriod = liveEpochUs === undefined ? undefined : livePeriodMs(jitter.bufferMs);
+      const out = output = await options.openOutput!(
+        format,
+        livePeriod === undefined ? undefined : { periodMs: livePeriod },
+      );
       return {
         write: (pcm, o) => {
           // A live capture to a device: single frames dropped or inserted keep the delay it
@@ -636,6 +645,8 @@ async function receiveStream(
   const deviceLatency = new LatencyMeter();
   /** A live capture played to a device: keeps the delay at bufferMs. */
   let drift: DriftController | undefined;
+  /** A live capture's device period (ms). */
+  let livePeriod: number | undefined;
   /** Timestamp of the packet being played (the jitter buffer holds what is newer). */
   let playingUs = 0;
   let lastEndUs: number | undefined;
@@ -748,7 +759,11 @@ async function receiveStream(
             now + queued * 1e6 / playout.format.sampleRate,
           );
           // The delay the stream settled at (jitter buffer + device) is kept.
-          drift ??= new DriftController({ sampleRate: playout.format.sampleRate });
+          // What came while the device opened is skipped, not latched as the delay.
+          drift ??= new DriftController({
+            sampleRate: playout.format.sampleRate,
+            maxStartMs: jitter.bufferMs + 2 * (livePeriod ?? 50) + 20,
+          });
         }
       }
       if (current.info.codec === "pcm_s16le") {
@@ -840,6 +855,10 @@ async function receiveStream(
       report.live.driftPpm = Math.round(drift.driftPpm * 10) / 10;
       report.live.framesDropped = drift.dropped;
       report.live.framesInserted = drift.inserted;
+      report.live.framesSkipped = drift.skipped;
+      if (drift.levelMs !== undefined) report.live.levelMs = Math.round(drift.levelMs * 10) / 10;
+      if (drift.targetMs !== undefined) report.live.targetMs = Math.round(drift.targetMs * 10) / 10;
+      if (livePeriod !== undefined) report.live.devicePeriodMs = livePeriod;
     }
   }
   log.event("stats", { ...report });

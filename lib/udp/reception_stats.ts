@@ -315,6 +315,14 @@ function liveRows(
       { label: "drift_dropped", text: String(live.framesDropped), json: live.framesDropped },
       { label: "drift_inserted", text: String(live.framesInserted), json: live.framesInserted! },
     ]),
+    ...(live.framesSkipped === undefined ? [] : [
+      { label: "drift_skipped", text: String(live.framesSkipped), json: live.framesSkipped },
+    ]),
+    ...(live.levelMs === undefined ? [] : [ms("drift_level_ms", live.levelMs)]),
+    ...(live.targetMs === undefined ? [] : [ms("drift_target_ms", live.targetMs)]),
+    ...(live.devicePeriodMs === undefined ? [] : [
+      { label: "device_period_ms", text: String(live.devicePeriodMs), json: live.devicePeriodMs },
+    ]),
   ];
 }
 

@@ -3,7 +3,10 @@
  * of them with lib/icecast/ogg_opus.ts: the station's own Opus frames, no re-encoding. Like
  * Icecast, a listener gets the stream's two header pages (OpusHead, OpusTags) and then the
  * audio pages from the moment it joined (plus the last `joinBurstMs` of pages so playback
- * starts at once); its first granule is therefore not 0 (a live stream's start time).
+ * starts at once). Each listener gets those pages with its own granule positions and page
+ * numbers, as if the stream had started when it joined (lib/icecast/ogg_rebase.ts: VLC 3
+ * cannot play a first page that says "an hour in"); the pages are muxed once, and a listener
+ * costs a copy of each batch with 12 bytes and the CRC patched.
  *
  * @module
  */
@@ -11,6 +14,7 @@
 import type { Station, StationEvent } from "../media/station.ts";
 import { splitOpusPayload } from "../station/encoder.ts";
 import { OggOpusMuxer } from "../icecast/ogg_opus.ts";
+import { OggRebaser, type SharedOggPage, sharedOggPage } from "../icecast/ogg_rebase.ts";
 import { ListenerQueue, type ListenerQueueOptions } from "./listener_queue.ts";
 import type { HttpConn } from "./http.ts";
 import { HttpError } from "./errors.ts";
@@ -31,13 +35,13 @@ export interface OggFeedOptions extends ListenerQueueOptions {
 export class OggFeed {
   readonly #station: Station;
   readonly #options: OggFeedOptions;
-  readonly #listeners = new Set<ListenerQueue>();
+  readonly #listeners = new Map<ListenerQueue, OggRebaser>();
   #mux: OggOpusMuxer | undefined;
   #headers: Uint8Array | undefined;
-  #recent: { page: Uint8Array; samples: number }[] = [];
+  #recent: SharedOggPage[] = [];
   #recentSamples = 0;
   #pcm = false;
-  #batch: Uint8Array[] = [];
+  #batch: SharedOggPage[] = [];
   #batchSamples = 0;
   readonly #unsubscribe: () => void;
   /** Listeners dropped because their queue filled. */
@@ -52,7 +56,7 @@ export class OggFeed {
 
   /** Bytes sent to and queued for each listener now. */
   queues(): { sent: number; queued: number }[] {
-    return [...this.#listeners].map((q) => ({ sent: q.bytesSent, queued: q.queuedBytes }));
+    return [...this.#listeners.keys()].map((q) => ({ sent: q.bytesSent, queued: q.queuedBytes }));
   }
 
   /** HTTP listeners now. */
@@ -73,13 +77,15 @@ export class OggFeed {
     const room = (this.#options.maxBytes ?? 256 * 1024) / 2 - this.#headers!.length;
     let first = this.#recent.length;
     for (let bytes = 0; first > 0; first--) {
-      bytes += this.#recent[first - 1]!.page.length;
+      bytes += this.#recent[first - 1]!.bytes.length;
       if (bytes > room) break;
     }
     // Pages still waiting in the current batch come with the batch, not the burst.
     const last = this.#recent.length - this.#batch.length;
-    for (const r of this.#recent.slice(first, Math.max(first, last))) q.push(r.page);
-    this.#listeners.add(q);
+    const rebaser = new OggRebaser();
+    const burst = this.#recent.slice(first, Math.max(first, last));
+    if (burst.length > 0) q.push(rebaser.rebase(burst));
+    this.#listeners.set(q, rebaser);
     q.finished.then((end) => {
       this.#listeners.delete(q);
       if (end === "too_slow") this.dropped++;
@@ -101,7 +107,7 @@ export class OggFeed {
   /** Unsubscribes and ends every listener. */
   close(): void {
     this.#unsubscribe();
-    for (const q of this.#listeners) q.end("stopped");
+    for (const q of this.#listeners.keys()) q.end("stopped");
   }
 
   #onEvent(event: StationEvent): void {
@@ -122,32 +128,25 @@ export class OggFeed {
     }
     if (this.#pcm || !this.#mux) return;
     const frames = splitOpusPayload(event.packet.payload);
-    const before = this.#mux.granule;
-    const pages = this.#mux.pages(frames);
-    const samples = Number(this.#mux.granule - before);
-    const page = pages.length === 1 ? pages[0]! : concat(pages);
-    this.#recent.push({ page, samples });
-    this.#recentSamples += samples;
+    let granule = this.#mux.granule;
+    for (const bytes of this.#mux.pages(frames)) {
+      // Every page of this muxer ends a packet, so its granule is set.
+      const page = sharedOggPage(bytes, 0);
+      const shared = { ...page, samples: Number(page.granule - granule) };
+      granule = page.granule;
+      this.#recent.push(shared);
+      this.#recentSamples += shared.samples;
+      this.#batch.push(shared);
+      this.#batchSamples += shared.samples;
+    }
     const keep = (this.#options.joinBurstMs ?? 1000) * 48;
     while (this.#recent.length > 1 && this.#recentSamples - this.#recent[0]!.samples >= keep) {
       this.#recentSamples -= this.#recent.shift()!.samples;
     }
-    this.#batch.push(page);
-    this.#batchSamples += samples;
     if (this.#batchSamples < (this.#options.batchMs ?? 500) * 48) return;
-    const batch = this.#batch.length === 1 ? this.#batch[0]! : concat(this.#batch);
+    const batch = this.#batch;
     this.#batch = [];
     this.#batchSamples = 0;
-    for (const q of this.#listeners) q.push(batch);
+    for (const [q, rebaser] of this.#listeners) q.push(rebaser.rebase(batch));
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -52,68 +52,73 @@ function describe(samples: Int16Array) {
   };
 }
 
-/** A station on the air for `onAirMs` before the player joins. */
-async function station(onAirMs: number) {
+/**
+ * Starts a tls-server --web, waits 6 s (a station on the air), runs the player `argv(url, dir)`
+ * builds (writing `dir/out.wav`, `dir` writable by anyone), and checks what it wrote: at least
+ * `minSeconds` of sound with no gap.
+ */
+async function assertPlays(
+  player: string,
+  minSeconds: number,
+  argv: (url: string, dir: string) => Promise<string[]>,
+) {
   const server = await spawnTlsServer(SONGS, ["--web"]);
-  await new Promise((r) => setTimeout(r, onAirMs));
-  return server;
+  const dir = await Deno.makeTempDir({ prefix: `soundsock-${player}-` });
+  try {
+    await Deno.chmod(dir, 0o777);
+    await new Promise((r) => setTimeout(r, 6000));
+    const [cmd, ...args] = await argv(`https://localhost:${server.port}/stream`, dir);
+    const out = await new Deno.Command(cmd!, {
+      args,
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(30_000),
+    }).output();
+    const said = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+    assert(out.success, `${player} failed: ${said}`);
+    const heard = describe(await decode(join(dir, "out.wav")));
+    assertGreater(heard.seconds, minSeconds, `${JSON.stringify(heard)}; ${player} said: ${said}`);
+    assertGreater(heard.rms, 300, `${player} wrote near-silence: ${JSON.stringify(heard)}`);
+    assert(heard.longestQuietMs < 500, `a gap in ${player}'s playback: ${JSON.stringify(heard)}`);
+  } finally {
+    server.child.kill("SIGTERM");
+    await server.child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 Deno.test({
   name: "players: mpv plays /stream over verified HTTPS, joining a station on the air",
   ignore: !have("mpv") && !inCi,
   sanitizeResources: false,
-  async fn() {
-    const server = await station(6000);
-    const dir = await Deno.makeTempDir({ prefix: "soundsock-mpv-" });
-    try {
-      const wav = join(dir, "mpv.wav");
-      const out = await new Deno.Command("mpv", {
-        args: [
-          "--no-config",
-          "--no-video",
-          "--really-quiet",
-          "--ao=pcm",
-          `--ao-pcm-file=${wav}`,
-          `--length=${PLAY_SECONDS}`,
-          "--tls-verify=yes",
-          `--tls-ca-file=${(await testCerts()).caCert}`,
-          `https://localhost:${server.port}/stream`,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(30_000),
-      }).output();
-      const said = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
-      assert(out.success, `mpv failed: ${said}`);
-      const heard = describe(await decode(wav));
-      assertGreater(heard.seconds, PLAY_SECONDS - 0.5, JSON.stringify(heard));
-      assertGreater(heard.rms, 300, `mpv wrote near-silence: ${JSON.stringify(heard)}`);
-      assert(heard.longestQuietMs < 500, `a gap in mpv's playback: ${JSON.stringify(heard)}`);
-    } finally {
-      server.child.kill("SIGTERM");
-      await server.child.status;
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+  fn: () =>
+    assertPlays("mpv", PLAY_SECONDS - 0.5, async (url, dir) => [
+      "mpv",
+      "--no-config",
+      "--no-video",
+      "--really-quiet",
+      "--ao=pcm",
+      `--ao-pcm-file=${join(dir, "out.wav")}`,
+      `--length=${PLAY_SECONDS}`,
+      "--tls-verify=yes",
+      `--tls-ca-file=${(await testCerts()).caCert}`,
+      url,
+    ]),
 });
 
 Deno.test({
   name: "players: VLC plays /stream over verified HTTPS, joining a station on the air",
   ignore: !have("cvlc") && !inCi,
   sanitizeResources: false,
-  async fn() {
-    const server = await station(6000);
-    // VLC refuses to run as root: run it as nobody, in a folder nobody may write.
-    const dir = await Deno.makeTempDir({ prefix: "soundsock-vlc-" });
-    await Deno.chmod(dir, 0o777);
-    try {
+  // VLC buffers ~1 s (its network caching) before it plays, inside --run-time.
+  fn: () =>
+    assertPlays("VLC", PLAY_SECONDS - 2, async (url, dir) => {
+      // VLC trusts the CAs in a folder; it refuses to run as root, so it runs as nobody.
       const trust = join(dir, "trust");
-      await Deno.mkdir(trust);
-      await Deno.copyFile((await testCerts()).caCert, join(trust, "ca.crt"));
+      await Deno.mkdir(trust, { mode: 0o755 });
       await Deno.chmod(trust, 0o755);
+      await Deno.copyFile((await testCerts()).caCert, join(trust, "ca.crt"));
       await Deno.chmod(join(trust, "ca.crt"), 0o644);
-      const wav = join(dir, "vlc.wav");
       const vlc = [
         "cvlc",
         "--intf",
@@ -122,7 +127,7 @@ Deno.test({
         "--aout",
         "afile",
         "--audiofile-file",
-        wav,
+        join(dir, "out.wav"),
         "--audiofile-wav",
         "--no-gnutls-system-trust",
         "--gnutls-dir-trust",
@@ -130,28 +135,10 @@ Deno.test({
         "--run-time",
         String(PLAY_SECONDS),
         "--play-and-exit",
-        `https://localhost:${server.port}/stream`,
+        url,
       ];
-      const argv = Deno.uid() === 0
+      return Deno.uid() === 0
         ? ["runuser", "-u", "nobody", "--", "env", `HOME=${dir}`, ...vlc]
         : ["env", `HOME=${dir}`, ...vlc];
-      const out = await new Deno.Command(argv[0]!, {
-        args: argv.slice(1),
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(30_000),
-      }).output();
-      const said = new TextDecoder().decode(out.stderr);
-      assert(out.success, `VLC failed: ${said}`);
-      const heard = describe(await decode(wav));
-      // VLC buffers ~1 s (its network caching) before it plays, inside --run-time.
-      assertGreater(heard.seconds, PLAY_SECONDS - 2, `${JSON.stringify(heard)}; VLC said: ${said}`);
-      assertGreater(heard.rms, 300, `VLC wrote near-silence: ${JSON.stringify(heard)}`);
-      assert(heard.longestQuietMs < 500, `a gap in VLC's playback: ${JSON.stringify(heard)}`);
-    } finally {
-      server.child.kill("SIGTERM");
-      await server.child.status;
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+    }),
 });

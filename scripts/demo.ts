@@ -120,7 +120,7 @@ async function main(): Promise<number> {
     failures += await client(port, [
         "play",
         "04-nocturne",
-        "--max-seconds",
+        "--seconds",
         "6",
         "--save",
         join(ROOT, ".cache/demo-nocturne.mp3"),
@@ -139,7 +139,7 @@ async function main(): Promise<number> {
     failures += await client(port, ["queue"]) === 0 ? 0 : 1;
 
     step(7, "Listen to the radio for 5 s");
-    failures += await client(port, ["radio", "--max-seconds", "5"]) === 0 ? 0 : 1;
+    failures += await client(port, ["radio", "--seconds", "5"]) === 0 ? 0 : 1;
   } finally {
     step(8, "Stop the server (SIGTERM)");
     server.kill("SIGTERM");

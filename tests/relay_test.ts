@@ -145,16 +145,36 @@ Deno.test("relay: a middle node of the chain leaves gracefully: its child moves 
   }
 });
 
+/**
+ * A chain of 5; once all play, `fail` breaks node 2 (of 0–4). Resolves when nodes 3 and 4 have
+ * played 30 more frames, after checking that node 3's statistics count exactly the frames it
+ * missed. The caller disposes `nodes`.
+ */
+async function breakChainMiddle(
+  t: TestServer,
+  nodes: Listener[],
+  fail: (node: Listener) => void,
+): Promise<Listener> {
+  for (let i = 0; i < 5; i++) nodes.push(await join(t));
+  await Promise.all(nodes.map((n) => n.reach(highest(nodes[0]!) + 5)));
+  const broken = nodes[2]!;
+  fail(broken);
+  const at = highest(nodes[4]!);
+  await Promise.all([nodes[3]!, nodes[4]!].map((n) => n.reach(at + 30)));
+  // What was lost is exactly what the statistics say.
+  const n3 = nodes[3]!;
+  assertEquals(
+    gaps(n3, Math.min(...n3.data.keys()), highest(n3)).length,
+    n3.node.stats.lostFrames,
+  );
+  return broken;
+}
+
 Deno.test("relay: a middle node that hangs (silent, sockets open): its child switches to the backup within the silence timeout, gap reported", async () => {
   await using t = await chainServer(1);
   const nodes: Listener[] = [];
-  for (let i = 0; i < 5; i++) nodes.push(await join(t));
   try {
-    await Promise.all(nodes.map((n) => n.reach(highest(nodes[0]!) + 5)));
-    const hung = nodes[2]!;
-    hung.node.freeze();
-    const at = highest(nodes[4]!);
-    await Promise.all([nodes[3]!, nodes[4]!].map((n) => n.reach(at + 30)));
+    const hung = await breakChainMiddle(t, nodes, (n) => n.node.freeze());
     const r = nodes[3]!.node.stats.recoveries;
     assert(r.length >= 1);
     assertEquals([r[0]!.reason, r[0]!.from, r[0]!.to], [
@@ -163,13 +183,7 @@ Deno.test("relay: a middle node that hangs (silent, sockets open): its child swi
       nodes[1]!.node.node,
     ]);
     assert(r[0]!.waitMs !== undefined, "the gap is measured");
-    // What was lost is exactly what the statistics say.
-    const n3 = nodes[3]!;
-    assertEquals(
-      gaps(n3, Math.min(...n3.data.keys()), highest(n3)).length,
-      n3.node.stats.lostFrames,
-    );
-    assertEquals(r[0]!.lostFrames, n3.node.stats.lostFrames);
+    assertEquals(r[0]!.lostFrames, nodes[3]!.node.stats.lostFrames);
     // The server evicted the hung node on the report and re-parented its child.
     await t.waitFor((e) => e.event === "relay_report" && e.fields.reason === "silent");
     assert(!t.server.relay!.overlay.has(hung.node.node!));
@@ -182,20 +196,11 @@ Deno.test("relay: a middle node that hangs (silent, sockets open): its child swi
 Deno.test("relay: a middle node killed (sockets closed): downstream resumes from the backup, the gap is reported", async () => {
   await using t = await chainServer(1);
   const nodes: Listener[] = [];
-  for (let i = 0; i < 5; i++) nodes.push(await join(t));
   try {
-    await Promise.all(nodes.map((n) => n.reach(highest(nodes[0]!) + 5)));
-    const killed = nodes[2]!;
-    killed.node.close();
-    const at = highest(nodes[4]!);
-    await Promise.all([nodes[3]!, nodes[4]!].map((n) => n.reach(at + 30)));
+    const killed = await breakChainMiddle(t, nodes, (n) => n.node.close());
     const n3 = nodes[3]!;
     assertEquals(n3.node.parent, nodes[1]!.node.node);
     assertEquals(n3.node.stats.recoveries[0]!.from, killed.node.node);
-    assertEquals(
-      gaps(n3, Math.min(...n3.data.keys()), highest(n3)).length,
-      n3.node.stats.lostFrames,
-    );
     assertEquals(nodes[4]!.node.parent, n3.node.node);
     assertSameBytes(nodes[0]!, nodes[4]!);
   } finally {

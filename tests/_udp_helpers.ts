@@ -243,3 +243,63 @@ export async function startRtpServer(
   }
   return { sdp, [Symbol.asyncDispose]: stop };
 }
+
+/** A `cmd/udp_server.ts` process (see {@linkcode spawnUdpServer}). */
+export interface UdpServerProcess extends AsyncDisposable {
+  port: number;
+  /** Everything it printed on stderr so far. */
+  stderr(): string;
+  /** Sends `signal` (default SIGKILL); dispose then only waits for the exit. */
+  kill(signal?: Deno.Signal): void;
+}
+
+/**
+ * Starts `cmd/udp_server.ts --port 0` (plus `args`) as a user runs it, from the repo root, and
+ * resolves with its port once it prints "listening on". Dispose stops it with SIGINT and asserts
+ * the documented clean stop (exit 0, "udp-server stopped:"), unless it was killed first.
+ */
+export async function spawnUdpServer(args: string[] = []): Promise<UdpServerProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../cmd/udp_server.ts", import.meta.url).pathname]
+      .concat(["--port", "0"], args),
+    cwd: new URL("../", import.meta.url).pathname,
+    stdout: "null",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const deadline = AbortSignal.timeout(15_000);
+  while (!/listening on [^ ]+:(\d+)/.test(text)) {
+    if (deadline.aborted) throw new Error(`udp-server did not start: ${text}`);
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`udp-server exited: ${text}`);
+    text += value;
+  }
+  const port = Number(/listening on [^ ]+:(\d+)/.exec(text)![1]);
+  const drain = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+  })();
+  let killed = false;
+  return {
+    port,
+    stderr: () => text,
+    kill(signal: Deno.Signal = "SIGKILL") {
+      killed = true;
+      child.kill(signal);
+    },
+    async [Symbol.asyncDispose]() {
+      if (!killed) child.kill("SIGINT");
+      const status = await child.status;
+      await drain;
+      if (killed) return;
+      if (status.code !== 0 || !text.includes("udp-server stopped:")) {
+        throw new Error(`udp-server did not stop cleanly (exit ${status.code}): ${text}`);
+      }
+    },
+  };
+}

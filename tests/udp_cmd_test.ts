@@ -1,6 +1,6 @@
 /** Command-level tests: the real udp-server and udp-client entry points, as a user runs them. */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { rawSocket } from "./_udp_helpers.ts";
+import { rawSocket, spawnUdpServer } from "./_udp_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -18,46 +18,8 @@ async function run(cmd: string, args: string[], timeoutMs = 20_000) {
   return { code: out.code, stdout: out.stdout, stderr: decoder.decode(out.stderr) };
 }
 
-/** Starts udp-server on port 0 and waits for its "listening on" line. */
-async function startServer(args: string[] = []) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cmd/udp_server.ts`, "--port", "0", ...args],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = AbortSignal.timeout(15_000);
-  while (!/listening on [^ ]+:(\d+)/.test(text)) {
-    if (deadline.aborted) throw new Error(`udp-server did not start: ${text}`);
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`udp-server exited: ${text}`);
-    text += value;
-  }
-  const port = Number(/listening on [^ ]+:(\d+)/.exec(text)![1]);
-  const drain = (async () => {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      text += value;
-    }
-  })();
-  return {
-    port,
-    async [Symbol.asyncDispose]() {
-      child.kill("SIGINT");
-      const status = await child.status;
-      await drain;
-      assertEquals(status.code, 0, `udp-server exit: ${text}`);
-      assertStringIncludes(text, "udp-server stopped:");
-    },
-  };
-}
-
 Deno.test("udp-client --list prints every song in the aligned table", async () => {
-  await using server = await startServer();
+  await using server = await spawnUdpServer();
   const r = await run("udp_client.ts", [`127.0.0.1:${server.port}`, "--list"]);
   assertEquals(r.code, 0, r.stderr);
   const lines = decoder.decode(r.stdout).trimEnd().split("\n");
@@ -67,14 +29,14 @@ Deno.test("udp-client --list prints every song in the aligned table", async () =
 });
 
 Deno.test("udp-client exits 3 with a clear message for an unknown song", async () => {
-  await using server = await startServer();
+  await using server = await spawnUdpServer();
   const r = await run("udp_client.ts", [`127.0.0.1:${server.port}`, "--song", "nope"]);
   assertEquals(r.code, 3);
   assertEquals(r.stderr.trim(), `error: Song "nope" does not exist`);
 });
 
 Deno.test("udp-client --output - writes the song's raw PCM to stdout and statistics to stderr", async () => {
-  await using server = await startServer(["--interval", "0"]);
+  await using server = await spawnUdpServer(["--interval", "0"]);
   const r = await run("udp_client.ts", [
     `127.0.0.1:${server.port}`,
     "--song",
@@ -147,7 +109,7 @@ Deno.test("udp-server --rtp feeds standard RTP that ffmpeg decodes through the S
     const rtpPort = (probe.addr as Deno.NetAddr).port;
     probe.close();
     const sdp = `${dir}/radio.sdp`;
-    await using _server = await startServer([
+    await using _server = await spawnUdpServer([
       "--rtp",
       `127.0.0.1:${rtpPort}`,
       "--sdp",

@@ -9,50 +9,10 @@ import { playSong } from "../lib/udp/client.ts";
 import { statsJson } from "../lib/udp/reception_stats.ts";
 import { FrameType } from "../lib/wire/frame.ts";
 import { encodeControl, readAccept, readStreamInfo } from "../lib/wire/messages.ts";
-import { startLyingRelay, startServer as startUdpServer } from "./_udp_helpers.ts";
+import { spawnUdpServer, startLyingRelay, startServer as startUdpServer } from "./_udp_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-/** udp-server on port 0, stopped (SIGINT) at dispose unless killed first. */
-async function startServer(args: string[] = []) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cmd/udp_server.ts`, "--port", "0", ...args],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = AbortSignal.timeout(15_000);
-  while (!/listening on [^ ]+:(\d+)/.test(text)) {
-    if (deadline.aborted) throw new Error(`udp-server did not start: ${text}`);
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`udp-server exited: ${text}`);
-    text += value;
-  }
-  const port = Number(/listening on [^ ]+:(\d+)/.exec(text)![1]);
-  const drain = (async () => {
-    for (;;) {
-      const { done } = await reader.read();
-      if (done) break;
-    }
-  })();
-  let killed = false;
-  return {
-    port,
-    kill(signal: Deno.Signal = "SIGKILL") {
-      killed = true;
-      child.kill(signal);
-    },
-    async [Symbol.asyncDispose]() {
-      if (!killed) child.kill("SIGINT");
-      await child.status;
-      await drain;
-    },
-  };
-}
 
 /**
  * Runs udp-client; `interruptAfter` (ms after its "Playing" line) sends it SIGINT and
@@ -104,7 +64,7 @@ Deno.test(
   "udp-client --sim-reorder 20 on a real-time MP3 song observes reordering (held for packets, not ms)",
   opts,
   async () => {
-    await using server = await startServer();
+    await using server = await spawnUdpServer();
     // ~4 s of song 1 (an MP3 packet every ~104 ms, more than any fixed hold of 50 ms).
     const r = await runClient(
       [`127.0.0.1:${server.port}`, "--song", "1", "--sim-reorder", "20", "--sim-seed", "3"],
@@ -131,7 +91,7 @@ Deno.test(
   "udp-client --radio --seconds 2 ends by seconds; JSON keys are the table's labels",
   opts,
   async () => {
-    await using server = await startServer();
+    await using server = await spawnUdpServer();
     const r = await runClient([`127.0.0.1:${server.port}`, "--radio", "--seconds", "2"]);
     assertEquals(r.code, 0, r.stderr);
     assertEquals(r.json.ended_by, "seconds", r.stderr);
@@ -150,7 +110,7 @@ Deno.test(
     const dir = await Deno.makeTempDir();
     try {
       const log = join(dir, "client.log");
-      await using server = await startServer();
+      await using server = await spawnUdpServer();
       const r = await runClient(
         [`127.0.0.1:${server.port}`, "--song", "1", "--timeout", "1", "--log", log],
         { onPlaying: () => setTimeout(() => server.kill(), 1500) },
@@ -222,7 +182,7 @@ Deno.test(
   "udp-server stopped with Ctrl+C tells its listeners (BYE): the client ends by server_bye at once",
   opts,
   async () => {
-    await using server = await startServer();
+    await using server = await spawnUdpServer();
     const r = await runClient([`127.0.0.1:${server.port}`, "--radio", "--timeout", "10"], {
       onPlaying: () => setTimeout(() => server.kill("SIGINT"), 1000),
     });

@@ -26,6 +26,19 @@ export function sampleProcess(pid: number): ProcSample {
   return { cpuS: ticks / CLK_TCK, rssKiB: rss };
 }
 
+/**
+ * write(2)-family system calls a process made (`syscw` of /proc/PID/io; send(2)/sendto(2) on
+ * sockets are not counted, so this counts icecast2's writes but not Deno's), or NaN.
+ */
+export function writeSyscalls(pid: number): number {
+  try {
+    const io = Deno.readTextFileSync(`/proc/${pid}/io`);
+    return Number(/syscw:\s+(\d+)/.exec(io)?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+}
+
 /** [busy, total] jiffies of all CPUs (/proc/stat); diff two samples for a busy fraction. */
 export function machineBusy(): [number, number] {
   const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!;

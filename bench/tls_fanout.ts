@@ -60,9 +60,12 @@ import {
   sleep,
   stopProcess,
   withNoFile,
+  writeSyscalls,
 } from "./_proc.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
+/** tls-server's Opus bitrate here: the 80 kbit/s of the MP3 icecast2 relays (like for like). */
+const DEFAULT_BITRATE = 80_000;
 const SELF = new URL(import.meta.url).pathname;
 const SOURCE_PASSWORD = "bench-source-pw";
 const MOUNT = "/radio.mp3";
@@ -70,6 +73,7 @@ const enc = new TextEncoder();
 /** Progress on stderr (stdout is the table). */
 const progress = (line: string) => Deno.stderr.writeSync(enc.encode(line + "\n"));
 
+const baseSeconds = () => Number(args["base-seconds"] ?? 5);
 const args = parseArgs(Deno.args, {
   string: [
     "listeners",
@@ -84,6 +88,8 @@ const args = parseArgs(Deno.args, {
     "ca",
     "nominal",
     "server-v8-flags",
+    "bitrate",
+    "base-seconds",
   ],
 });
 
@@ -108,6 +114,8 @@ interface WindowReport {
   /** Listeners below half of the stream's nominal rate (counted as failures). */
   slow: number;
   totalBytes: number;
+  /** soundsock: frames per second per listener inside the window (median); NaN for icecast. */
+  medianFramesPerS: number;
 }
 
 async function listenerRole(): Promise<void> {
@@ -126,10 +134,12 @@ async function listenerRole(): Promise<void> {
     failed: string;
     ended: string;
     windowBytes: number;
+    /** soundsock frames that started inside the window (each is one write of tls-server). */
+    windowFrames: number;
   }
   const ls: L[] = Array.from(
     { length: count },
-    () => ({ joined: false, failed: "", ended: "", windowBytes: 0 }),
+    () => ({ joined: false, failed: "", ended: "", windowBytes: 0, windowFrames: 0 }),
   );
   let windowOpen = false;
   let totalBytes = 0;
@@ -147,6 +157,30 @@ async function listenerRole(): Promise<void> {
     l.conn = conn;
     const buf = new Uint8Array(16 * 1024);
     let first = true;
+    // Frame boundaries (soundsock): bytes left in the current frame, and a partial header.
+    let left = 0;
+    const head = new Uint8Array(28);
+    let headLen = 0;
+    const frames = (n: number) => {
+      let at = 0;
+      while (at < n) {
+        if (left > 0) {
+          const take = Math.min(left, n - at);
+          left -= take;
+          at += take;
+          continue;
+        }
+        const take = Math.min(28 - headLen, n - at);
+        head.set(buf.subarray(at, at + take), headLen);
+        headLen += take;
+        at += take;
+        if (headLen < 28) break;
+        // Payload length at bytes 24..27, then the CRC (4) and the payload.
+        left = new DataView(head.buffer).getUint32(24) + 4;
+        headLen = 0;
+        if (windowOpen) l.windowFrames++;
+      }
+    };
     for (;;) {
       let n: number | null;
       try {
@@ -182,6 +216,7 @@ async function listenerRole(): Promise<void> {
       }
       totalBytes += n;
       if (windowOpen) l.windowBytes += n;
+      if (mode === "soundsock") frames(n);
     }
   };
 
@@ -218,7 +253,7 @@ async function listenerRole(): Promise<void> {
       const cmd = pending.slice(0, nl).trim();
       pending = pending.slice(nl + 1);
       if (cmd === "start") {
-        for (const l of ls) l.windowBytes = 0;
+        for (const l of ls) l.windowBytes = l.windowFrames = 0;
         windowOpen = true;
         t0 = performance.now();
       } else if (cmd === "stop") {
@@ -238,6 +273,11 @@ async function listenerRole(): Promise<void> {
           maxBps: bps[bps.length - 1] ?? 0,
           slow: nominal > 0 ? bps.filter((b) => b < nominal / 2).length : 0,
           totalBytes,
+          medianFramesPerS: mode === "soundsock"
+            ? (joined.map((l) => l.windowFrames / secs).sort((a, b) => a - b)[
+              Math.floor(joined.length / 2)
+            ] ?? NaN)
+            : NaN,
         };
         say({ event: "window", ...report });
       } else if (cmd === "quit") {
@@ -331,6 +371,10 @@ interface Measured {
   n: number;
   seconds: number;
   cpuS: number;
+  /** CPU-s per s with the stream running and 0 listeners (station encode; icecast's source). */
+  baseCpuRate: number;
+  /** write(2) calls in the window (icecast2's writes to listeners; NaN for tls-server). */
+  writeCalls: number;
   rssBaseKiB: number;
   rssKiB: number;
   window: WindowReport;
@@ -344,15 +388,17 @@ async function measureWindow(
   ls: Listeners,
   n: number,
   seconds: number,
-  rssBaseKiB: number,
+  base: Baseline,
 ): Promise<Measured> {
   await tell(ls, "start");
+  const w0 = writeSyscalls(pid);
   const s0 = sampleProcess(pid);
   const l0 = sampleProcess(ls.child.pid);
   const m0 = machineBusy();
   const t0 = performance.now();
   await sleep(seconds * 1000);
   const s1 = sampleProcess(pid);
+  const w1 = writeSyscalls(pid);
   const l1 = sampleProcess(ls.child.pid);
   const m1 = machineBusy();
   const wall = (performance.now() - t0) / 1000;
@@ -365,12 +411,28 @@ async function measureWindow(
     n,
     seconds: wall,
     cpuS: s1.cpuS - s0.cpuS,
-    rssBaseKiB,
+    baseCpuRate: base.cpuRate,
+    writeCalls: server === "icecast2" ? w1 - w0 : NaN,
+    rssBaseKiB: base.rssKiB,
     rssKiB: s1.rssKiB,
     window,
     listenerCpuPct: (100 * (l1.cpuS - l0.cpuS)) / wall,
     machineBusyPct: (100 * (m1[0] - m0[0])) / (m1[1] - m0[1]),
   };
+}
+
+interface Baseline {
+  cpuRate: number;
+  rssKiB: number;
+}
+
+/** CPU rate and RSS of a server streaming to nobody, over `seconds`. */
+async function baseline(pid: number, seconds: number): Promise<Baseline> {
+  const a = sampleProcess(pid);
+  const t0 = performance.now();
+  await sleep(seconds * 1000);
+  const b = sampleProcess(pid);
+  return { cpuRate: (b.cpuS - a.cpuS) / ((performance.now() - t0) / 1000), rssKiB: b.rssKiB };
 }
 
 interface Setup {
@@ -410,6 +472,8 @@ async function runSoundsock(
     "0",
     "--max-clients",
     "100000",
+    "--bitrate",
+    String(Number(args.bitrate ?? DEFAULT_BITRATE)),
   ], { cwd: ROOT, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
   const errLines: string[] = [];
   new Lines(server.stderr, (l) => errLines.push(l));
@@ -425,7 +489,7 @@ async function runSoundsock(
       });
     }
     await sleep(2000); // station running, 0 listeners
-    const base = sampleProcess(server.pid);
+    const base = await baseline(server.pid, baseSeconds());
     const ls = await startListeners("soundsock", n, port, setup.ca, nominal);
     try {
       if (ls.joined < n) {
@@ -433,7 +497,7 @@ async function runSoundsock(
         progress(`  tls-server said: ${errLines.slice(-5).join(" | ")}`);
       }
       await sleep(settle * 1000);
-      return await measureWindow("soundsock", server.pid, ls, n, seconds, base.rssKiB);
+      return await measureWindow("soundsock", server.pid, ls, n, seconds, base);
     } finally {
       await stopListeners(ls);
     }
@@ -530,7 +594,7 @@ async function runIcecast(
       await sleep(50);
     }
     await sleep(2000); // source connected and streaming, 0 listeners
-    const base = sampleProcess(icecast.pid);
+    const base = await baseline(icecast.pid, baseSeconds());
     const ls = await startListeners("icecast", n, tls, setup.ca, nominal);
     try {
       if (ls.joined < n) {
@@ -539,7 +603,7 @@ async function runIcecast(
         );
       }
       await sleep(settle * 1000);
-      return await measureWindow("icecast2", icecast.pid, ls, n, seconds, base.rssKiB);
+      return await measureWindow("icecast2", icecast.pid, ls, n, seconds, base);
     } finally {
       await stopListeners(ls);
     }
@@ -619,9 +683,21 @@ async function parent(): Promise<void> {
   }
 
   const perMin = (m?: Measured) => m ? m.cpuS / (m.n * m.seconds / 60) : NaN;
+  /** CPU above the 0-listener rate (tls-server's station encode, icecast2's source). */
+  const netCpu = (m?: Measured) => m ? m.cpuS - m.baseCpuRate * m.seconds : NaN;
+  const netPerMin = (m?: Measured) => m ? netCpu(m) / (m.n * m.seconds / 60) : NaN;
   const rssPer = (m?: Measured) => m ? (m.rssKiB - m.rssBaseKiB) / m.n : NaN;
-  const rate = (m?: Measured) =>
-    m ? `${fmt(m.window.minBps, 0)} / ${fmt(m.window.medianBps, 0)}` : "—";
+  const writesPerS = (m?: Measured) =>
+    !m
+      ? NaN
+      : m.server === "icecast2"
+      ? m.writeCalls / (m.n * m.seconds)
+      : m.window.medianFramesPerS;
+  const bytesPerS = (m?: Measured) => m ? m.window.medianBps : NaN;
+  const usPerWrite = (m?: Measured) =>
+    m ? (1e6 * netCpu(m)) / (writesPerS(m) * m.n * m.seconds) : NaN;
+  const usPerKB = (m?: Measured) =>
+    m ? (1e6 * netCpu(m)) / ((bytesPerS(m) * m.n * m.seconds) / 1000) : NaN;
   const failures = (m?: Measured) =>
     m
       ? String(m.window.joinFailed + m.window.dropped + m.window.slow) +
@@ -629,50 +705,70 @@ async function parent(): Promise<void> {
           ? ` (join ${m.window.joinFailed}, dropped ${m.window.dropped}, slow ${m.window.slow})`
           : "")
       : "—";
+  const bitrate = Number(args.bitrate ?? DEFAULT_BITRATE);
   out(
     `Reproduce: deno run -A bench/tls_fanout.ts --listeners ${ns.join(",")} --seconds ${seconds}` +
       (args.settle ? ` --settle ${settle}` : "") + (only ? ` --only ${only}` : "") +
+      (args.bitrate ? ` --bitrate ${bitrate}` : "") +
+      (args["base-seconds"] ? ` --base-seconds ${baseSeconds()}` : "") +
       (args["server-v8-flags"] ? ` --server-v8-flags ${args["server-v8-flags"]}` : ""),
   );
   out(
-    `Stream: ${basename(song)} looped; soundsock radio ${
-      fmt(nominal, 0)
-    } B/s (payload + frame headers). Window ${seconds} s after all joined + ${settle} s; ` +
-      `CPU = utime+stime of the server process (/proc/PID/stat, 10 ms ticks).`,
+    `Stream: ${basename(song)} looped by icecast2 (its own ~80 kbit/s MP3); tls-server's Opus ` +
+      `station at ${bitrate / 1000} kbit/s. Window ${seconds} s after all joined + ${settle} s; ` +
+      `CPU = utime+stime of the server process (/proc/PID/stat, 10 ms ticks); net = minus the ` +
+      `server's own rate with the stream running and 0 listeners (${baseSeconds()} s before ` +
+      `they join). Writes/s: tls-server's frames per listener (one write each), icecast2's ` +
+      `write(2) calls (/proc/PID/io syscw) per listener.`,
   );
   out("");
   out(
-    "| N | soundsock CPU-s/listener-min | icecast2 CPU-s/listener-min | ratio | " +
-      "soundsock KiB RSS/listener | icecast2 KiB RSS/listener | ratio | " +
-      "soundsock B/s per listener (min / median) | icecast2 B/s per listener (min / median) | " +
-      "failures soundsock | failures icecast2 |",
+    "| N | server | B/s per listener (median) | writes/s per listener | B per write | " +
+      "CPU-s/listener-min (gross) | net | net µs CPU per write | net µs CPU per kB | " +
+      "KiB RSS/listener | failures |",
   );
-  out("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+  out("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
   for (const r of results) {
     if (r.error && !r.soundsock && !r.icecast) {
-      out(`| ${r.n} | failed: ${r.error} |||||||||| `);
+      out(`| ${r.n} | failed: ${r.error} ||||||||||`);
       continue;
     }
+    for (const m of [r.soundsock, r.icecast]) {
+      if (!m) continue;
+      out(
+        `| ${m.n} | ${m.server} | ${fmt(bytesPerS(m), 0)} | ${fmt(writesPerS(m), 2)} | ` +
+          `${fmt(bytesPerS(m) / writesPerS(m), 0)} | ${fmt(perMin(m), 5)} | ` +
+          `${fmt(netPerMin(m), 5)} | ${fmt(usPerWrite(m), 1)} | ${fmt(usPerKB(m), 2)} | ` +
+          `${fmt(rssPer(m), 1)} | ${failures(m)} |`,
+      );
+    }
+  }
+  out("");
+  out(
+    "| N | ratio CPU/listener (gross) | ratio net | ratio net per kB | ratio net per write | " +
+      "ratio RSS/listener |",
+  );
+  out("|---:|---:|---:|---:|---:|---:|");
+  for (const r of results) {
+    if (!r.soundsock || !r.icecast) continue;
+    const ratio = (f: (m?: Measured) => number) => fmt(f(r.soundsock) / f(r.icecast), 2);
     out(
-      `| ${r.n} | ${fmt(perMin(r.soundsock), 5)} | ${fmt(perMin(r.icecast), 5)} | ` +
-        `${fmt(perMin(r.soundsock) / perMin(r.icecast), 2)} | ` +
-        `${fmt(rssPer(r.soundsock), 1)} | ${fmt(rssPer(r.icecast), 1)} | ` +
-        `${fmt(rssPer(r.soundsock) / rssPer(r.icecast), 2)} | ` +
-        `${rate(r.soundsock)} | ${rate(r.icecast)} | ` +
-        `${failures(r.soundsock)} | ${failures(r.icecast)} |`,
+      `| ${r.n} | ${ratio(perMin)} | ${ratio(netPerMin)} | ${ratio(usPerKB)} | ` +
+        `${ratio(usPerWrite)} | ${ratio(rssPer)} |`,
     );
   }
   out("");
   out(
-    "| N | server | CPU-s in window | % of a core | RSS MiB (0-listener base) | " +
-      "listener proc CPU % | machine busy % | sample failure |",
+    "| N | server | CPU-s in window | % of a core | % of a core with 0 listeners | " +
+      "RSS MiB (0-listener base) | listener proc CPU % | machine busy % | sample failure |",
   );
-  out("|---:|---|---:|---:|---:|---:|---:|---|");
+  out("|---:|---|---:|---:|---:|---:|---:|---:|---|");
   for (const r of results) {
     for (const m of [r.soundsock, r.icecast]) {
       if (!m) continue;
       out(
         `| ${m.n} | ${m.server} | ${fmt(m.cpuS, 2)} | ${fmt((100 * m.cpuS) / m.seconds, 1)} | ` +
+          `${fmt(100 * m.baseCpuRate, 1)} | ` +
           `${fmt(m.rssKiB / 1024, 1)} (${fmt(m.rssBaseKiB / 1024, 1)}) | ` +
           `${fmt(m.listenerCpuPct, 0)} | ${fmt(m.machineBusyPct, 0)} | ` +
           `${m.window.failureSample || "—"} |`,

@@ -124,6 +124,16 @@ export const SPEC = {
       valueName: "N",
       description: "Most listeners from one IP address (0: no limit); more get REJECT busy.",
     },
+    "sim-clock-ppm": {
+      type: "number",
+      default: 0,
+      min: -1000,
+      max: 1000,
+      integer: false,
+      valueName: "PPM",
+      description: "With --tone / --input: a capture clock this many ppm fast (negative: " +
+        "slow), to test listeners' drift correction.",
+    },
     "ready-json": {
       type: "boolean",
       description: 'When listening, print {"event":"ready","udpPort","tlsPort"} on stdout.',
@@ -195,13 +205,17 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
   const channels = flags.channels as 1 | 2;
   const blockFrames = flags.rate * frameMs / 1000;
   const common = { sampleRate: flags.rate, channels, blockFrames };
+  const clockPpm = flags["sim-clock-ppm"];
+  if (clockPpm !== 0 && flags.tone === undefined && flags.input === undefined) {
+    throw new UsageError("--sim-clock-ppm needs --tone or --input (a device has its own clock)");
+  }
   // The log first: once a capture device is open, nothing may fail before the broadcast owns it.
   using log = await EventLog.openOptional(flags.log);
   log.observe(accessLogger(out));
   const source: LiveSource = flags.tone !== undefined
-    ? new ToneSource(flags.tone, common)
+    ? new ToneSource(flags.tone, { ...common, clockPpm })
     : flags.input !== undefined
-    ? await FileSource.open(flags.input, common)
+    ? await FileSource.open(flags.input, { ...common, clockPpm })
     : await openMicSource({ ...common, device: flags.device, backend, signal });
   const broadcast = await startBroadcast({
     source,

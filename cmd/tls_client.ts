@@ -34,6 +34,7 @@ import {
 } from "../lib/tls/client_commands.ts";
 import { shellCommand } from "../lib/tls/client_shell.ts";
 import { relayRadioCommand } from "../lib/relay/radio_command.ts";
+import { parseLiveBuffer } from "../lib/live/live_output.ts";
 import { ReportFile, SessionTimeline } from "../lib/report/mod.ts";
 
 /** Command-line declaration. */
@@ -105,6 +106,16 @@ export const SPEC = {
       description: "radio --relay: address to bind and to give the server for children " +
         "(default: bind all, the server tells the address it sees).",
     },
+    buffer: {
+      type: "string",
+      valueName: "MS|auto",
+      description: "radio of a live broadcast: the delay kept against arrival jitter " +
+        "(default 40; auto: the smallest that keeps underruns under 0.05 %).",
+    },
+    "stats-json": {
+      type: "boolean",
+      description: "radio: print the statistics (latency, drift) as JSON on stdout.",
+    },
     ...AUDIO_OUTPUT_FLAGS,
     ...PLAY_TIME_FLAGS,
     timeout: {
@@ -173,6 +184,15 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
   if (flags.report !== undefined && (command !== "radio" || flags.relay)) {
     throw new UsageError("--report works with radio (without --relay)");
   }
+  if ((flags.buffer !== undefined || flags["stats-json"]) && command !== "radio") {
+    throw new UsageError("--buffer and --stats-json work with radio");
+  }
+  let liveBufferMs: number | "auto" | undefined;
+  try {
+    liveBufferMs = flags.buffer === undefined ? undefined : parseLiveBuffer(flags.buffer);
+  } catch (error) {
+    throw new UsageError(`--buffer: ${(error as Error).message}`);
+  }
   if (flags.save !== undefined && command !== "play") {
     throw new UsageError("--save works with play (use get SONG FILE to only save)");
   }
@@ -221,7 +241,9 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       backend: flags["audio-backend"] as AudioBackend,
       device: flags.device,
       maxSeconds: flags.seconds,
+      liveBufferMs,
     },
+    statsJson: flags["stats-json"],
   };
   log.event("start", { command, args: rest, server: flags.server });
   switch (command) {

@@ -80,6 +80,8 @@ export class DriftController {
   /** The correction averaged over {@linkcode DRIFT_AVERAGE_S}: the drift estimate. */
   #average = 0;
   #elapsedS = 0;
+  #settleSum = 0;
+  #settleTime = 0;
   /** Frames dropped (level too high: the sender's clock is faster). */
   dropped = 0;
   /** Frames inserted (level too low: the sender's clock is slower). */
@@ -138,10 +140,16 @@ export class DriftController {
       ? levelFrames
       : this.#smoothed + a * (levelFrames - this.#smoothed);
     if (Number.isNaN(this.targetFrames)) {
-      // Settling: follow the level; latch it one smoothing time after settleS.
+      // Settling: follow the level; latch its plain average over the smoothing time after
+      // settleS (the smoothed level would still carry the start's transient).
       this.#elapsedS += dt;
-      if (this.#elapsedS >= this.#settleS + this.#tau) {
-        this.targetFrames = this.#smoothed;
+      if (this.#elapsedS > this.#settleS) {
+        this.#settleSum += levelFrames * dt;
+        this.#settleTime += dt;
+      }
+      if (this.#elapsedS >= this.#settleS + this.#tau && this.#settleTime > 0) {
+        this.targetFrames = this.#settleSum / this.#settleTime;
+        this.#smoothed = this.targetFrames;
         this.#elapsedS = 0;
       }
       return 0;
@@ -205,6 +213,63 @@ export function adjustBlock(pcm: Int16Array, channels: number, delta: number): I
   out.set(pcm.subarray(mid * channels), (mid + 1) * channels);
   return out;
 }
+
+/**
+ * The level of a device queue without its period's sawtooth. A device takes audio a period
+ * at a time, so its queue read when packets arrive is a sawtooth read at a phase that slides
+ * with the very clock drift being measured: over a minute the bias can cancel the drift or
+ * double it. The device's read position is a staircase whose corners lie on a line (its
+ * clock). Each time a reading sees the counter step, the corner happened since the reading
+ * before: the middle of that interval is an unbiased estimate of its time, and the line is the
+ * average (over about {@linkcode DEVICE_LINE_S}) of `consumed − rate × t` at those corners,
+ * which follows a device clock a little off ours. Readings locked to the sender's packets
+ * alone would always see the steps at the same sliding phase: {@linkcode observe} is also
+ * called from a timer on our clock every few ms, so steps are timed to a few ms.
+ */
+export class DeviceLevel {
+  readonly #rate: number;
+  #offset: number | undefined;
+  #corners = 0;
+  #lastS: number | undefined;
+  #lastConsumed: number | undefined;
+  #lastCornerS: number | undefined;
+
+  /** @param sampleRate the device stream's rate */
+  constructor(sampleRate: number) {
+    this.#rate = sampleRate;
+  }
+
+  /** One reading of the device's consumed-frames counter at `nowS` (monotonic seconds). */
+  observe(consumedFrames: number, nowS: number): void {
+    const lastS = this.#lastS;
+    const stepped = this.#lastConsumed !== undefined && consumedFrames !== this.#lastConsumed;
+    this.#lastS = nowS;
+    this.#lastConsumed = consumedFrames;
+    // A step seen across a long pause (a stalled event loop) cannot be timed: skipped.
+    if (!stepped || lastS === undefined || nowS - lastS > 0.008 || nowS < lastS) return;
+    const v = consumedFrames - this.#rate * (lastS + nowS) / 2;
+    this.#corners++;
+    const sinceS = nowS - (this.#lastCornerS ?? nowS);
+    this.#lastCornerS = nowS;
+    const a = Math.max(1 / this.#corners, Math.min(1, sinceS / DEVICE_LINE_S));
+    this.#offset = this.#offset === undefined ? v : this.#offset + a * (v - this.#offset);
+  }
+
+  /**
+   * `queuedFrames` and `consumedFrames` read from the device at `nowS` (seconds, the clock of
+   * {@linkcode observe}); returns the queue as if the device read continuously (up to a
+   * constant: what it takes at a step). The raw queue until a step was timed.
+   */
+  levelFrames(queuedFrames: number, consumedFrames: number, nowS: number): number {
+    this.observe(consumedFrames, nowS);
+    if (this.#offset === undefined) return queuedFrames;
+    // Read continuously, the device would have taken this much of what the counter shows.
+    return queuedFrames - (this.#offset + this.#rate * nowS - consumedFrames);
+  }
+}
+
+/** Seconds of device-counter steps {@linkcode DeviceLevel} averages its line over. */
+export const DEVICE_LINE_S = 5;
 
 /** Options of {@linkcode AutoBuffer}. */
 export interface AutoBufferOptions {

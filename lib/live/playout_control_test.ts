@@ -1,6 +1,12 @@
 /** Playout control by simulation: no real time, a seeded network, hours of audio. */
 import { assert, assertEquals, assertGreater, assertLess } from "@std/assert";
-import { adjustBlock, AutoBuffer, DriftController, MAX_CORRECTION } from "./playout_control.ts";
+import {
+  adjustBlock,
+  AutoBuffer,
+  DeviceLevel,
+  DriftController,
+  MAX_CORRECTION,
+} from "./playout_control.ts";
 
 /** A small seeded generator (LCG), uniform in [0, 1). */
 function rng(seed: number): () => number {
@@ -191,4 +197,32 @@ Deno.test("drift: stale audio above maxStartMs while settling is skipped whole, 
   for (let i = 0; i < 200; i++) c.update(level, 480);
   assert(c.targetMs !== undefined && Math.abs(c.targetMs - level / 48) < 1, String(c.targetMs));
   assertEquals(c.update(48 * 500, 480) === 480, false);
+});
+
+Deno.test("DeviceLevel: a device taking 50 ms at a time shows the drift that its raw queue, read as packets arrive, hides", () => {
+  // A sender 0.01 % slow: packets every 10.001 ms; the device reads 2400 frames every 50 ms on
+  // our clock; a timer reads its counter every 3 ± 1 ms (seeded) on our clock too.
+  const rate = 48_000;
+  const random = rng(3);
+  const level = new DeviceLevel(rate);
+  const consumedAt = (t: number) => Math.floor(t / 0.05) * 2400; // the staircase
+  let written = 9600; // 200 ms to start
+  let timer = 0;
+  const raw: number[] = [];
+  const smooth: number[] = [];
+  for (let k = 0; k < 2500; k++) {
+    const t = k * 0.010 * (1 + 100e-6);
+    for (; timer < t; timer += 0.002 + 0.002 * random()) level.observe(consumedAt(timer), timer);
+    written += 480;
+    const consumed = consumedAt(t);
+    raw.push(written - consumed);
+    smooth.push(level.levelFrames(written - consumed, consumed, t));
+  }
+  // Averages over the first and the last 5 s (500 packets), in ms.
+  const mean = (x: number[]) => x.reduce((a, b) => a + b, 0) / x.length;
+  const trend = (x: number[]) => (mean(x.slice(-500)) - mean(x.slice(0, 500))) / 48;
+  const truth = -(2500 - 500) * 0.010 * 100e-6 * 1000; // −2.0 ms between the windows' centres
+  assertLess(Math.abs(trend(smooth) - truth), 0.5, `DeviceLevel trend ${trend(smooth)} ms`);
+  // The raw queue, read at a phase sliding with the drift, does not see it.
+  assertLess(Math.abs(trend(raw)), 0.3, `raw trend ${trend(raw)} ms`);
 });

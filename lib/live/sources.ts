@@ -53,19 +53,23 @@ export class LiveSourceError extends Error {
  */
 class Pacer {
   readonly #rate: number;
+  /** Frames per second of this host's wall clock: the rate, off by `clockPpm`. */
+  readonly #wallRate: number;
   #startUs: number | undefined;
   #frames = 0;
 
-  constructor(rate: number) {
+  constructor(rate: number, clockPpm = 0) {
     this.#rate = rate;
+    this.#wallRate = rate * (1 + clockPpm / 1e6);
   }
 
   /** Waits until `frames` more samples are "captured"; returns the first one's capture time. */
   async next(frames: number, signal: AbortSignal): Promise<number | null> {
     this.#startUs ??= wallClockUs();
+    // Capture times on the source's clock; due times on ours (they differ by clockPpm).
     const firstUs = this.#startUs + this.#frames * 1e6 / this.#rate;
     this.#frames += frames;
-    const dueUs = this.#startUs + this.#frames * 1e6 / this.#rate;
+    const dueUs = this.#startUs + this.#frames * 1e6 / this.#wallRate;
     const waitMs = (dueUs - wallClockUs()) / 1000;
     if (waitMs > 1) {
       try {
@@ -86,6 +90,12 @@ export interface VirtualSourceOptions {
   channels?: 1 | 2;
   /** Frames per block (one codec frame). @default {480} */
   blockFrames?: number;
+  /**
+   * Simulates a capture clock this many ppm fast (negative: slow) against the host's: the
+   * blocks come that much more often, with capture times on the source's own clock
+   * (`--sim-clock-ppm`, for drift tests). @default {0}
+   */
+  clockPpm?: number;
 }
 
 /** A sine tone, paced in real time (`--tone HZ`). */
@@ -115,7 +125,7 @@ export class ToneSource implements LiveSource {
     this.#hz = hz;
     this.#amplitude = options.amplitude ?? 0.5;
     this.#block = options.blockFrames ?? 480;
-    this.#pacer = new Pacer(this.sampleRate);
+    this.#pacer = new Pacer(this.sampleRate, options.clockPpm);
     this.description = `tone ${hz} Hz`;
   }
 
@@ -149,7 +159,7 @@ export class FileSource implements LiveSource {
   readonly description: string;
   readonly #path: string;
   readonly #block: number;
-  readonly #pacer = new Pacer(48_000);
+  readonly #pacer: Pacer;
   #blocks: AsyncGenerator<Float32Array> | undefined;
   /** Stereo samples decoded but not handed out yet. */
   #pending = new Float32Array(0);
@@ -159,6 +169,7 @@ export class FileSource implements LiveSource {
     this.#path = path;
     this.channels = options.channels ?? 1;
     this.#block = options.blockFrames ?? 480;
+    this.#pacer = new Pacer(48_000, options.clockPpm);
     this.description = path.split("/").pop() ?? path;
   }
 

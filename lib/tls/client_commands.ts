@@ -20,6 +20,7 @@ import { savedFileName } from "./safe_name.ts";
 import { TlsSongClient } from "./client.ts";
 import type { ConnectOptions, ServerAddress } from "./connect.ts";
 import { Playback } from "./playback.ts";
+import type { LiveLatencyReport } from "../live/latency.ts";
 import { renderReport, type ReportFile, type SessionTimeline } from "../report/mod.ts";
 
 /** Settings shared by every subcommand. */
@@ -36,7 +37,11 @@ export interface ClientContext {
     device?: string;
     /** Stop playing after this many seconds. */
     maxSeconds?: number;
+    /** radio of a live broadcast: `--buffer MS|auto` (lib/live/live_output.ts). */
+    liveBufferMs?: number | "auto";
   };
+  /** radio: print the statistics as JSON on stdout at the end (`--stats-json`). */
+  statsJson?: boolean;
   /** `radio --report FILE.html`: the session's timeline, written to `file` at the end. */
   report?: { file: ReportFile; timeline: SessionTimeline; title: string };
 }
@@ -329,6 +334,20 @@ export async function radioCommand(ctx: ClientContext): Promise<number> {
       ? "Radio stopped."
       : `Radio stopped. device_underruns: ${deviceUnderruns}`,
   );
+  if (ctx.statsJson) {
+    // The names of udp-client's --stats-json keys (lib/udp/reception_stats.ts).
+    out.stdout(JSON.stringify({
+      packets,
+      frames_played: playback.framesPlayed,
+      device_underruns: deviceUnderruns ?? 0,
+      ...(live ? liveStatsJson(live) : {}),
+      ended_by: ctx.signal.aborted
+        ? "interrupted"
+        : timeUp || playback.reachedLimit
+        ? "seconds"
+        : "end",
+    }));
+  }
   if (ctx.report) {
     // TCP delivers every packet in order: the timeline shows arrival lateness and the buffer.
     await ctx.report.file.write(renderReport(ctx.report.timeline, {
@@ -351,6 +370,31 @@ export async function radioCommand(ctx: ClientContext): Promise<number> {
   return ExitCode.OK;
 }
 
+/** A live capture's statistics as udp-client's --stats-json keys. */
+function liveStatsJson(live: LiveLatencyReport): Record<string, number> {
+  const o: Record<string, number> = {
+    live_packets: live.packets,
+    live_buffer_ms: live.bufferMs ?? 0,
+    latency_median_ms: live.medianMs,
+    latency_p95_ms: live.p95Ms,
+    latency_p99_ms: live.p99Ms,
+    latency_max_ms: live.maxMs,
+  };
+  if (live.device) {
+    o.latency_device_median_ms = live.device.medianMs;
+    o.latency_device_p95_ms = live.device.p95Ms;
+    o.latency_device_p99_ms = live.device.p99Ms;
+  }
+  o.drift_ppm = live.driftPpm;
+  if (live.framesDropped !== undefined) o.drift_dropped = live.framesDropped;
+  if (live.framesInserted !== undefined) o.drift_inserted = live.framesInserted;
+  if (live.framesSkipped !== undefined) o.drift_skipped = live.framesSkipped;
+  if (live.levelMs !== undefined) o.drift_level_ms = live.levelMs;
+  if (live.targetMs !== undefined) o.drift_target_ms = live.targetMs;
+  if (live.devicePeriodMs !== undefined) o.device_period_ms = live.devicePeriodMs;
+  return o;
+}
+
 function newPlayback(ctx: ClientContext, signal = ctx.signal): Playback {
   const a = ctx.audio;
   return new Playback({
@@ -358,6 +402,7 @@ function newPlayback(ctx: ClientContext, signal = ctx.signal): Playback {
     backend: a.backend,
     device: a.device,
     maxMs: a.maxSeconds === undefined ? undefined : a.maxSeconds * 1000,
+    liveBufferMs: a.liveBufferMs,
     signal,
     onOpen: (description, silent, format) => announceOutput(ctx.out, description, silent, format),
   });

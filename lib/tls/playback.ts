@@ -16,7 +16,8 @@ import type { PcmFormat } from "../media/pcm_convert.ts";
 import { openPcmSink, type PcmSink } from "../audio/sink.ts";
 import type { AudioBackend } from "../audio/devices.ts";
 import type { StreamInfo } from "../wire/messages.ts";
-import { LatencyMeter, type LiveLatencyReport, wallClockUs } from "../live/latency.ts";
+import { type LiveLatencyReport, wallClockUs } from "../live/latency.ts";
+import { LiveOutput } from "../live/live_output.ts";
 
 /** Options for {@linkcode Playback}. */
 export interface PlaybackOptions {
@@ -32,6 +33,11 @@ export interface PlaybackOptions {
   maxMs?: number;
   /** Most bytes waiting to be decoded (each item counts at least 64). @default {134217728} */
   maxQueuedBytes?: number;
+  /**
+   * A live capture's buffer (`--buffer MS|auto`, lib/live/live_output.ts).
+   * @default {LIVE_STREAM_BUFFER_MS}
+   */
+  liveBufferMs?: number | "auto";
   /** Stops playing. */
   signal?: AbortSignal;
 }
@@ -55,7 +61,11 @@ export class Playback implements AsyncDisposable {
   readonly #task: Promise<void>;
   /** True once `maxMs` of audio was played. */
   reachedLimit = false;
-  readonly #latency = new LatencyMeter();
+  /** A live capture (STREAM_INFO captureEpochUs): its buffer, drift correction, latency. */
+  #live: LiveOutput | undefined;
+  /** Capture time of the live packet being decoded. */
+  #playingCaptureUs = 0;
+  #deviceTimer: ReturnType<typeof setInterval> | undefined;
 
   /** Starts the (idle) playback task. */
   constructor(options: PlaybackOptions = {}) {
@@ -68,10 +78,21 @@ export class Playback implements AsyncDisposable {
           output: options.output,
           backend: options.backend,
           device: options.device,
+          // A live capture: the device period follows its buffer (livePeriodMs).
+          periodMs: this.#live?.periodMs,
           signal: options.signal,
         });
         this.#sink = sink;
         options.onOpen?.(sink.description, sink.fellBackToNull, format);
+        const player = sink.player;
+        if (this.#live && player && this.#deviceTimer === undefined) {
+          // The device's clock, read often (the drift correction's level, DeviceLevel).
+          this.#deviceTimer = setInterval(() => {
+            if (!this.#disposed) {
+              this.#live?.observeDevice(player.framesConsumed, format.sampleRate);
+            }
+          }, 3);
+        }
         return {
           write: (pcm: Int16Array) => {
             const limit = options.maxMs;
@@ -88,6 +109,10 @@ export class Playback implements AsyncDisposable {
                 pcm = pcm.subarray(0, allowed * format.channels);
                 this.reachedLimit = true;
               }
+            }
+            const player = sink.player;
+            if (this.#live && player && pcm.length > format.channels) {
+              pcm = this.#live.adjust(pcm, format, player, this.#playingCaptureUs);
             }
             return sink.write(pcm, { signal: options.signal });
           },
@@ -139,12 +164,19 @@ export class Playback implements AsyncDisposable {
    * the Unix epoch, STREAM_INFO captureEpochUs + timestamp); its latency is measured.
    */
   data(payload: Uint8Array, captureUs?: number): void {
+    if (captureUs !== undefined) {
+      this.#live ??= new LiveOutput({ bufferMs: this.#options.liveBufferMs });
+      this.#live.onArrival(captureUs, performance.now(), wallClockUs());
+    }
     this.#push({ kind: "data", payload, captureUs });
   }
 
-  /** Latency capture → output of a live capture's packets, once any was played. */
+  /**
+   * A live capture's statistics once any packet was played: latency capture → output (and
+   * until heard, on a device), the buffer, the drift correction.
+   */
   get liveLatency(): LiveLatencyReport | undefined {
-    return this.#latency.count > 0 ? this.#latency.report() : undefined;
+    return this.#live && this.#live.count > 0 ? this.#live.report() : undefined;
   }
 
   /** Bytes waiting to be decoded (each item counted at least 64). */
@@ -217,10 +249,24 @@ export class Playback implements AsyncDisposable {
         }
         this.#queued -= cost(op);
         this.#tookItem();
-        if (op.kind === "start") await this.#playout.startStream(op.info, op.fromStart);
-        else {
+        if (op.kind === "start") {
+          if (op.info.captureEpochUs !== undefined) {
+            this.#live ??= new LiveOutput({ bufferMs: this.#options.liveBufferMs });
+          }
+          await this.#playout.startStream(op.info, op.fromStart);
+        } else {
+          const live = op.captureUs === undefined ? undefined : this.#live;
+          if (live) {
+            // The first live packet waits out the buffer (arrival jitter's margin).
+            const wait = live.startWaitMs(performance.now());
+            if (wait > 0) await abortableDelay(wait, this.#options.signal);
+            this.#playingCaptureUs = op.captureUs!;
+          }
           await this.#playout.media(op.payload);
-          if (op.captureUs !== undefined) this.#latency.record(op.captureUs, wallClockUs());
+          if (live) {
+            const player = this.#disposed ? undefined : this.#sink?.player;
+            live.record(op.captureUs!, wallClockUs(), player?.queuedFrames, this.#sink?.sampleRate);
+          }
         }
       }
       if (!this.#options.signal?.aborted && !this.reachedLimit) await this.#playout.finishStream();
@@ -235,6 +281,7 @@ export class Playback implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     this.#ended = true;
     this.#disposed = true;
+    clearInterval(this.#deviceTimer);
     this.#ops = [];
     this.#queued = 0;
     this.#tookItem();
@@ -245,6 +292,19 @@ export class Playback implements AsyncDisposable {
     this.#playout[Symbol.dispose]();
     await this.#sink?.close();
   }
+}
+
+/** Sleeps `ms`; the signal ends it early (not an error: the loop sees the abort). */
+function abortableDelay(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 /** What an item costs in the queue: its bytes, at least 64 (stream starts are not free). */

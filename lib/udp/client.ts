@@ -34,7 +34,13 @@ import { formatAddress, type UdpAddress, UdpSocket } from "../net/udp_socket.ts"
 import type { Impairment } from "./impairment.ts";
 import { type BufferedPacket, JitterBuffer } from "./jitter_buffer.ts";
 import { LatencyMeter, wallClockUs } from "../live/latency.ts";
-import { adjustBlock, AutoBuffer, DriftController, livePeriodMs } from "../live/playout_control.ts";
+import {
+  adjustBlock,
+  AutoBuffer,
+  DeviceLevel,
+  DriftController,
+  livePeriodMs,
+} from "../live/playout_control.ts";
 import { SequenceGuard } from "./sequence_guard.ts";
 import { type ReceptionReport, ReceptionStats } from "./reception_stats.ts";
 import type { SessionTimeline } from "../report/timeline.ts";
@@ -93,7 +99,13 @@ export interface PcmOutput extends PcmWriter {
   /** Waits until everything written has played. */
   drain?(): Promise<void>;
   /** The device, when the output is one: its underruns are reported as `device_underruns`. */
-  readonly player?: { readonly underruns: number; readonly queuedFrames?: number } | undefined;
+  readonly player?:
+    | {
+      readonly underruns: number;
+      readonly queuedFrames?: number;
+      readonly framesConsumed?: number;
+    }
+    | undefined;
   /** Releases the output. */
   close?(): void | Promise<void>;
 }
@@ -624,7 +636,21 @@ async function receiveStream(
         write: (pcm, o) => {
           // A live capture to a device: single frames dropped or inserted keep the delay it
           // settled at, whatever the two clocks do (lib/live/playout_control.ts).
-          const queued = out.player?.queuedFrames;
+          let queued = out.player?.queuedFrames;
+          const consumed = out.player?.framesConsumed;
+          if (queued !== undefined && consumed !== undefined) {
+            // Without the device period's sawtooth (lib/live/playout_control.ts DeviceLevel).
+            if (!deviceLevel) {
+              const dl = deviceLevel = new DeviceLevel(format.sampleRate);
+              const player = out.player!;
+              // Read on this host's clock too, every few ms (DeviceLevel says why).
+              deviceTimer = setInterval(() => {
+                const c = output ? player.framesConsumed : undefined;
+                if (c !== undefined) dl.observe(c, performance.now() / 1000);
+              }, 3);
+            }
+            queued = deviceLevel.levelFrames(queued, consumed, performance.now() / 1000);
+          }
           if (drift && queued !== undefined && pcm.length > format.channels) {
             const frames = pcm.length / format.channels;
             const jitterFrames = Math.max(0, newestTimestampUs - playingUs) * format.sampleRate /
@@ -647,6 +673,8 @@ async function receiveStream(
   let drift: DriftController | undefined;
   /** A live capture's device period (ms). */
   let livePeriod: number | undefined;
+  let deviceLevel: DeviceLevel | undefined;
+  let deviceTimer: ReturnType<typeof setInterval> | undefined;
   /** Timestamp of the packet being played (the jitter buffer holds what is newer). */
   let playingUs = 0;
   let lastEndUs: number | undefined;
@@ -822,6 +850,7 @@ async function receiveStream(
   } finally {
     options.signal.removeEventListener("abort", stopNow);
     deviceUnderruns = output?.player?.underruns ?? 0;
+    clearInterval(deviceTimer);
     clearInterval(watchdog);
     clearInterval(heartbeat);
     clearTimeout(limit);

@@ -1,45 +1,52 @@
 /**
  * Radio fan-out over TLS: the real tls-server (its own process) streaming the radio to N TLS
- * listeners on loopback, next to Debian's icecast2 serving the same MP3 to the same N over
- * TLS. Per N and server: CPU seconds per listener-minute, RSS per listener (above the
- * server's 0-listener baseline), bytes per second each listener received (min / median), and
- * failures (listeners that did not join, were dropped, or fell below half the stream's rate).
+ * listeners on loopback, next to Debian's icecast2 serving an MP3 of the same bitrate to the
+ * same N over TLS. Per N and server: bytes and writes per second each listener gets, CPU
+ * seconds per listener-minute (gross, and net of the server's own 0-listener rate), net CPU
+ * per write and per kB, RSS per listener (above the server's 0-listener baseline), and failures
+ * (listeners that did not join, were dropped, or fell below half the stream's rate).
  *
  *   deno run -A bench/tls_fanout.ts --listeners 100,500,1000 --seconds 20
  *     [--settle 3] [--only soundsock|icecast] [--song songs/01-morning-arpeggio.mp3]
- *     [--server-v8-flags --max-semi-space-size=1]
+ *     [--bitrate 80000] [--base-seconds 5] [--server-v8-flags --max-semi-space-size=1]
+ *
+ * Like for like. tls-server's station is Opus (128 kbit/s by default); here it runs at
+ * `--bitrate` (default 80000: the bitrate of the MP3 icecast2 relays), so both send ~10 kB/s
+ * per listener. Granularity: tls-server writes one DATA frame of ≤ 100 ms of audio per listener
+ * (10 writes/s; counted by the listeners from the frame headers); icecast2's writes to a
+ * listener are counted from its write(2) calls (`syscw` of /proc/PID/io): ~7 a second of
+ * ~1400 B, i.e. ~140 ms of audio each (its source, ffmpeg, sends every ~26 ms MP3 frame, but
+ * icecast2 does not forward each one on its own). Both servers also have a fixed cost that does
+ * not grow with listeners (tls-server decodes, resamples and encodes the station; icecast2
+ * reads its source): it is measured for `--base-seconds` with the stream running and no
+ * listener, and subtracted for the "net" figures.
  *
  * `--server-v8-flags` runs tls-server with `deno run --v8-flags=…` (e.g. a 1 MiB young
- * generation instead of V8's default, whose high-water RSS is otherwise a fixed ~20 MiB
- * spread over the listeners).
+ * generation instead of V8's default).
  *
  * How. Certificates: lib/tls/certs.ts createCertificates in a temp dir (ECDSA P-256; icecast
  * gets the same certificate and key in one PEM). Both servers serve one MP3 looped:
  *
  * - soundsock: `deno run -A cmd/tls_server.ts --port 0 --ready-json --cert … --key …
- *   --songs <temp dir holding only the song> --max-clients 100000` (stdout ready line).
+ *   --songs <temp dir holding only the song> --max-per-ip 0 --max-clients 100000 --bitrate B`
+ *   (stdout ready line).
  * - icecast2 (2.4.4 syntax): one `<listen-socket>` with `<ssl>1</ssl>` for the listeners, one
  *   plain socket for the source and status, `<paths><ssl-certificate>` = cert+key PEM; as root
  *   it drops to nobody (`<changeowner>`), so the temp dir is 0755. Source: `ffmpeg -re
  *   -stream_loop -1 -i song.mp3 -c copy -content_type audio/mpeg -f mp3
- *   icecast://source:…@127.0.0.1:PLAIN/radio.mp3` (ffmpeg's CPU is not counted; tls-server's
- *   own file reading and pacing is, a small advantage to icecast).
+ *   icecast://source:…@127.0.0.1:PLAIN/radio.mp3` (ffmpeg's CPU is not counted).
  *
  * Listeners run in a child process (this file with `--role listeners`) so the server's CPU
  * figure is its own: N `Deno.connectTls` connections with `caCerts` (32 handshakes at a time);
  * soundsock listeners send REQUEST {"op":"radio"} (lib/wire encodeControl), icecast listeners
  * `GET /radio.mp3 HTTP/1.0`; all then read continuously and count bytes (discarded). The
  * first bytes are checked (ACCEPT frame / HTTP 200). Once all joined and `--settle` s passed,
- * the parent reads the server's utime+stime (/proc/PID/stat, CLK_TCK 100) and VmRSS
- * (/proc/PID/status) at the start and end of a `--seconds` window; listeners count bytes
- * only inside it. The 0-listener baseline RSS is sampled 2 s after the server is ready (for
- * icecast: with the source connected). Each N starts fresh server processes. Listener
- * processes, servers and ffmpeg share the 2 cores.
- *
- * Granularity: tls-server packs MP3 frames into DATA packets of up to 16 KiB (its default
- * radioMaxPayload), i.e. one write per listener every ~1.6 s at 80 kbit/s, so a 20 s window
- * holds 12–13 packets and per-listener rates vary by ±1 packet (±~800 B/s). icecast writes
- * whatever the source sent (ffmpeg flushes every MP3 frame, ~26 ms).
+ * the parent reads the server's utime+stime (/proc/PID/stat, CLK_TCK 100), VmRSS
+ * (/proc/PID/status) and syscw (/proc/PID/io) at the start and end of a `--seconds` window;
+ * listeners count bytes (and soundsock frames) only inside it. The 0-listener baseline (CPU
+ * rate and RSS) is taken 2 s after the server is ready (for icecast: with the source
+ * connected). Each N starts fresh server processes. Listener processes, servers and ffmpeg
+ * share the 2 cores.
  *
  * @module
  */

@@ -15,18 +15,13 @@ import { runMain } from "../lib/cli/run.ts";
 import { didYouMean } from "../lib/cli/suggest.ts";
 import { escapePeerText } from "../lib/cli/output.ts";
 import { parseHostPort } from "../lib/net/host_port.ts";
-import {
-  CodeFormatError,
-  DEFAULT_FILE_SEND_PORT,
-  defaultHashCacheDir,
-  describeOffer,
-  formatBytes,
-  normalizeCode,
-  type OnExists,
-  ProgressMeter,
-  receiveFiles,
-  sendFiles,
-} from "../lib/transfer/mod.ts";
+// Only the light modules load before the code is shown: the receiver and sender (TLS, SPAKE2
+// on @noble/curves) are imported once it is on screen, while openssl makes the certificate.
+import { CodeFormatError, generateCode, normalizeCode } from "../lib/transfer/code.ts";
+import { createEphemeralCert } from "../lib/transfer/cert.ts";
+import { checkReceiveDir, DEFAULT_FILE_SEND_PORT } from "../lib/transfer/receive_dir.ts";
+import { describeOffer, formatBytes, ProgressMeter } from "../lib/transfer/progress.ts";
+import type { OnExists } from "../lib/transfer/receiver.ts";
 
 /** Command-line declaration. */
 export const SPEC = {
@@ -142,18 +137,24 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     if (rest.length > 0) throw new UsageError(`receive takes no arguments, not "${rest[0]}"`);
     const interactive = Deno.stdin.isTerminal() && !flags.yes;
     const meter = new ProgressMeter(draw);
+    await checkReceiveDir(flags.dir);
+    const certificate = createEphemeralCert();
+    certificate.catch(() => {}); // awaited by receiveFiles
+    const shownCode = code ?? generateCode();
+    // With --json, stdout carries only the summary: these lines go to stderr.
+    flags.json ? out.info(`Code: ${shownCode}`) : out.stdout(`Code: ${shownCode}`);
+    const { receiveFiles } = await import("../lib/transfer/receiver.ts");
     const summary = await receiveFiles({
       dir: flags.dir,
+      code: shownCode,
+      certificate,
       hostname: flags.host,
       port: flags.port,
-      ...(code ? { code } : {}),
       onExists: flags["on-exists"] as OnExists,
       ...(flags["max-size"] !== undefined ? { maxSize: flags["max-size"] } : {}),
       once: flags.once,
       timeoutMs,
       signal,
-      // With --json, stdout carries only the summary: these lines go to stderr.
-      onCode: (code) => flags.json ? out.info(`Code: ${code}`) : out.stdout(`Code: ${code}`),
       onListening: ({ hostname, port, code }) => {
         log.event("listening", { hostname, port });
         const lines = [
@@ -217,6 +218,8 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     }
     const paths = rest.slice(0, -1).map((p) => resolveUserPath(p));
     const meter = new ProgressMeter(draw);
+    const { sendFiles } = await import("../lib/transfer/sender.ts");
+    const { defaultHashCacheDir } = await import("../lib/transfer/hash_cache.ts");
     const summary = await sendFiles(paths, address.hostname, address.port, {
       code,
       timeoutMs,

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+// Web Crypto, not node:crypto: the command makes the certificate before the code is shown,
+// and loading node:crypto alone costs ~100 ms of start-up.
 
 /** A key pair and its certificate, PEM. */
 export interface EphemeralCert {
@@ -62,16 +63,16 @@ export async function createEphemeralCert(): Promise<EphemeralCert> {
     const why = new TextDecoder().decode(output.stderr).trim().split("\n").pop();
     throw new CertError(`Cannot make a TLS certificate: openssl failed (${why})`);
   }
-  return { key, cert, fingerprint: certFingerprint(cert) };
+  return { key, cert, fingerprint: await certFingerprint(cert) };
 }
 
 /** SHA-256 of a PEM certificate's DER (or of DER bytes). */
-export function certFingerprint(cert: string | Uint8Array): Uint8Array {
+export async function certFingerprint(cert: string | Uint8Array): Promise<Uint8Array> {
   const der = typeof cert === "string"
     ? Uint8Array.from(
       atob(cert.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "")),
       (c) => c.charCodeAt(0),
     )
-    : cert;
-  return new Uint8Array(createHash("sha256").update(der).digest());
+    : Uint8Array.from(cert);
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", der));
 }

@@ -18,7 +18,8 @@ import { Buffer } from "node:buffer";
 import { extname, join } from "@std/path";
 import { delay } from "@std/async/delay";
 import { ConnectionClosed, DenoChannel, readFrame, readHeader } from "./channel.ts";
-import { createEphemeralCert } from "./cert.ts";
+import { createEphemeralCert, type EphemeralCert } from "./cert.ts";
+import { checkReceiveDir, DEFAULT_FILE_SEND_PORT } from "./receive_dir.ts";
 import { generateCode, normalizeCode } from "./code.ts";
 import { IntegrityError, TransferError, TransferRefused, WrongCodeError } from "./errors.ts";
 import {
@@ -49,8 +50,7 @@ export const MAX_OFFER_ENTRIES = 100_000;
 const PART_SUFFIX_BYTES = ".part.journal".length;
 const encoder = new TextEncoder();
 
-/** Default TCP port of `file-send receive`. */
-export const DEFAULT_FILE_SEND_PORT = 9009;
+export { DEFAULT_FILE_SEND_PORT } from "./receive_dir.ts";
 
 /** What to do when a file of the same name exists. */
 export type OnExists = "rename" | "overwrite" | "skip" | "ask";
@@ -85,6 +85,9 @@ export interface ReceiveOptions {
   waitEveryMs?: number;
   /** Called with the code as soon as it is known (before the socket listens). */
   onCode?: (code: string) => void;
+  /** The certificate to listen with (a command starts making it before this module is
+   * loaded); a new one from {@linkcode createEphemeralCert} when absent. */
+  certificate?: Promise<EphemeralCert>;
   /** Called once listening. */
   onListening?: (info: { hostname: string; port: number; code: string }) => void;
   /** Asked (after the code matched) whether to accept; accept when absent. */
@@ -140,14 +143,11 @@ interface FilePlan {
  * integrity failure, a burned code, or (with `once`) any failed attempt.
  */
 export async function receiveFiles(options: ReceiveOptions): Promise<ReceiveSummary> {
-  const dir = await Deno.realPath(options.dir).catch((cause) => {
-    throw new TransferError(`Cannot receive into ${options.dir}: ${cause.message}`);
-  });
-  await checkWritable(dir);
+  const dir = await checkReceiveDir(options.dir);
   const code = options.code ? normalizeCode(options.code) : generateCode();
   // The code is shown at once; the certificate (~25 ms of openssl) and the socket follow.
   options.onCode?.(code);
-  const { key, cert, fingerprint } = await createEphemeralCert();
+  const { key, cert, fingerprint } = await (options.certificate ?? createEphemeralCert());
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? DEFAULT_FILE_SEND_PORT;
   let listener: Deno.TlsListener;
@@ -244,16 +244,6 @@ export async function receiveFiles(options: ReceiveOptions): Promise<ReceiveSumm
   } finally {
     signal?.removeEventListener("abort", stop);
     stop();
-  }
-}
-
-async function checkWritable(dir: string): Promise<void> {
-  const probe = join(dir, `.file-send-probe-${crypto.randomUUID()}`);
-  try {
-    await Deno.writeFile(probe, new Uint8Array(), { createNew: true });
-    await Deno.remove(probe);
-  } catch (cause) {
-    throw new TransferError(`Cannot write into ${dir}: ${(cause as Error).message}`, { cause });
   }
 }
 

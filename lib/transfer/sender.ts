@@ -141,7 +141,7 @@ export async function connectToReceiver(
   options.signal?.addEventListener("abort", abort, { once: true });
   try {
     await withTimeout(
-      senderHandshake(channel, code, certFingerprint(new Uint8Array(raw))),
+      senderHandshake(channel, code, await certFingerprint(new Uint8Array(raw))),
       timeoutMs,
     );
   } catch (error) {

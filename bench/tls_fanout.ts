@@ -41,7 +41,7 @@
  * soundsock listeners send REQUEST {"op":"radio"} (lib/wire encodeControl), icecast listeners
  * `GET /radio.mp3 HTTP/1.0`; all then read continuously and count bytes (discarded). The
  * first bytes are checked (ACCEPT frame / HTTP 200). Once all joined and `--settle` s passed,
- * the parent reads the server's utime+stime (/proc/PID/stat, CLK_TCK 100), VmRSS
+ * the parent reads the server's utime+stime (/proc/PID/stat, CLK_TCK 100), VmRSS (mean of samples every 250 ms)
  * (/proc/PID/status) and syscw (/proc/PID/io) at the start and end of a `--seconds` window;
  * listeners count bytes (and soundsock frames) only inside it. The 0-listener baseline (CPU
  * rate and RSS) is taken 2 s after the server is ready (for icecast: with the source
@@ -63,6 +63,7 @@ import {
   freePort,
   Lines,
   machineBusy,
+  RssSampler,
   sampleProcess,
   sleep,
   stopProcess,
@@ -383,7 +384,10 @@ interface Measured {
   /** write(2) calls in the window (icecast2's writes to listeners; NaN for tls-server). */
   writeCalls: number;
   rssBaseKiB: number;
+  /** Mean RSS over the window (sampled every 250 ms); its largest and last sample. */
   rssKiB: number;
+  rssMaxKiB: number;
+  rssEndKiB: number;
   window: WindowReport;
   listenerCpuPct: number;
   machineBusyPct: number;
@@ -402,8 +406,10 @@ async function measureWindow(
   const s0 = sampleProcess(pid);
   const l0 = sampleProcess(ls.child.pid);
   const m0 = machineBusy();
+  const rss = new RssSampler(pid);
   const t0 = performance.now();
   await sleep(seconds * 1000);
+  const r = rss.stop();
   const s1 = sampleProcess(pid);
   const w1 = writeSyscalls(pid);
   const l1 = sampleProcess(ls.child.pid);
@@ -421,7 +427,9 @@ async function measureWindow(
     baseCpuRate: base.cpuRate,
     writeCalls: server === "icecast2" ? w1 - w0 : NaN,
     rssBaseKiB: base.rssKiB,
-    rssKiB: s1.rssKiB,
+    rssKiB: r.meanKiB,
+    rssMaxKiB: r.maxKiB,
+    rssEndKiB: s1.rssKiB,
     window,
     listenerCpuPct: (100 * (l1.cpuS - l0.cpuS)) / wall,
     machineBusyPct: (100 * (m1[0] - m0[0])) / (m1[1] - m0[1]),
@@ -433,13 +441,17 @@ interface Baseline {
   rssKiB: number;
 }
 
-/** CPU rate and RSS of a server streaming to nobody, over `seconds`. */
+/** CPU rate and mean RSS of a server streaming to nobody, over `seconds`. */
 async function baseline(pid: number, seconds: number): Promise<Baseline> {
   const a = sampleProcess(pid);
+  const rss = new RssSampler(pid);
   const t0 = performance.now();
   await sleep(seconds * 1000);
   const b = sampleProcess(pid);
-  return { cpuRate: (b.cpuS - a.cpuS) / ((performance.now() - t0) / 1000), rssKiB: b.rssKiB };
+  return {
+    cpuRate: (b.cpuS - a.cpuS) / ((performance.now() - t0) / 1000),
+    rssKiB: rss.stop().meanKiB,
+  };
 }
 
 interface Setup {
@@ -767,7 +779,7 @@ async function parent(): Promise<void> {
   out("");
   out(
     "| N | server | CPU-s in window | % of a core | % of a core with 0 listeners | " +
-      "RSS MiB (0-listener base) | listener proc CPU % | machine busy % | sample failure |",
+      "RSS MiB mean / max / end of window (0-listener mean) | listener proc CPU % | machine busy % | sample failure |",
   );
   out("|---:|---|---:|---:|---:|---:|---:|---:|---|");
   for (const r of results) {
@@ -776,7 +788,8 @@ async function parent(): Promise<void> {
       out(
         `| ${m.n} | ${m.server} | ${fmt(m.cpuS, 2)} | ${fmt((100 * m.cpuS) / m.seconds, 1)} | ` +
           `${fmt(100 * m.baseCpuRate, 1)} | ` +
-          `${fmt(m.rssKiB / 1024, 1)} (${fmt(m.rssBaseKiB / 1024, 1)}) | ` +
+          `${fmt(m.rssKiB / 1024, 1)} / ${fmt(m.rssMaxKiB / 1024, 1)} / ` +
+          `${fmt(m.rssEndKiB / 1024, 1)} (${fmt(m.rssBaseKiB / 1024, 1)}) | ` +
           `${fmt(m.listenerCpuPct, 0)} | ${fmt(m.machineBusyPct, 0)} | ` +
           `${m.window.failureSample || "—"} |`,
       );

@@ -22,7 +22,8 @@
  * 4. N listeners (a child process: this file with `--role listeners`; `Deno.connectTls` with
  *    the test CA, 32 handshakes at a time, `GET /stream` or `GET /radio.opus HTTP/1.0`, first
  *    bytes must be `HTTP/1.x 200`, then read and count bytes) on tls-server's web port; after
- *    `--settle` s a `--seconds` window: utime+stime (/proc/PID/stat) and VmRSS of tls-server.
+ *    `--settle` s a `--seconds` window: utime+stime (/proc/PID/stat) and VmRSS of tls-server
+ *    (the mean of samples every 250 ms; the baseline RSS likewise).
  *    Listeners stop; then the same N on icecast2's TLS port, the same window on icecast2.
  *
  * Net CPU per listener-minute = (window CPU − baseline CPU rate × window) / (N × minutes);
@@ -40,6 +41,7 @@ import {
   freePort,
   Lines,
   machineBusy,
+  RssSampler,
   sampleProcess,
   sleep,
   stopProcess,
@@ -255,7 +257,10 @@ interface Measured {
   cpuS: number;
   baseCpuRate: number;
   rssBaseKiB: number;
+  /** Mean RSS over the window (sampled every 250 ms); its largest and last sample. */
   rssKiB: number;
+  rssMaxKiB: number;
+  rssEndKiB: number;
   window: WindowReport;
   machineBusyPct: number;
 }
@@ -271,8 +276,10 @@ async function window(
   await tell(ls, "start");
   const s0 = sampleProcess(pid);
   const m0 = machineBusy();
+  const rss = new RssSampler(pid);
   const t0 = performance.now();
   await sleep(seconds * 1000);
+  const r = rss.stop();
   const s1 = sampleProcess(pid);
   const m1 = machineBusy();
   const wall = (performance.now() - t0) / 1000;
@@ -285,7 +292,9 @@ async function window(
     cpuS: s1.cpuS - s0.cpuS,
     baseCpuRate: base.cpuRate,
     rssBaseKiB: base.rssKiB,
-    rssKiB: s1.rssKiB,
+    rssKiB: r.meanKiB,
+    rssMaxKiB: r.maxKiB,
+    rssEndKiB: s1.rssKiB,
     window: w,
     machineBusyPct: (100 * (m1[0] - m0[0])) / (m1[1] - m0[1]),
   };
@@ -293,12 +302,13 @@ async function window(
 
 async function baseline(pids: number[], seconds: number) {
   const a = pids.map(sampleProcess);
+  const rss = pids.map((pid) => new RssSampler(pid));
   const t0 = performance.now();
   await sleep(seconds * 1000);
   const wall = (performance.now() - t0) / 1000;
   return pids.map((pid, i) => {
     const b = sampleProcess(pid);
-    return { cpuRate: (b.cpuS - a[i]!.cpuS) / wall, rssKiB: b.rssKiB };
+    return { cpuRate: (b.cpuS - a[i]!.cpuS) / wall, rssKiB: rss[i]!.stop().meanKiB };
   });
 }
 
@@ -512,7 +522,7 @@ async function parent(): Promise<void> {
   out("");
   out(
     "| N | server | CPU-s in window | gross CPU-s/listener-min | 0-listener CPU % | window CPU % | " +
-      "RSS MiB (0-listener) | machine busy % | sample failure |",
+      "RSS MiB mean / max / end of window (0-listener mean) | machine busy % | sample failure |",
   );
   out("|---:|---|---:|---:|---:|---:|---:|---:|---|");
   for (const r of results) {
@@ -521,7 +531,8 @@ async function parent(): Promise<void> {
       out(
         `| ${m.n} | ${m.server} | ${fmt(m.cpuS, 2)} | ${fmt(grossPerMin(m), 5)} | ` +
           `${fmt(100 * m.baseCpuRate, 1)} | ${fmt((100 * m.cpuS) / m.seconds, 1)} | ` +
-          `${fmt(m.rssKiB / 1024, 1)} (${fmt(m.rssBaseKiB / 1024, 1)}) | ` +
+          `${fmt(m.rssKiB / 1024, 1)} / ${fmt(m.rssMaxKiB / 1024, 1)} / ` +
+          `${fmt(m.rssEndKiB / 1024, 1)} (${fmt(m.rssBaseKiB / 1024, 1)}) | ` +
           `${fmt(m.machineBusyPct, 0)} | ${m.window.failureSample || "—"} |`,
       );
     }

@@ -80,9 +80,11 @@ export const SPEC = {
     symlinks: {
       type: "string",
       default: "skip",
-      choices: ["skip", "follow"],
+      choices: ["skip", "follow", "preserve"],
       valueName: "HOW",
-      description: "send: symbolic links are skipped with a warning, or followed.",
+      description: "send: symbolic links are skipped with a warning, followed, or preserved " +
+        "(sent as links; the receiver makes a link only when its target, resolved from the " +
+        "link's folder, stays inside its DIR, and warns about any other).",
     },
     yes: {
       type: "boolean",
@@ -167,8 +169,14 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
         out.info(`Offer from ${from}: ${describeOffer(offer)} → ${flags.dir}`);
         for (const e of offer.entries.slice(0, 20)) {
           out.info(
-            `  ${e.type === "dir" ? "folder" : formatBytes(e.size).padStart(9)}  ` +
-              escapePeerText(e.path),
+            `  ${
+              e.type === "dir"
+                ? "   folder"
+                : e.type === "symlink"
+                ? "     link"
+                : formatBytes(e.size).padStart(9)
+            }  ${escapePeerText(e.path)}` +
+              (e.type === "symlink" ? ` → ${escapePeerText(e.target ?? "")}` : ""),
           );
         }
         if (offer.entries.length > 20) out.info(`  … and ${offer.entries.length - 20} more`);
@@ -186,6 +194,8 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
         log.event(event, fields);
         if (event === "wrong_code") {
           out.warn(`wrong code from ${fields.from} (${fields.failures} of ${fields.maxFailures})`);
+        } else if (event === "link_refused") {
+          out.warn(String(fields.reason));
         } else if (event === "connection_lost") {
           out.warn(`connection from ${fields.from} ended: ${fields.error}; still waiting`);
         }
@@ -224,7 +234,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       code,
       timeoutMs,
       signal,
-      symlinks: flags.symlinks as "skip" | "follow",
+      symlinks: flags.symlinks as "skip" | "follow" | "preserve",
       hashCacheDir: defaultHashCacheDir(),
       onOffer: (offer) => {
         for (const link of offer.skippedLinks) out.warn(`skipping symbolic link ${link}`);
@@ -233,6 +243,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       onProgress: (done, total) => meter.update(done, total),
     });
     out.clearStatus();
+    for (const reason of summary.refusedLinks) out.warn(`the receiver: ${reason}`);
     const sent = summary.files.filter((f) => f.savedAs !== null).length;
     out.info(
       `Sent ${sent} file${sent === 1 ? "" : "s"} (${formatBytes(summary.bytes)} in ${

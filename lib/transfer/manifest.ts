@@ -2,7 +2,7 @@
  * What a sender offers: every file and folder under the paths given, walked once with
  * `lstat` (sizes, modes, mtimes — no content is read, nothing is hashed before the code is
  * shown or the offer is accepted). A folder keeps its name and structure, empty folders
- * included; symbolic links are skipped and reported.
+ * included; symbolic links are skipped and reported, followed, or offered as links.
  *
  * @module
  */
@@ -14,13 +14,15 @@ import { fileIdentity } from "./hash_cache.ts";
 export interface OfferEntry {
   /** Relative POSIX path, e.g. `photos/2024/a.jpg`. */
   path: string;
-  type: "file" | "dir";
+  type: "file" | "dir" | "symlink";
   /** Bytes (0 for folders). */
   size: number;
   /** Permission bits (`0o755`…). */
   mode: number;
   /** Modification time, ms since the epoch. */
   mtimeMs: number;
+  /** Symbolic links (`--symlinks preserve`): the link's target text, as `readlink` gives it. */
+  target?: string;
   /** Files: the sender's identity of the file ({@linkcode fileIdentity}; the receiver keeps it
    * in the journal). */
   id?: string;
@@ -48,9 +50,10 @@ export class SourceError extends Error {
 
 /** Options for {@linkcode buildOffer}. */
 export interface BuildOfferOptions {
-  /** Symbolic links: skipped (and listed in `skippedLinks`) or followed (a link to a folder
-   * already being walked is skipped, so cycles end). @default {"skip"} */
-  symlinks?: "skip" | "follow";
+  /** Symbolic links: skipped (and listed in `skippedLinks`), followed (a link to a folder
+   * already being walked is skipped, so cycles end), or preserved (offered as a link with its
+   * target text; the receiver decides whether it may be made). @default {"skip"} */
+  symlinks?: "skip" | "follow" | "preserve";
 }
 
 /** Walks `paths` into an offer. */
@@ -72,6 +75,12 @@ export async function buildOffer(
     offer.totalBytes += entry.size;
   };
   const walk = async (source: string, name: string, info: Deno.FileInfo) => {
+    if (info.isSymlink && options.symlinks === "preserve") {
+      const target = await Deno.readLink(source);
+      const mtimeMs = info.mtime?.getTime() ?? Date.now();
+      add({ path: name, type: "symlink", size: 0, mode: 0o777, mtimeMs, target }, source);
+      return;
+    }
     if (info.isSymlink) {
       if (!follow) {
         offer.skippedLinks.push(source);

@@ -135,3 +135,30 @@ export async function assertStillInside(dir: string, path: string): Promise<void
     throw new UnsafeNameError(`${path}: its folder now leads to ${real}, outside ${dir}`);
   }
 }
+
+/**
+ * Why the target text of a symbolic link offered at `linkSegments` may not be created, or
+ * null when it may: the target, resolved from the link's folder, must stay inside DIR. Only
+ * targets of the form `../` × k then plain names (each checked as an offered name) are
+ * taken, with k at most the link's depth: a `..` after a name could climb out through a link
+ * that name is (`x/..` where `x` → `.`), an absolute target names the sender's disk.
+ */
+export function linkTargetProblem(linkSegments: string[], target: unknown): string | null {
+  if (typeof target !== "string" || target === "") return "an empty target";
+  if (encoder.encode(target).length > MAX_PATH_BYTES) {
+    return `a target over ${MAX_PATH_BYTES} bytes`;
+  }
+  if (target.startsWith("/")) return "an absolute target";
+  const parts = target.split("/");
+  let up = 0;
+  while (parts[up] === "..") up++;
+  const rest = parts.slice(up);
+  if (up > linkSegments.length - 1) return "a target outside DIR";
+  if (rest.length === 0) return null;
+  try {
+    checkOfferedName(rest.join("/"));
+  } catch (error) {
+    return rest.includes("..") ? 'a ".." after a name' : (error as Error).message;
+  }
+  return null;
+}

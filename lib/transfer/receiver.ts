@@ -39,6 +39,7 @@ import type { Offer, OfferEntry } from "./manifest.ts";
 import {
   assertStillInside,
   checkOfferedName,
+  linkTargetProblem,
   MAX_FILE_NAME_BYTES,
   resolveInside,
   UnsafeNameError,
@@ -117,10 +118,22 @@ export interface ReceivedFile {
   received: number;
 }
 
+/** A symbolic link of the offer (`--symlinks preserve`). */
+export interface ReceivedLink {
+  path: string;
+  target: string;
+  /** Where it was made (relative to DIR), or null when refused. */
+  savedAs: string | null;
+  /** Why it was refused. */
+  reason?: string;
+}
+
 /** The result of {@linkcode receiveFiles}. */
 export interface ReceiveSummary {
   from: string;
   files: ReceivedFile[];
+  /** Symbolic links offered, made or refused. */
+  links: ReceivedLink[];
   /** Bytes received over the network. */
   bytes: number;
   /** Bytes this side read back from disk (a re-read `.part`, an existing file compared). */
@@ -132,7 +145,9 @@ export interface ReceiveSummary {
 interface FilePlan {
   /** "compare": a file of that name and size exists and --on-exists is skip; `root` is its
    * manifest root, and the sender sends the file only when its own root differs. */
-  action: "send" | "skip" | "compare";
+  action: "send" | "skip" | "compare" | "link";
+  /** Why a link is not made (action "skip"). */
+  reason?: string;
   /** Chunks already verified: [index, sha256 hex]. */
   have: [number, string][];
   root?: string;
@@ -273,8 +288,8 @@ function parseOffer(payload: Uint8Array): Offer {
           `${MAX_FILE_NAME_BYTES - PART_SUFFIX_BYTES} bytes (its .part.journal would not fit)`,
       );
     }
-    const type = e.type === "dir" ? "dir" : e.type === "file" ? "file" : undefined;
-    const size = typeof e.size === "number" ? e.size : e.type === "dir" ? 0 : NaN;
+    const type = e.type === "dir" || e.type === "file" || e.type === "symlink" ? e.type : undefined;
+    const size = typeof e.size === "number" ? e.size : e.type !== "file" ? 0 : NaN;
     if (!type || !Number.isSafeInteger(size) || size < 0) {
       throw new FrameError(`Cannot decode offer: bad entry ${JSON.stringify(e.path)}`);
     }
@@ -284,12 +299,14 @@ function parseOffer(payload: Uint8Array): Offer {
     entries.push({
       path: e.path as string,
       type,
-      size: type === "dir" ? 0 : size,
+      size: type === "file" ? size : 0,
       mode,
       mtimeMs,
       ...(id && type === "file" ? { id } : {}),
+      // Checked when planning: an unsafe target refuses that entry only.
+      ...(type === "symlink" ? { target: typeof e.target === "string" ? e.target : "" } : {}),
     });
-    totalBytes += type === "dir" ? 0 : size;
+    totalBytes += type === "file" ? size : 0;
   }
   checkCollisions(entries);
   return { entries, totalBytes };
@@ -315,7 +332,7 @@ function checkCollisions(entries: OfferEntry[]): void {
       );
     }
     seen.set(k, entry.path);
-    (entry.type === "file" ? files : folders).add(k);
+    (entry.type === "dir" ? folders : files).add(k);
     const segments = k.split("/");
     for (let i = 1; i < segments.length; i++) folders.add(segments.slice(0, i).join("/"));
   }
@@ -408,6 +425,7 @@ async function session(
   // Plan, touching nothing yet: check every name against DIR (links on the way refuse the
   // offer), read the journals of partial files, then check the free space.
   const plans: FilePlan[] = [];
+  const links: ReceivedLink[] = [];
   const toOpen: {
     index: number;
     entry: OfferEntry;
@@ -424,6 +442,22 @@ async function session(
       const target = await resolveInside(dir, segments, { mkdir: false });
       if (entry.type === "dir") {
         plans.push({ action: "skip", have: [] });
+        continue;
+      }
+      if (entry.type === "symlink") {
+        // Made at the end (after the files), only when its target stays inside DIR.
+        const problem = linkTargetProblem(segments, entry.target);
+        if (problem) {
+          const reason = `link ${peerMessage(JSON.stringify(entry.path))} → ${
+            peerMessage(JSON.stringify(entry.target))
+          } not made: ${problem}`;
+          plans.push({ action: "skip", have: [], reason });
+          links.push({ path: entry.path, target: entry.target ?? "", savedAs: null, reason });
+          options.onEvent?.("link_refused", { from, path: entry.path, reason });
+        } else {
+          plans.push({ action: "link", have: [] });
+          links.push({ path: entry.path, target: entry.target!, savedAs: null });
+        }
         continue;
       }
       let policy: "rename" | "overwrite" | "skip" = options.onExists === "ask"
@@ -620,11 +654,12 @@ async function session(
             `the sender ended before sending ${[...states.values()][0]!.entry.path}`,
           );
         }
+        await makeLinks(dir, links, options.onExists === "overwrite");
         await applyFolderAttributes(dir, offer);
         await channel.write(jsonFrame(FrameType.DONE, { files: files.length }));
         channel.close();
         const seconds = (performance.now() - started) / 1000;
-        return { from, files, bytes, bytesRead: counters.bytesRead, seconds };
+        return { from, files, links, bytes, bytesRead: counters.bytesRead, seconds };
       }
       if (header.type === FrameType.WAIT) continue; // the sender hashes chunks this side has
       if (header.type === FrameType.ERROR) {
@@ -791,6 +826,32 @@ async function fileRoot(path: string, counters: { bytesRead: number }): Promise<
     if (at < buffer.length) break;
   }
   return root.digest("hex");
+}
+
+/**
+ * Makes the accepted links (their targets were checked): the folder is made and checked like
+ * any path, an existing entry of the name is kept and the link named `name (1)` (or, with
+ * `overwrite`, an existing link or file is replaced). `Deno.symlink` never follows a link at
+ * the link's own path.
+ */
+async function makeLinks(dir: string, links: ReceivedLink[], overwrite: boolean): Promise<void> {
+  for (const link of links) {
+    if (link.reason !== undefined) continue;
+    const segments = checkOfferedName(link.path);
+    let path = await resolveInside(dir, segments, { mkdir: true }).catch((e: Error) => {
+      link.reason = e.message;
+      return null;
+    });
+    if (path === null) continue;
+    await assertStillInside(dir, path);
+    if (overwrite) {
+      const info = await Deno.lstat(path).catch(() => null);
+      if (info && !info.isDirectory) await Deno.remove(path);
+    }
+    path = await freeName(path);
+    await Deno.symlink(link.target, path);
+    link.savedAs = path.slice(dir.length + 1);
+  }
 }
 
 /** Folder modes and mtimes, deepest first (after their files were written). */

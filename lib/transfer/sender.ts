@@ -48,8 +48,9 @@ export interface SendOptions {
    * receiver this often, so that its idle timeout does not fire. @default {2000} */
   waitEveryMs?: number;
   signal?: AbortSignal;
-  /** Symbolic links: skipped with a warning, or followed. @default {"skip"} */
-  symlinks?: "skip" | "follow";
+  /** Symbolic links: skipped with a warning, followed, or preserved (sent as links; the
+   * receiver makes one only when its target stays inside its DIR). @default {"skip"} */
+  symlinks?: "skip" | "follow" | "preserve";
   /** Folder of this side's chunk-hash cache ({@linkcode ChunkHashCache}), so that a resume
    * reads only the chunks it sends; null: none (a resume reads the chunks the receiver has,
    * to check them). The command passes `defaultHashCacheDir()`. @default {null} */
@@ -86,6 +87,8 @@ export interface SendSummary {
   bytesRead: number;
   seconds: number;
   skippedLinks: string[];
+  /** Links (`--symlinks preserve`) the receiver would not make, with its reason. */
+  refusedLinks: string[];
 }
 
 /** An authenticated connection to a receiver (after the code check). */
@@ -214,7 +217,12 @@ export async function sendOffer(
   if (answer.accept !== true) {
     throw new TransferRefused(`the receiver refused: ${peerMessage(answer.reason ?? "no reason")}`);
   }
-  const plans = answer.files as { action: string; have: [number, string][]; root?: string }[];
+  const plans = answer.files as {
+    action: string;
+    have: [number, string][];
+    root?: string;
+    reason?: string;
+  }[];
   if (
     !Array.isArray(plans) || plans.length !== offer.entries.length || !plans.every(validPlan)
   ) {
@@ -431,6 +439,11 @@ export async function sendOffer(
     bytesRead,
     seconds: (performance.now() - started) / 1000,
     skippedLinks: offer.skippedLinks,
+    refusedLinks: plans.flatMap((p, i) =>
+      offer.entries[i]!.type === "symlink" && typeof p.reason === "string"
+        ? [peerMessage(p.reason)]
+        : []
+    ),
   };
 }
 
@@ -438,7 +451,8 @@ export async function sendOffer(
 function validPlan(plan: unknown): boolean {
   if (typeof plan !== "object" || plan === null) return false;
   const p = plan as Record<string, unknown>;
-  if (p.action !== "send" && p.action !== "skip" && p.action !== "compare") return false;
+  if (!["send", "skip", "compare", "link"].includes(p.action as string)) return false;
+  if (p.reason !== undefined && typeof p.reason !== "string") return false;
   if (p.action === "compare" && (typeof p.root !== "string" || !HEX64.test(p.root))) {
     return false;
   }

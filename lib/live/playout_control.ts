@@ -268,6 +268,43 @@ export class DeviceLevel {
   }
 }
 
+/**
+ * The first write of a live stream to a device, as one block of at least `minFrames` (two
+ * device periods). Written packet by packet, the device — running since it opened, taking a
+ * period per callback — can ask for a whole period when only the first packet is in its ring:
+ * an underrun (and a gap heard) at the very start, seen on a loaded host.
+ */
+export class StartBatch {
+  readonly #min: number;
+  readonly #channels: number;
+  #held: Int16Array[] = [];
+  #frames = 0;
+  #done = false;
+
+  /** @param minFrames frames to hold before the first write; @param channels interleaved */
+  constructor(minFrames: number, channels: number) {
+    this.#min = minFrames;
+    this.#channels = channels;
+  }
+
+  /** The block to write now (everything held so far, at once), or undefined to hold it. */
+  add(pcm: Int16Array): Int16Array | undefined {
+    if (this.#done) return pcm;
+    this.#held.push(pcm.slice());
+    this.#frames += pcm.length / this.#channels;
+    if (this.#frames < this.#min) return undefined;
+    this.#done = true;
+    const out = new Int16Array(this.#frames * this.#channels);
+    let o = 0;
+    for (const h of this.#held) {
+      out.set(h, o);
+      o += h.length;
+    }
+    this.#held = [];
+    return out;
+  }
+}
+
 /** Seconds of device-counter steps {@linkcode DeviceLevel} averages its line over. */
 export const DEVICE_LINE_S = 5;
 

@@ -18,6 +18,7 @@ import type { AudioBackend } from "../audio/devices.ts";
 import type { StreamInfo } from "../wire/messages.ts";
 import { type LiveLatencyReport, wallClockUs } from "../live/latency.ts";
 import { LiveOutput } from "../live/live_output.ts";
+import { StartBatch } from "../live/playout_control.ts";
 
 /** Options for {@linkcode Playback}. */
 export interface PlaybackOptions {
@@ -66,6 +67,7 @@ export class Playback implements AsyncDisposable {
   /** Capture time of the live packet being decoded. */
   #playingCaptureUs = 0;
   #deviceTimer: ReturnType<typeof setInterval> | undefined;
+  #startBatch: StartBatch | undefined;
 
   /** Starts the (idle) playback task. */
   constructor(options: PlaybackOptions = {}) {
@@ -113,6 +115,14 @@ export class Playback implements AsyncDisposable {
             const player = sink.player;
             if (this.#live && player && pcm.length > format.channels) {
               pcm = this.#live.adjust(pcm, format, player, this.#playingCaptureUs);
+              // The first write as one block of two device periods (StartBatch says why).
+              this.#startBatch ??= new StartBatch(
+                2 * this.#live.periodMs * format.sampleRate / 1000,
+                format.channels,
+              );
+              const batch = this.#startBatch.add(pcm);
+              if (!batch) return Promise.resolve();
+              pcm = batch;
             }
             return sink.write(pcm, { signal: options.signal });
           },

@@ -40,6 +40,7 @@ import {
   DeviceLevel,
   DriftController,
   livePeriodMs,
+  StartBatch,
 } from "../live/playout_control.ts";
 import { SequenceGuard } from "./sequence_guard.ts";
 import { type ReceptionReport, ReceptionStats } from "./reception_stats.ts";
@@ -657,6 +658,16 @@ async function receiveStream(
               1e6;
             pcm = adjustBlock(pcm, format.channels, drift.update(queued + jitterFrames, frames));
           }
+          if (livePeriod !== undefined && out.player) {
+            // The first write as one block of two device periods (StartBatch says why).
+            startBatch ??= new StartBatch(
+              2 * livePeriod * format.sampleRate / 1000,
+              format.channels,
+            );
+            const batch = startBatch.add(pcm);
+            if (!batch) return Promise.resolve();
+            pcm = batch;
+          }
           return out.write(pcm, o);
         },
       };
@@ -675,6 +686,7 @@ async function receiveStream(
   let livePeriod: number | undefined;
   let deviceLevel: DeviceLevel | undefined;
   let deviceTimer: ReturnType<typeof setInterval> | undefined;
+  let startBatch: StartBatch | undefined;
   /** Timestamp of the packet being played (the jitter buffer holds what is newer). */
   let playingUs = 0;
   let lastEndUs: number | undefined;

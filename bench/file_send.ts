@@ -5,12 +5,15 @@
  *   sender:   socat -u FILE:SRC OPENSSL:127.0.0.1:PORT,verify=0
  *
  * against `file-send receive --once --yes --json` + `file-send send SRC 127.0.0.1:PORT`
- * (both sides hash, the receiver writes FILE.part, fsyncs and renames). Also: the time from
- * starting `receive` to the code on stdout, and the resume cost — the sender is SIGKILLed
- * half-way and sent again; that second run's time is compared with sending half the file.
+ * (both sides hash, the receiver writes FILE.part, fsyncs and renames). Each run times the
+ * pipeline and file-send back to back (the machine may be shared: compare within a run);
+ * the report gives each run, then the median and range. Also: the time from spawning
+ * `receive` to its `Code:` line, next to an empty `deno run` as the floor (same runs), and
+ * the resume cost — the sender is SIGKILLed half-way and sent again; that second run's time
+ * and the bytes each side read from disk are compared with sending half the file.
  * Not a `deno bench` file: a report.
  *
- *   deno run -A bench/file_send.ts [--size-mib 1024] [--runs 1]
+ *   deno run -A bench/file_send.ts [--size-mib 1024] [--runs 3]
  *
  * @module
  */
@@ -25,7 +28,7 @@ function say(t: string): void {
 
 const args = parseArgs(Deno.args, { string: ["size-mib", "runs"] });
 const sizeMiB = Number(args["size-mib"] ?? 1024);
-const runs = Number(args.runs ?? 1);
+const runs = Number(args.runs ?? 3);
 const size = sizeMiB * 1024 * 1024;
 const root = new URL("../", import.meta.url).pathname;
 const tmp = await Deno.makeTempDir({ prefix: "file-send-bench-" });
@@ -112,14 +115,15 @@ async function startReceive(dir: string, extra: string[]) {
     }
   })();
   let text = "";
+  let toCode: number | undefined;
   for (;;) {
     const { value, done } = await reader.read();
     if (done) throw new Error(`receive ended: ${text}`);
     text += new TextDecoder().decode(value);
     const port = /Listening on [^:]+:(\d+)/.exec(text)?.[1];
     const code = /Code: (\S+)/.exec(text)?.[1];
+    if (code && toCode === undefined) toCode = performance.now() - t0;
     if (port && code) {
-      const toCode = performance.now() - t0;
       const rest = (async () => {
         for (;;) {
           const r = await reader.read();
@@ -129,7 +133,7 @@ async function startReceive(dir: string, extra: string[]) {
         // The JSON summary (stdout) when --json, else the stdout text.
         return json ? await otherDone : text;
       })();
-      return { child, port: Number(port), code, toCodeMs: toCode, rest };
+      return { child, port: Number(port), code, toCodeMs: toCode!, rest };
     }
   }
 }
@@ -158,6 +162,34 @@ const { key, cert } = await createEphemeralCert();
 const pem = join(tmp, "both.pem");
 await Deno.writeTextFile(pem, cert + key);
 const mib = (s: number) => (sizeMiB / s).toFixed(0);
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+const range = (a: number[], f: (x: number) => string) =>
+  `median ${f(median(a))} (${f(Math.min(...a))}–${f(Math.max(...a))})`;
+
+/** Spawn → first stdout byte of an empty program: Deno's own start-up here, now. */
+async function emptyRunMs(): Promise<number> {
+  const file = join(tmp, "empty.ts");
+  await Deno.writeTextFile(file, 'console.log("x");\n');
+  const t0 = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", file],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  await reader.read();
+  const ms = performance.now() - t0;
+  reader.releaseLock();
+  await child.stdout.cancel();
+  await child.status;
+  return ms;
+}
+
+const pipe: number[] = [];
+const ours: number[] = [];
+const ratios: number[] = [];
+const toCode: number[] = [];
+const empty: number[] = [];
 for (let run = 1; run <= runs; run++) {
   const c = await socatRun(pem, join(tmp, "socat.out"));
   await Deno.remove(join(tmp, "socat.out"));
@@ -165,13 +197,26 @@ for (let run = 1; run <= runs; run++) {
   const f = await fileSendRun(dir);
   await Deno.remove(dir, { recursive: true });
   if (f.sha !== c.sha) throw new Error(`hashes differ: ${f.sha} vs ${c.sha}`);
+  const e = await emptyRunMs();
+  pipe.push(sizeMiB / c.seconds);
+  ours.push(sizeMiB / f.seconds);
+  ratios.push(c.seconds / f.seconds);
+  toCode.push(f.toCodeMs);
+  empty.push(e);
   say(
     `run ${run}: socat|tee|openssl ${c.seconds.toFixed(2)} s (${mib(c.seconds)} MiB/s), ` +
       `file-send ${f.seconds.toFixed(2)} s (${mib(f.seconds)} MiB/s) = ` +
-      `${(c.seconds / f.seconds).toFixed(2)}× the pipeline; receive → code shown ` +
-      `${f.toCodeMs.toFixed(0)} ms (process start included)`,
+      `${(c.seconds / f.seconds).toFixed(2)}× the pipeline; receive → code ` +
+      `${f.toCodeMs.toFixed(0)} ms (empty deno run ${e.toFixed(0)} ms)`,
   );
 }
+const n0 = (x: number) => x.toFixed(0);
+say(`pipeline: ${range(pipe, n0)} MiB/s; file-send: ${range(ours, n0)} MiB/s`);
+say(`file-send / pipeline, same run: ${range(ratios, (x) => `${x.toFixed(2)}×`)}`);
+say(
+  `receive → code shown: ${range(toCode, (x) => `${n0(x)} ms`)}; empty deno run: ` +
+    `${range(empty, (x) => `${n0(x)} ms`)}`,
+);
 
 // Resume: kill the sender half-way (by time), send again; compare with sending the half.
 {
@@ -182,7 +227,10 @@ for (let run = 1; run <= runs; run++) {
   // Kill once the journal lists half the chunks.
   const half = Math.ceil(size / (4 << 20) / 2);
   for (;;) {
-    const lines = await Deno.readTextFile(partPath).then((t) => t.split("\n").length - 2, () => 0);
+    const lines = await Deno.readTextFile(partPath).then(
+      (t) => t.split("\n").filter((l) => l.startsWith("C ")).length,
+      () => 0,
+    );
     if (lines >= half) break;
     await new Promise((res) => setTimeout(res, 5));
   }
@@ -194,9 +242,12 @@ for (let run = 1; run <= runs; run++) {
   const again = await fileSend(["send", src, `127.0.0.1:${r.port}`, "--code", r.code, "--json"])
     .output();
   const resumeSeconds = (performance.now() - t0) / 1000;
-  await r.child.status;
-  await r.rest;
-  const sent = JSON.parse(new TextDecoder().decode(again.stdout)).bytes as number;
+  await r.child.status; // a completed transfer ends it
+  const received = await r.rest;
+  const readReceiver = JSON.parse(received.slice(received.indexOf("{"))).bytesRead as number;
+  const second = JSON.parse(new TextDecoder().decode(again.stdout));
+  const sent = second.bytes as number;
+  const readSender = second.bytesRead as number;
   await Deno.remove(dir, { recursive: true });
   const halfFile = join(tmp, "half.bin");
   await writeRandom(halfFile, Math.round(size / 2));
@@ -205,7 +256,10 @@ for (let run = 1; run <= runs; run++) {
   say(
     `resume: second send ${resumeSeconds.toFixed(2)} s for ${(sent / 2 ** 20).toFixed(0)} MiB ` +
       `(${((sent / size) * 100).toFixed(0)} % of the file) vs ${h.seconds.toFixed(2)} s to send ` +
-      `half the file fresh = ${(resumeSeconds / h.seconds).toFixed(2)}×`,
+      `half the file fresh = ${(resumeSeconds / h.seconds).toFixed(2)}×; the sender read ` +
+      `${(readSender / 2 ** 20).toFixed(0)} MiB of its file (${
+        ((readSender / size) * 100).toFixed(0)
+      } %), the receiver ${(readReceiver / 2 ** 20).toFixed(0)} MiB`,
   );
 }
 await Deno.remove(tmp, { recursive: true });

@@ -6,7 +6,8 @@
  * starts at once). Each listener gets those pages with its own granule positions and page
  * numbers, as if the stream had started when it joined (lib/icecast/ogg_rebase.ts: VLC 3
  * cannot play a first page that says "an hour in"); the pages are muxed once, and a listener
- * costs a copy of each batch with 12 bytes and the CRC patched.
+ * costs its copy of each batch (12 bytes and the CRC patched a page), made only when its queue
+ * writes it, into one buffer the queue reuses (lib/web/listener_queue.ts).
  *
  * @module
  */
@@ -15,7 +16,7 @@ import type { Station, StationEvent } from "../media/station.ts";
 import { splitOpusPayload } from "../station/encoder.ts";
 import { OggOpusMuxer } from "../icecast/ogg_opus.ts";
 import { OggRebaser, type SharedOggPage, sharedOggPage } from "../icecast/ogg_rebase.ts";
-import { ListenerQueue, type ListenerQueueOptions } from "./listener_queue.ts";
+import { type LazyChunk, ListenerQueue, type ListenerQueueOptions } from "./listener_queue.ts";
 import type { HttpConn } from "./http.ts";
 import { HttpError } from "./errors.ts";
 
@@ -84,7 +85,7 @@ export class OggFeed {
     const last = this.#recent.length - this.#batch.length;
     const rebaser = new OggRebaser();
     const burst = this.#recent.slice(first, Math.max(first, last));
-    if (burst.length > 0) q.push(rebaser.rebase(burst));
+    if (burst.length > 0) q.push(rebased(rebaser, burst));
     this.#listeners.set(q, rebaser);
     q.finished.then((end) => {
       this.#listeners.delete(q);
@@ -147,6 +148,17 @@ export class OggFeed {
     const batch = this.#batch;
     this.#batch = [];
     this.#batchSamples = 0;
-    for (const [q, rebaser] of this.#listeners) q.push(rebaser.rebase(batch));
+    for (const [q, rebaser] of this.#listeners) q.push(rebased(rebaser, batch));
   }
+}
+
+/**
+ * A listener's bytes for shared `pages`, made when its queue writes them (in queue order, so
+ * the rebaser sees the pages in order) into the queue's reused buffer: nothing is copied per
+ * listener until then.
+ */
+function rebased(rebaser: OggRebaser, pages: readonly SharedOggPage[]): LazyChunk {
+  let length = 0;
+  for (const p of pages) length += p.bytes.length;
+  return { length, writeInto: (out) => rebaser.rebaseInto(pages, out) };
 }

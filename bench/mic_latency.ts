@@ -6,6 +6,14 @@
  *
  *   deno run -A bench/mic_latency.ts [--seconds 5] [--listeners 1,100] [--frames 10,20]
  *     [--transports udp,tls] [--buffer 40]
+ *   deno run -A bench/mic_latency.ts --device-click [--clicks 12] [--buffer 40] [--runs 1]
+ *     [--paths udp,tls,trx]
+ *
+ * `--device-click`: the latency heard — a click into a PulseAudio virtual microphone →
+ * mic-broadcast → udp-client / tls-client → a virtual speaker, and the same through Debian's
+ * trx (`trx-tx` → `trx-rx`, ALSA routed to the same PulseAudio by the pulse plugin), measured
+ * in one stereo recording (bench/_click_latency.ts has the how). Needs pulseaudio; trx is
+ * optional (its row says why it did not run).
  *
  * How: `cmd/mic_broadcast.ts --tone 440 --udp 127.0.0.1:0 --tls 127.0.0.1:0` runs in its own
  * process (a virtual microphone paced in real time, mono, Opus 64 kbit/s). The listeners run in
@@ -30,10 +38,15 @@ import { createCertificates } from "../lib/tls/certs.ts";
 import { TlsSongClient } from "../lib/tls/client.ts";
 import { listenRadio } from "../lib/udp/client.ts";
 import { sampleProcess } from "./_proc.ts";
+import { type ClickPath, measureClicks, percentiles } from "./_click_latency.ts";
 
 const args = parseArgs(Deno.args, {
-  string: ["seconds", "listeners", "frames", "transports", "buffer"],
+  string: ["seconds", "listeners", "frames", "transports", "buffer", "clicks", "runs", "paths"],
+  boolean: ["device-click"],
   default: {
+    clicks: "12",
+    runs: "1",
+    paths: "udp,tls,trx",
     seconds: "5",
     listeners: "1,100",
     frames: "10,20",
@@ -111,6 +124,187 @@ async function tlsListener(port: number, ms: number): Promise<LiveLatencyReport 
     if (!stop.aborted) throw error;
   }
   return meter.count > 0 ? meter.report() : undefined;
+}
+
+/** A child process whose stderr is kept, started with Deno.env (PULSE_SERVER of the bench). */
+function spawn(cmd: string, argv: string[], env: Record<string, string> = {}) {
+  const child = new Deno.Command(cmd, {
+    args: argv,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env,
+  }).spawn();
+  const stdout = new Response(child.stdout).text();
+  const stderr = new Response(child.stderr).text();
+  return {
+    child,
+    stdout,
+    stderr,
+    async stop(): Promise<{ stdout: string; stderr: string }> {
+      try {
+        child.kill("SIGINT");
+      } catch { /* exited */ }
+      const t = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* exited */ }
+      }, 5000);
+      await child.status;
+      clearTimeout(t);
+      return { stdout: await stdout, stderr: await stderr };
+    },
+  };
+}
+
+/** mic-broadcast on the virtual microphone; its ready line. */
+async function micOnClickMic(transport: "udp" | "tls") {
+  const mic = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}cmd/mic_broadcast.ts`,
+      "--audio-backend",
+      "pulse",
+      "--device",
+      "ClickMic",
+      `--${transport}`,
+      "127.0.0.1:0",
+      "--cert",
+      certs.serverCert,
+      "--key",
+      certs.serverKey,
+      "--ready-json",
+      "-q",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = mic.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`mic-broadcast exited: ${await new Response(mic.stderr).text()}`);
+    text += value;
+  }
+  void reader.cancel();
+  void mic.stderr.cancel();
+  const ready = JSON.parse(text.split("\n")[0]!) as { udpPort?: number; tlsPort?: number };
+  return { mic, port: (transport === "udp" ? ready.udpPort : ready.tlsPort)! };
+}
+
+/** The last JSON line of a listener's stdout, its latency keys only. */
+function listenerKeys(stdout: string): string | undefined {
+  const line = stdout.trim().split("\n").at(-1);
+  if (!line?.startsWith("{")) return undefined;
+  const o = JSON.parse(line) as Record<string, unknown>;
+  return Object.entries(o)
+    .filter(([k]) => /latency_(median|device_median)|device_period|drift_level|underruns/.test(k))
+    .map(([k, v]) => `${k}=${v}`).join(" ");
+}
+
+function ourPath(transport: "udp" | "tls"): ClickPath {
+  return {
+    name: `mic-broadcast → ${transport === "udp" ? "udp-client --radio" : "tls-client radio"}`,
+    async start() {
+      const { mic, port } = await micOnClickMic(transport);
+      const common = [
+        "--audio-backend",
+        "pulse",
+        "--device",
+        "ClickSpeaker",
+        "--buffer",
+        args.buffer,
+        "--stats-json",
+      ];
+      const listener = spawn(
+        Deno.execPath(),
+        transport === "udp"
+          ? ["run", "-A", `${ROOT}cmd/udp_client.ts`, `127.0.0.1:${port}`, "--radio", ...common]
+          : [
+            "run",
+            "-A",
+            `${ROOT}cmd/tls_client.ts`,
+            "radio",
+            "--server",
+            `127.0.0.1:${port}`,
+            "--ca",
+            certs.caCert,
+            ...common,
+          ],
+        { NO_COLOR: "1" },
+      );
+      // Settled: the output open and the drift controller's target latched (3 s).
+      await sleep(4000);
+      return {
+        async stop() {
+          const said = await listener.stop();
+          mic.kill("SIGINT");
+          await mic.status;
+          return listenerKeys(said.stdout) ?? said.stderr.trim().split("\n").at(-1);
+        },
+      };
+    },
+  };
+}
+
+/** Debian's trx: trx-tx from the virtual microphone → trx-rx to the virtual speaker. */
+function trxPath(): ClickPath {
+  return {
+    name: "trx-tx → trx-rx (defaults: 20 ms frames, 16 ms buffers, 16 ms jitter)",
+    async start(env) {
+      // ALSA's pulse plugin (libasound2-plugins) honours PULSE_SERVER / PULSE_SINK / PULSE_SOURCE.
+      const port = String(20_000 + Math.floor(Math.random() * 20_000));
+      const alsa = { ...env, PULSE_SOURCE: "clickmic", PULSE_SINK: "clickspeaker" };
+      const rx = spawn("trx-rx", ["-d", "pulse", "-h", "127.0.0.1", "-p", port, "-c", "1"], alsa);
+      const tx = spawn("trx-tx", ["-d", "pulse", "-h", "127.0.0.1", "-p", port, "-c", "1"], alsa);
+      await sleep(2000);
+      for (const [name, p] of [["trx-rx", rx], ["trx-tx", tx]] as const) {
+        const status = await Promise.race([p.child.status, sleep(0).then(() => undefined)]);
+        if (status) {
+          throw new Error(`${name} exited ${status.code}: ${(await p.stderr).trim()}`);
+        }
+      }
+      return {
+        async stop() {
+          const [t, r] = [await tx.stop(), await rx.stop()];
+          return `trx-tx: ${t.stderr.trim().split("\n").slice(-2).join(" | ")}; trx-rx: ${
+            r.stderr.trim().split("\n").slice(-2).join(" | ")
+          }`;
+        },
+      };
+    },
+  };
+}
+
+if (args["device-click"]) {
+  const wanted = args.paths.split(",");
+  const paths = [
+    ...(wanted.includes("udp") ? [ourPath("udp")] : []),
+    ...(wanted.includes("tls") ? [ourPath("tls")] : []),
+    ...(wanted.includes("trx") ? [trxPath()] : []),
+  ];
+  const lines: string[] = [];
+  for (let run = 1; run <= Number(args.runs); run++) {
+    const results = await measureClicks(paths, { count: Number(args.clicks) });
+    const ref = results.find((r) => r.name.startsWith("trx") && r.latenciesMs.length > 0);
+    const refMedian = ref ? percentiles(ref.latenciesMs).median : undefined;
+    for (const r of results) {
+      const p = percentiles(r.latenciesMs);
+      const ratio = refMedian && r !== ref ? `  ${(p.median / refMedian).toFixed(2)}x trx` : "";
+      const line = r.error
+        ? `run ${run}  ${r.name}: did not run: ${r.error}`
+        : `run ${run}  ${r.name}: heard ${r.latenciesMs.length}/${r.fed} clicks  median ${
+          p.median.toFixed(1)
+        } ms  p95 ${p.p95.toFixed(1)} ms  [${
+          r.latenciesMs.map((v) => v.toFixed(0)).join(" ")
+        }]${ratio}${r.listenerSays ? `\n        listener: ${r.listenerSays}` : ""}`;
+      lines.push(line);
+      say(line);
+    }
+  }
+  await Deno.remove(certDir, { recursive: true });
+  Deno.exit(0);
 }
 
 function median(values: number[]): number {

@@ -79,7 +79,7 @@ export class LiveOutput {
     this.bufferMs = b === "auto" ? LIVE_STREAM_BUFFER_MS : b;
     this.periodMs = livePeriodMs(this.bufferMs);
     const most = this.#auto ? this.#auto.sizesMs[this.#auto.sizesMs.length - 1]! : this.bufferMs;
-    this.#maxStartMs = most + 2 * this.periodMs + 20;
+    this.#maxStartMs = most + this.periodMs + 10;
   }
 
   /** A packet captured at `captureUs` (sender's wall clock) arrived now (`nowMs`, `nowUs`). */
@@ -134,6 +134,7 @@ export class LiveOutput {
     const drift = this.#drift ??= new DriftController({
       sampleRate,
       maxStartMs: this.#maxStartMs,
+      maxExcessMs: Math.max(2 * this.periodMs, 30),
     });
     if (this.#stepMs !== 0) {
       const frames = Math.round(this.#stepMs * sampleRate / 1000);

@@ -48,6 +48,15 @@ export interface DriftControllerOptions {
    * @default {Infinity}
    */
   maxStartMs?: number;
+  /**
+   * Once the target is latched, a level more than this above it (ms) is a stall's backlog — the
+   * output device did not take audio for a while (its thread was starved; PulseAudio played
+   * silence) and the delay jumped: whole blocks are skipped back down to the target instead of
+   * working it off at the ±0.05 % of a clock drift (which takes 2 s per ms). Counted in
+   * {@linkcode DriftController.skipped}.
+   * @default {Infinity}
+   */
+  maxExcessMs?: number;
 }
 
 /**
@@ -74,6 +83,7 @@ export class DriftController {
   readonly #kp: number;
   readonly #ki: number;
   readonly #maxStartFrames: number;
+  readonly #maxExcessFrames: number;
   #smoothed: number | undefined;
   #integral = 0;
   #carry = 0;
@@ -99,6 +109,7 @@ export class DriftController {
     this.#kp = options.kp ?? 0.05;
     this.#ki = options.ki ?? 0.0025;
     this.#maxStartFrames = (options.maxStartMs ?? Infinity) * this.#rate / 1000;
+    this.#maxExcessFrames = (options.maxExcessMs ?? Infinity) * this.#rate / 1000;
   }
 
   /** The smoothed buffer level in ms (undefined before the first update). */
@@ -132,6 +143,12 @@ export class DriftController {
     if (Number.isNaN(this.targetFrames) && levelFrames - blockFrames > this.#maxStartFrames) {
       // Stale audio from a late start: not played, and not part of the level followed.
       this.skipped += blockFrames;
+      return blockFrames;
+    }
+    if (levelFrames - blockFrames > this.targetFrames + this.#maxExcessFrames) {
+      // A stall's backlog: back to the target (the smoothed level follows the skip).
+      this.skipped += blockFrames;
+      this.#smoothed = Math.min(this.#smoothed ?? Infinity, levelFrames - blockFrames);
       return blockFrames;
     }
     const dt = blockFrames / this.#rate;

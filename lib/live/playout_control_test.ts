@@ -226,3 +226,26 @@ Deno.test("DeviceLevel: a device taking 50 ms at a time shows the drift that its
   // The raw queue, read at a phase sliding with the drift, does not see it.
   assertLess(Math.abs(trend(raw)), 0.3, `raw trend ${trend(raw)} ms`);
 });
+
+Deno.test("drift: after latching, a stall's backlog above maxExcessMs is skipped back to the target at once, a small excess is left to the ±0.05 %", () => {
+  const c = new DriftController({ sampleRate: 48_000, targetMs: 40, maxExcessMs: 40 });
+  let level = 48 * 40;
+  for (let i = 0; i < 100; i++) c.update(level, 480);
+  // The device stalled 150 ms: the level jumped to 190 ms.
+  level = 48 * 190;
+  let skippedBlocks = 0;
+  for (let i = 0; i < 100; i++) {
+    if (c.update(level, 480) === 480) {
+      skippedBlocks++;
+      level -= 480;
+    }
+  }
+  // Skipped while what is left after the block is more than 40 ms above the target.
+  assertEquals(skippedBlocks, 10);
+  assertEquals(c.skipped, 4800);
+  // 30 ms above: no whole blocks, single frames only.
+  const d = new DriftController({ sampleRate: 48_000, targetMs: 40, maxExcessMs: 40 });
+  for (let i = 0; i < 100; i++) assert(d.update(48 * 70, 480) <= 1);
+  assertEquals(d.skipped, 0);
+  assertGreater(d.dropped, 0);
+});

@@ -802,7 +802,8 @@ async function receiveStream(
           // What came while the device opened is skipped, not latched as the delay.
           drift ??= new DriftController({
             sampleRate: playout.format.sampleRate,
-            maxStartMs: jitter.bufferMs + 2 * (livePeriod ?? 50) + 20,
+            maxStartMs: jitter.bufferMs + (livePeriod ?? 50) + 10,
+            maxExcessMs: Math.max(2 * (livePeriod ?? 50), 30),
           });
         }
       }

@@ -93,7 +93,9 @@ export const SPEC = {
     },
     json: {
       type: "boolean",
-      description: "Print one JSON summary (files, bytes, seconds, MB/s, sha256) on stdout.",
+      description:
+        "Print one JSON summary (files with sha256 and root, bytes, bytesRead, seconds, MB/s) " +
+        "on stdout.",
     },
     timeout: {
       type: "number",
@@ -119,7 +121,9 @@ export const SPEC = {
     "connection, ends it before a name or a byte of content is sent. After 5 wrong codes the " +
     "code is burned.",
     "Files arrive as NAME.part and are renamed into place only when their SHA-256 matches. " +
-    "Sending the same files again after an interruption sends only the missing 4 MiB chunks.",
+    "Sending the same files again after an interruption sends, and reads from disk on both " +
+    "sides, only the missing 4 MiB chunks (the sender keeps a small cache of its chunk hashes " +
+    "in ~/.cache/soundsock/file-send, deleted once the files are saved).",
     "Exit 1: failed (wrong code, lost connection, hash mismatch). Exit 3: the offer was refused.",
   ],
 } as const satisfies CommandSpec;

@@ -79,7 +79,7 @@ export class LiveOutput {
     this.bufferMs = b === "auto" ? LIVE_STREAM_BUFFER_MS : b;
     this.periodMs = livePeriodMs(this.bufferMs);
     const most = this.#auto ? this.#auto.sizesMs[this.#auto.sizesMs.length - 1]! : this.bufferMs;
-    this.#maxStartMs = most + this.periodMs + 10;
+    this.#maxStartMs = most + 10;
   }
 
   /** A packet captured at `captureUs` (sender's wall clock) arrived now (`nowMs`, `nowUs`). */

@@ -802,7 +802,7 @@ async function receiveStream(
           // What came while the device opened is skipped, not latched as the delay.
           drift ??= new DriftController({
             sampleRate: playout.format.sampleRate,
-            maxStartMs: jitter.bufferMs + (livePeriod ?? 50) + 10,
+            maxStartMs: jitter.bufferMs + 10,
             maxExcessMs: Math.max(2 * (livePeriod ?? 50), 30),
           });
         }

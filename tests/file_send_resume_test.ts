@@ -204,3 +204,72 @@ Deno.test("file-send resume: the sender's cached hashes are not used for a file 
     assertEquals(sha256(await Deno.readFile(join(dst, "r.bin"))), sha256(bytes));
   });
 });
+
+Deno.test("file-send resume after the receiver was killed (SIGKILL): the unsealed .part is re-read once, the file is identical", async () => {
+  await withDirs(async (src, dst, cache) => {
+    const size = 40 * CHUNK_SIZE;
+    const bytes = await randomFile(join(src, "big.bin"), size);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../cmd/file_send.ts", import.meta.url).pathname,
+        "receive",
+        "--dir",
+        dst,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--code",
+        CODE,
+        "--yes",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    let text = "";
+    const reader = child.stdout.getReader();
+    while (!/Listening on 127\.0\.0\.1:(\d+)/.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`receive ended: ${text}`);
+      text += new TextDecoder().decode(value);
+    }
+    reader.releaseLock();
+    const port = Number(/Listening on 127\.0\.0\.1:(\d+)/.exec(text)![1]);
+    let killed = false;
+    await assertRejects(
+      () =>
+        sendFiles([join(src, "big.bin")], "127.0.0.1", port, {
+          code: CODE,
+          hashCacheDir: cache,
+          onProgress: (done, total) => {
+            // Once more than one 64 MiB fsync batch went out: the journal has C lines.
+            if (!killed && done >= total * 0.6) {
+              killed = true;
+              child.kill("SIGKILL");
+            }
+          },
+        }),
+      TransferError,
+    );
+    await child.status;
+    await child.stdout.cancel();
+    const journal = await Deno.readTextFile(join(dst, "big.bin.part.journal"));
+    assert(
+      !journal.trimEnd().split("\n").at(-1)!.startsWith("S "),
+      "a killed receiver seals nothing",
+    );
+    const receiver = await startReceiver(dst);
+    const again = await sendFiles([join(src, "big.bin")], "127.0.0.1", receiver.port, {
+      code: CODE,
+      hashCacheDir: cache,
+    });
+    const got = await receiver.done;
+    assert(again.bytes < size, `sent ${again.bytes} of ${size} again`);
+    assertEquals(got.bytesRead, size); // unsealed: the whole .part was checked once
+    assertEquals(sha256(await Deno.readFile(join(dst, "big.bin"))), sha256(bytes));
+    assertEquals(got.files[0]!.sha256, sha256(bytes)); // from the re-read
+  });
+});

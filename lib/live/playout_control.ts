@@ -70,6 +70,18 @@ export function livePeriodMs(bufferMs: number): number {
 }
 
 /**
+ * How long a live stream's packet after a hole waits for the missing ones (ms), from its
+ * `--buffer`. Live packets go to the device as they arrive and the delay is held in the
+ * device's queue (about `bufferMs`, {@linkcode DriftController}), which the device drains a
+ * period ({@linkcode livePeriodMs}) at a time: waiting `bufferMs` (an on-demand stream's
+ * rule) would run it dry at every loss. Half of what is left above one period is waited (the
+ * default 40 ms: 10 ms of reordering), then the gap is concealed at once.
+ */
+export function liveGapWaitMs(bufferMs: number): number {
+  return Math.max(0, (bufferMs - livePeriodMs(bufferMs)) / 2);
+}
+
+/**
  * Turns buffer levels into single-frame drops and inserts; see the module doc. Call
  * {@linkcode update} once per output block.
  */

@@ -5,8 +5,10 @@ import {
   AutoBuffer,
   DeviceLevel,
   DriftController,
+  liveGapWaitMs,
   MAX_CORRECTION,
 } from "./playout_control.ts";
+import { JitterBuffer } from "../udp/jitter_buffer.ts";
 
 /** A small seeded generator (LCG), uniform in [0, 1). */
 function rng(seed: number): () => number {
@@ -248,4 +250,32 @@ Deno.test("drift: after latching, a stall's backlog above maxExcessMs is skipped
   for (let i = 0; i < 100; i++) assert(d.update(48 * 70, 480) <= 1);
   assertEquals(d.skipped, 0);
   assertGreater(d.dropped, 0);
+});
+
+Deno.test("liveGapWaitMs: a live stream's hole is declared lost before the device's queue runs dry", () => {
+  // Half of what the buffer holds above one device period (livePeriodMs: buffer / 2, ≤ 100).
+  assertEquals(liveGapWaitMs(40), 10);
+  assertEquals(liveGapWaitMs(300), 100);
+  assertEquals(liveGapWaitMs(0), 0);
+  const packet = (seq: number, arrivalMs: number) => ({
+    seq,
+    timestampUs: seq * 10_000,
+    flags: 0,
+    payload: new Uint8Array(1),
+    arrivalMs,
+  });
+  for (const [gapWait, lostAtMs] of [[undefined, 40], [liveGapWaitMs, 10]] as const) {
+    const jitter = new JitterBuffer({ bufferMs: 40 });
+    jitter.gapWaitMs = gapWait;
+    jitter.insert(packet(0, 0));
+    assertEquals(jitter.next(40)?.kind, "packet"); // started after its 40 ms
+    jitter.insert(packet(2, 50)); // 1 is lost
+    assertEquals(jitter.next(50 + lostAtMs - 1), undefined, "still waiting for 1");
+    assertEquals(jitter.next(50 + lostAtMs), {
+      kind: "gap",
+      fromSeq: 1,
+      toSeq: 2,
+      resumeTimestampUs: 20_000,
+    });
+  }
 });

@@ -238,7 +238,9 @@ export class MediaPlayout implements Disposable {
     if (!s) return;
     const us = Math.min(Math.max(0, durationUs), this.#options.maxGapUs ?? 1_000_000);
     if (s.info.codec === "opus") {
-      await this.#conceal(s, Math.round(us * OPUS_SAMPLE_RATE / 1e6 / OPUS_FRAME_SAMPLES));
+      // In the stream's own frames: a lost 10 ms packet of a live capture is 10 ms, not 20.
+      const n = opusFrameSamples(s.info);
+      await this.#conceal(s, Math.round(us * OPUS_SAMPLE_RATE / 1e6 / n), n);
       return;
     }
     if (s.info.codec === "mp3" && s.decoder?.lost) {
@@ -437,19 +439,19 @@ export class MediaPlayout implements Disposable {
         this.opusFramesDecoded++;
       } catch {
         this.opusCorrupt++;
-        await this.#conceal(s, 1);
+        await this.#conceal(s, 1, opusFrameSamples(s.info));
         continue;
       }
       await this.#write(s, pcm, { sampleRate: OPUS_SAMPLE_RATE, channels: this.#opus!.channels });
     }
   }
 
-  /** Opus packet-loss concealment: one 20 ms `conceal` per lost frame. */
-  async #conceal(s: ActiveStream, frames: number): Promise<void> {
+  /** Opus packet-loss concealment: one `conceal` of `frameSamples` per lost frame. */
+  async #conceal(s: ActiveStream, frames: number, frameSamples: number): Promise<void> {
     const dec = this.#opus;
     if (!dec) return;
     for (let i = 0; i < frames && this.#stream === s; i++) {
-      const pcm = this.#guard!.concealed(dec.conceal(OPUS_FRAME_SAMPLES));
+      const pcm = this.#guard!.concealed(dec.conceal(frameSamples));
       this.opusFramesConcealed++;
       this.framesConcealed += pcm.length / dec.channels;
       await this.#write(s, pcm, { sampleRate: OPUS_SAMPLE_RATE, channels: dec.channels });
@@ -463,6 +465,17 @@ export class MediaPlayout implements Disposable {
     this.#opus?.close();
     this.#opus = undefined;
   }
+}
+
+/**
+ * Samples per channel of one of the stream's Opus frames: STREAM_INFO `frameMs` (a live
+ * capture's 10 or 20), else the radio's 20 ms.
+ */
+function opusFrameSamples(info: StreamInfo): number {
+  const ms = info.frameMs;
+  return ms !== undefined && [2.5, 5, 10, 20, 40, 60].includes(ms)
+    ? ms * OPUS_SAMPLE_RATE / 1000
+    : OPUS_FRAME_SAMPLES;
 }
 
 /** Frames of {@linkcode PCM_FADE_MS} at `sampleRate` (at least 1). */

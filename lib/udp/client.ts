@@ -39,6 +39,7 @@ import {
   AutoBuffer,
   DeviceLevel,
   DriftController,
+  liveGapWaitMs,
   livePeriodMs,
   StartBatch,
 } from "../live/playout_control.ts";
@@ -493,6 +494,7 @@ async function receiveStream(
             const live = options.liveBufferMs ?? LIVE_BUFFER_MS;
             if (live === "auto") autoBuffer = new AutoBuffer();
             jitter.bufferMs = live === "auto" ? LIVE_BUFFER_MS : live;
+            jitter.gapWaitMs = liveGapWaitMs;
             log.event("live", { bufferMs: live });
           }
         }

@@ -54,6 +54,12 @@ export class JitterBuffer {
   overflowed = 0;
   /** Times playout found the buffer empty mid-stream. */
   underruns = 0;
+  /**
+   * How long the packet after a hole waits for the missing ones, from the current `bufferMs`
+   * (unset: `bufferMs`). A live stream holds its delay in the device's queue instead, which
+   * a longer wait would run dry (lib/live/playout_control.ts liveGapWaitMs).
+   */
+  gapWaitMs: ((bufferMs: number) => number) | undefined;
 
   /** Creates an empty buffer. */
   constructor(options: JitterBufferOptions) {
@@ -133,7 +139,7 @@ export class JitterBuffer {
     }
     // head.seq > next: packets next..head.seq-1 are missing. Wait for them until the head
     // itself has waited bufferMs (it would have been played by then).
-    if (ended || nowMs - head.arrivalMs >= this.#bufferMs) {
+    if (ended || nowMs - head.arrivalMs >= (this.gapWaitMs?.(this.#bufferMs) ?? this.#bufferMs)) {
       const gap: PlayoutItem = {
         kind: "gap",
         fromSeq: this.#next,
@@ -175,6 +181,9 @@ export class JitterBuffer {
   waitHintMs(nowMs: number): number {
     const head = this.#packets[0];
     if (!head) return this.#bufferMs;
-    return Math.max(1, this.#bufferMs - (nowMs - head.arrivalMs));
+    const waitMs = this.#started
+      ? this.gapWaitMs?.(this.#bufferMs) ?? this.#bufferMs
+      : this.#bufferMs;
+    return Math.max(1, waitMs - (nowMs - head.arrivalMs));
   }
 }

@@ -3,15 +3,25 @@
  * download blocks) goes through one queue bounded in bytes, so frames never interleave and a
  * peer that stops reading holds at most `maxBytes` of server memory. Radio packets are
  * *offered* (refused when the queue is full: the listener is too slow); downloads *push* and
- * wait for room (ordinary backpressure).
+ * wait for room (ordinary backpressure). A writer with `tryWrite` (lib/tls/server_conn.ts)
+ * takes frames up to one slice at once into its own buffer, bounded by its high-water mark.
  *
  * @module
  */
 
-/** Something bytes can be written to: `Deno.Conn`, `Deno.TlsConn`. */
+/** Something bytes can be written to: `Deno.Conn`, `Deno.TlsConn`, `ServerTlsConn`. */
 export interface ByteWriter {
   /** Writes some of `p`; resolves to the count written. */
   write(p: Uint8Array): Promise<number>;
+  /**
+   * Optional: hands all of `p` (kept unchanged by the caller) to the writer's own bounded
+   * buffer without waiting; false once that buffer is above its mark, and then the queue
+   * waits for {@linkcode whenDrained} before handing on more.
+   * @throws when the connection is gone
+   */
+  tryWrite?(p: Uint8Array): boolean;
+  /** Resolves once the writer's buffer is below its mark again (or the connection is gone). */
+  whenDrained?(): Promise<void>;
 }
 
 /** Options for {@linkcode SendQueue}. */
@@ -143,7 +153,7 @@ export class SendQueue {
     this.#head = 0;
     this.#queued = keep.reduce((n, c) => n + c.length, 0) + last.length;
     this.#final = true;
-    if (!this.#pumping) void this.#pump();
+    if (!this.#pumping && !this.#handOn()) void this.#pump();
   }
 
   /** Drops what is queued and refuses more. Idempotent. */
@@ -159,12 +169,68 @@ export class SendQueue {
   #enqueue(bytes: Uint8Array): void {
     this.#chunks.push(bytes);
     this.#queued += bytes.length;
-    if (!this.#pumping) void this.#pump();
+    if (!this.#pumping && !this.#handOn()) void this.#pump();
+  }
+
+  /**
+   * The writer's fast path ({@linkcode ByteWriter.tryWrite}), synchronously: a radio frame
+   * costs no promise or callback of its own (a quarter of tls-server's net CPU per radio
+   * listener at N=1000, bench/RESULTS-tls-fanout.md). Returns true when all that was queued has been handed on (or
+   * the writer failed and the queue closed), false when the async pump must go on (a chunk
+   * larger than one slice).
+   */
+  #handOn(): boolean {
+    const writer = this.#writer;
+    if (!writer.tryWrite || !writer.whenDrained) return false;
+    while (this.#head < this.#chunks.length) {
+      const chunk = this.#chunks[this.#head]!;
+      if (chunk.length > this.#slice) return false;
+      let more: boolean;
+      try {
+        more = writer.tryWrite(chunk);
+      } catch (error) {
+        this.close();
+        this.#onError(error as Error);
+        return true;
+      }
+      this.#chunks[this.#head++] = EMPTY;
+      this.#queued -= chunk.length;
+      this.bytesWritten += chunk.length;
+      this.lastProgress = performance.now();
+      this.#wake();
+      if (!more) {
+        void this.#awaitDrain(writer.whenDrained());
+        return true;
+      }
+    }
+    // All handed on. The array (its written slots emptied) is kept for the next frames and
+    // replaced only now and then: a new one per frame would be garbage of its own.
+    if (this.#head > 64) {
+      this.#chunks = [];
+      this.#head = 0;
+    }
+    return true;
+  }
+
+  /** Busy (a watchdog sees a stall) until the writer has drained, then hands on more. */
+  async #awaitDrain(drained: Promise<void>): Promise<void> {
+    this.#pumping = true;
+    try {
+      await drained;
+    } finally {
+      this.#pumping = false;
+    }
+    if (this.#closed) return;
+    this.lastProgress = performance.now();
+    if (this.#head < this.#chunks.length && !this.#handOn()) void this.#pump();
   }
 
   #wake(): void {
-    for (const w of this.#roomWaiters.splice(0)) w();
-    if (this.#queued === 0 || this.#closed) { for (const w of this.#idleWaiters.splice(0)) w(); }
+    // Checked first: splice() makes an array even when there is nobody to wake.
+    if (this.#roomWaiters.length > 0) { for (const w of this.#roomWaiters.splice(0)) w(); }
+    if ((this.#queued === 0 || this.#closed) && this.#idleWaiters.length > 0) {
+      for (const w of this.#idleWaiters.splice(0)) w();
+    }
   }
 
   async #pump(): Promise<void> {

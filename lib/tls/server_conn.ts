@@ -196,6 +196,35 @@ export class ServerTlsConn {
   }
 
   /**
+   * Hands all of `p` to the TLS socket without waiting (`p` must not change afterwards: the
+   * socket may keep it until it is written); false once the socket's buffer is above its
+   * high-water mark (then wait for {@linkcode whenDrained}). Write errors end the connection
+   * (the reader sees them).
+   * @throws {Deno.errors.BadResource} when the connection is closed
+   */
+  tryWrite(p: Uint8Array): boolean {
+    if (this.#closed || !this.#stream || this.#tls.destroyed) {
+      throw new Deno.errors.BadResource("connection closed");
+    }
+    return this.#tls.write(p);
+  }
+
+  /** Resolves once the socket's buffer drained below its mark, or the socket closed. */
+  whenDrained(): Promise<void> {
+    const socket = this.#tls;
+    if (!socket.writableNeedDrain || socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        socket.off("drain", done);
+        socket.off("close", done);
+        resolve();
+      };
+      socket.on("drain", done);
+      socket.on("close", done);
+    });
+  }
+
+  /**
    * Closes the connection. After a completed handshake the peer is sent TLS close_notify and
    * given up to `graceMs` to answer; the TCP socket is closed then at the latest (at once
    * when the handshake never finished). Idempotent.

@@ -5,7 +5,7 @@
  * 20 ms Opus frames, UDP and TLS, 1 and 100 listeners; and the broadcaster's CPU.
  *
  *   deno run -A bench/mic_latency.ts [--seconds 5] [--listeners 1,100] [--frames 10,20]
- *     [--transports udp,tls] [--buffer 40]
+ *     [--transports udp,tls] [--buffer 40] [--procs 4]
  *   deno run -A bench/mic_latency.ts --device-click [--clicks 12] [--buffer 40] [--runs 1]
  *     [--paths udp,tls,trx]
  *
@@ -17,14 +17,19 @@
  *
  * How: `cmd/mic_broadcast.ts --tone 440 --udp 127.0.0.1:0 --tls 127.0.0.1:0` runs in its own
  * process (a virtual microphone paced in real time, mono, Opus 64 kbit/s). The listeners run in
- * this process, every one a full listener: UDP ones are lib/udp/client.ts `listenRadio` (the
+ * `--procs` listener processes (this file with `--worker`; listener g in process g mod procs, so
+ * 100 listeners are 4 × 25 by default — one process decoding 100 streams was the bottleneck of
+ * the p99, not the broadcaster), every one a full listener: UDP ones are lib/udp/client.ts
+ * `listenRadio` (the
  * handshake, tokens, heartbeats, the jitter buffer with `--buffer` ms, Opus decode, the
  * latency meter) writing to a null output; TLS ones are `TlsSongClient.radio()` into the same
  * MediaPlayout + LatencyMeter as tls-client radio, also to a null output. UDP listeners join
  * 120 ms apart (udp-server answers 20 requests a second per source IP, and a join takes two),
  * then all listen together for `--seconds`. Reported per configuration: the median over
  * listeners of their median and p99 latency, the worst p99, packets lost, and the broadcaster's
- * CPU (utime + stime from /proc over the listening window) as % of one core. The null output
+ * CPU (utime + stime from /proc over the listening window) as % of one core, and the listener
+ * processes' together (a saturated listener side shows as ~200 % on 2 cores), and what every
+ * other process on the host used meanwhile (/proc/stat busy time less ours). The null output
  * takes audio at once, so the figure excludes a device's queue (which adds its ring: tens of ms).
  *
  * @module
@@ -41,9 +46,28 @@ import { sampleProcess } from "./_proc.ts";
 import { type ClickPath, measureClicks, percentiles } from "./_click_latency.ts";
 
 const args = parseArgs(Deno.args, {
-  string: ["seconds", "listeners", "frames", "transports", "buffer", "clicks", "runs", "paths"],
-  boolean: ["device-click"],
+  string: [
+    "seconds",
+    "listeners",
+    "frames",
+    "transports",
+    "buffer",
+    "clicks",
+    "runs",
+    "paths",
+    "procs",
+    // --worker: one listener process (spawned by the bench itself).
+    "transport",
+    "port",
+    "count",
+    "index",
+    "start-at",
+    "end-at",
+    "ca",
+  ],
+  boolean: ["device-click", "worker"],
   default: {
+    procs: "4",
     clicks: "12",
     runs: "1",
     paths: "udp,tls,trx",
@@ -60,9 +84,57 @@ const nullOutput = () => Promise.resolve({ write: () => Promise.resolve() });
 const say = (t: string) => Deno.stdout.writeSync(new TextEncoder().encode(t + "\n"));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** UDP listeners join 120 ms apart (udp-server answers 20 requests/s per source IP). */
+const joinGapFor = (transport: string) => transport === "udp" ? 120 : 20;
+
+/** What one listener measured: its latency report (none if no packet came) and packets lost. */
+interface ListenerResult {
+  live?: LiveLatencyReport;
+  lost: number;
+}
+
+function listenOne(
+  transport: string,
+  port: number,
+  ms: number,
+  caPem: string,
+): Promise<ListenerResult> {
+  return transport === "udp"
+    ? listenRadio({ hostname: "127.0.0.1", port }, {
+      signal: new AbortController().signal,
+      log: EventLog.none(),
+      bufferMs: Number(args.buffer),
+      maxSeconds: ms / 1000,
+      openOutput: nullOutput,
+    }).then((r) => ({ live: r.live, lost: r.lost }))
+    : tlsListener(port, ms, caPem).then((live) => ({ live, lost: 0 }));
+}
+
+if (args.worker) {
+  // `--count` listeners of the global order g = i × procs + index, joining at start-at + g × gap,
+  // all listening until end-at (epoch ms); prints their results as one JSON line.
+  const [count, index, procs] = [Number(args.count), Number(args.index), Number(args.procs)];
+  const [startAt, endAt, port] = [
+    Number(args["start-at"]),
+    Number(args["end-at"]),
+    Number(args.port),
+  ];
+  const caPem = args.transport === "tls" ? await Deno.readTextFile(args.ca!) : "";
+  const runs: Promise<ListenerResult>[] = [];
+  for (let i = 0; i < count; i++) {
+    const joinAt = startAt + (i * procs + index) * joinGapFor(args.transport!);
+    await sleep(Math.max(0, joinAt - Date.now()));
+    // Slow joins (a loaded machine) still leave everyone the measuring window.
+    runs.push(
+      listenOne(args.transport!, port, Math.max(seconds * 1000, endAt - Date.now()), caPem),
+    );
+  }
+  say(JSON.stringify(await Promise.all(runs)));
+  Deno.exit(0);
+}
+
 const certDir = await Deno.makeTempDir({ prefix: "soundsock-bench-certs-" });
 const certs = await createCertificates(certDir);
-const caPem = await Deno.readTextFile(certs.caCert);
 
 async function startBroadcaster(frameMs: number) {
   const child = new Deno.Command(Deno.execPath(), {
@@ -104,7 +176,11 @@ async function startBroadcaster(frameMs: number) {
   return { child, ready };
 }
 
-async function tlsListener(port: number, ms: number): Promise<LiveLatencyReport | undefined> {
+async function tlsListener(
+  port: number,
+  ms: number,
+  caPem: string,
+): Promise<LiveLatencyReport | undefined> {
   using client = await TlsSongClient.connect({ hostname: "127.0.0.1", port }, { caCerts: [caPem] });
   const stop = AbortSignal.timeout(ms);
   using playout = new MediaPlayout({ openOutput: nullOutput, signal: stop });
@@ -312,41 +388,91 @@ function median(values: number[]): number {
   return s[Math.floor(s.length / 2)] ?? NaN;
 }
 
+/** Runs `n` listeners in min(n, --procs) worker processes; resolves with all their results. */
+function startListeners(
+  transport: string,
+  port: number,
+  n: number,
+  startAt: number,
+  endAt: number,
+) {
+  const procs = Math.max(1, Math.min(n, Number(args.procs)));
+  const workers = Array.from({ length: procs }, (_, index) => {
+    const count = Math.ceil((n - index) / procs);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}bench/mic_latency.ts`, "--worker"].concat(
+        ["--transport", transport, "--port", String(port), "--count", String(count)],
+        ["--index", String(index), "--procs", String(procs), "--buffer", args.buffer],
+        ["--seconds", String(seconds), "--start-at", String(startAt), "--end-at", String(endAt)],
+        ["--ca", certs.caCert],
+      ),
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    return { child, out: new Response(child.stdout).text() };
+  });
+  return {
+    pids: workers.map((w) => w.child.pid),
+    async results(): Promise<ListenerResult[]> {
+      const all: ListenerResult[] = [];
+      for (const w of workers) {
+        const { code } = await w.child.status;
+        if (code !== 0) throw new Error(`listener process exited ${code}`);
+        all.push(...JSON.parse((await w.out).trim().split("\n").at(-1)!) as ListenerResult[]);
+      }
+      return all;
+    },
+  };
+}
+
+const cpuOf = (pids: number[]) => pids.reduce((a, pid) => a + sampleProcess(pid).cpuS, 0);
+
+/** The host's busy and total CPU seconds so far (/proc/stat: all cores; busy = not idle/iowait). */
+function hostCpu(): { busyS: number; cores: number } {
+  const lines = Deno.readTextFileSync("/proc/stat").split("\n");
+  const f = lines[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, v) => a + v, 0);
+  const cores = lines.filter((l) => /^cpu\d/.test(l)).length;
+  return { busyS: (total - f[3]! - f[4]!) / 100, cores };
+}
+
 const rows: string[] = [];
 for (const frameMs of args.frames.split(",").map(Number)) {
   for (const transport of args.transports.split(",")) {
     for (const n of args.listeners.split(",").map(Number)) {
       const { child, ready } = await startBroadcaster(frameMs);
-      await sleep(500);
-      const joinGapMs = transport === "udp" ? 120 : 20;
-      const joinMs = n * joinGapMs;
-      const listenMs = joinMs + seconds * 1000 + 500;
-      const runs: Promise<{ live?: LiveLatencyReport; lost: number }>[] = [];
-      const started = performance.now();
-      for (let i = 0; i < n; i++) {
-        // Slow joins (a loaded machine) still leave everyone the measuring window.
-        const remaining = Math.max(seconds * 1000 + 500, listenMs - (performance.now() - started));
-        runs.push(
-          transport === "udp"
-            ? listenRadio({ hostname: "127.0.0.1", port: ready.udpPort }, {
-              signal: new AbortController().signal,
-              log: EventLog.none(),
-              bufferMs: Number(args.buffer),
-              maxSeconds: remaining / 1000,
-              openOutput: nullOutput,
-            }).then((r) => ({ live: r.live, lost: r.lost }))
-            : tlsListener(ready.tlsPort, remaining).then((live) => ({ live, lost: 0 })),
-        );
-        await sleep(joinGapMs);
-      }
+      const joinMs = n * joinGapFor(transport);
+      // The listener processes start (a deno start-up: ~1 s on a loaded host) before start-at.
+      const startAt = Date.now() + 2500;
+      const endAt = startAt + joinMs + seconds * 1000 + 500;
+      const listeners = startListeners(
+        transport,
+        transport === "udp" ? ready.udpPort : ready.tlsPort,
+        n,
+        startAt,
+        endAt,
+      );
       // The window: everyone has joined and settled.
-      await sleep(Math.max(0, joinMs - (performance.now() - started)) + 300);
-      const cpu0 = sampleProcess(child.pid).cpuS;
+      await sleep(Math.max(0, startAt + joinMs + 300 - Date.now()));
+      const [cpu0, lcpu0, host0] = [
+        sampleProcess(child.pid).cpuS,
+        cpuOf(listeners.pids),
+        hostCpu(),
+      ];
       const t0 = performance.now();
       await sleep(seconds * 1000 - 300);
-      const cpu1 = sampleProcess(child.pid).cpuS;
-      const cpuPct = (cpu1 - cpu0) / ((performance.now() - t0) / 1000) * 100;
-      const results = await Promise.all(runs);
+      const [cpu1, lcpu1, host1] = [
+        sampleProcess(child.pid).cpuS,
+        cpuOf(listeners.pids),
+        hostCpu(),
+      ];
+      const windowS = (performance.now() - t0) / 1000;
+      // The other engineers' work on the same cores: the host's busy time less ours.
+      const othersPct = ((host1.busyS - host0.busyS) - (cpu1 - cpu0) - (lcpu1 - lcpu0)) /
+        windowS * 100;
+      const cpuPct = (cpu1 - cpu0) / windowS * 100;
+      const listenerPct = (lcpu1 - lcpu0) / windowS * 100;
+      const results = await listeners.results();
       child.kill("SIGINT");
       await child.status;
       const lives = results.map((r) => r.live).filter((l): l is LiveLatencyReport => !!l);
@@ -359,6 +485,9 @@ for (const frameMs of args.frames.split(",").map(Number)) {
         `worst p99 ${Math.max(...lives.map((l) => l.p99Ms)).toFixed(1)} ms`,
         `lost ${results.reduce((a, r) => a + r.lost, 0)}`,
         `broadcaster CPU ${cpuPct.toFixed(1)} %`,
+        `listeners CPU ${listenerPct.toFixed(1)} % (${listeners.pids.length} processes)`,
+        `other processes ${Math.max(0, othersPct).toFixed(0)} % of ${host1.cores} cores`,
+        `load ${Deno.loadavg()[0]!.toFixed(1)}`,
       ].join("  ");
       rows.push(row);
       say(row);

@@ -5,7 +5,7 @@
  * 20 ms Opus frames, UDP and TLS, 1 and 100 listeners; and the broadcaster's CPU.
  *
  *   deno run -A bench/mic_latency.ts [--seconds 5] [--listeners 1,100] [--frames 10,20]
- *     [--transports udp,tls] [--buffer 40] [--procs 4]
+ *     [--transports udp,tls] [--buffer 40] [--procs 4] [--probe]
  *   deno run -A bench/mic_latency.ts --device-click [--clicks 12] [--buffer 40] [--runs 1]
  *     [--paths udp,tls,trx]
  *
@@ -19,10 +19,10 @@
  * process (a virtual microphone paced in real time, mono, Opus 64 kbit/s). The listeners run in
  * `--procs` listener processes (this file with `--worker`; listener g in process g mod procs, so
  * 100 listeners are 4 × 25 by default — one process decoding 100 streams was the bottleneck of
- * the p99, not the broadcaster), every one a full listener: UDP ones are lib/udp/client.ts
- * `listenRadio` (the
- * handshake, tokens, heartbeats, the jitter buffer with `--buffer` ms, Opus decode, the
- * latency meter) writing to a null output; TLS ones are `TlsSongClient.radio()` into the same
+ * the p99, not the broadcaster), every one a full listener (`--probe`: all but the last to join
+ * only receive — no decode, no statistics — and that one is measured in its own process): UDP
+ * ones are lib/udp/client.ts `listenRadio` (the handshake, tokens, heartbeats, the jitter
+ * buffer with `--buffer` ms, Opus decode, the latency meter) writing to a null output; TLS ones are `TlsSongClient.radio()` into the same
  * MediaPlayout + LatencyMeter as tls-client radio, also to a null output. UDP listeners join
  * 120 ms apart (udp-server answers 20 requests a second per source IP, and a join takes two),
  * then all listen together for `--seconds`. Reported per configuration: the median over
@@ -64,8 +64,9 @@ const args = parseArgs(Deno.args, {
     "start-at",
     "end-at",
     "ca",
+    "offset",
   ],
-  boolean: ["device-click", "worker"],
+  boolean: ["device-click", "worker", "quiet", "probe"],
   default: {
     procs: "4",
     clicks: "12",
@@ -93,11 +94,13 @@ interface ListenerResult {
   lost: number;
 }
 
+/** One listener; `decode` false: it only receives (and heartbeats), no decode, no latency. */
 function listenOne(
   transport: string,
   port: number,
   ms: number,
   caPem: string,
+  decode: boolean,
 ): Promise<ListenerResult> {
   return transport === "udp"
     ? listenRadio({ hostname: "127.0.0.1", port }, {
@@ -105,14 +108,15 @@ function listenOne(
       log: EventLog.none(),
       bufferMs: Number(args.buffer),
       maxSeconds: ms / 1000,
-      openOutput: nullOutput,
+      ...(decode ? { openOutput: nullOutput } : {}),
     }).then((r) => ({ live: r.live, lost: r.lost }))
-    : tlsListener(port, ms, caPem).then((live) => ({ live, lost: 0 }));
+    : tlsListener(port, ms, caPem, decode).then((live) => ({ live, lost: 0 }));
 }
 
 if (args.worker) {
-  // `--count` listeners of the global order g = i × procs + index, joining at start-at + g × gap,
-  // all listening until end-at (epoch ms); prints their results as one JSON line.
+  // `--count` listeners of the global order g = offset + i × procs + index, joining at start-at +
+  // g × gap, all listening until end-at (epoch ms); prints their results as one JSON line.
+  // --quiet: receive-only listeners (no decode).
   const [count, index, procs] = [Number(args.count), Number(args.index), Number(args.procs)];
   const [startAt, endAt, port] = [
     Number(args["start-at"]),
@@ -122,11 +126,18 @@ if (args.worker) {
   const caPem = args.transport === "tls" ? await Deno.readTextFile(args.ca!) : "";
   const runs: Promise<ListenerResult>[] = [];
   for (let i = 0; i < count; i++) {
-    const joinAt = startAt + (i * procs + index) * joinGapFor(args.transport!);
+    const g = Number(args.offset ?? 0) + i * procs + index;
+    const joinAt = startAt + g * joinGapFor(args.transport!);
     await sleep(Math.max(0, joinAt - Date.now()));
     // Slow joins (a loaded machine) still leave everyone the measuring window.
     runs.push(
-      listenOne(args.transport!, port, Math.max(seconds * 1000, endAt - Date.now()), caPem),
+      listenOne(
+        args.transport!,
+        port,
+        Math.max(seconds * 1000, endAt - Date.now()),
+        caPem,
+        !args.quiet,
+      ),
     );
   }
   say(JSON.stringify(await Promise.all(runs)));
@@ -180,6 +191,7 @@ async function tlsListener(
   port: number,
   ms: number,
   caPem: string,
+  decode = true,
 ): Promise<LiveLatencyReport | undefined> {
   using client = await TlsSongClient.connect({ hostname: "127.0.0.1", port }, { caCerts: [caPem] });
   const stop = AbortSignal.timeout(ms);
@@ -192,6 +204,7 @@ async function tlsListener(
         epoch = event.info.captureEpochUs;
         await playout.startStream(event.info, false);
       } else if (event.type === "data") {
+        if (!decode) continue;
         await playout.media(event.payload);
         if (epoch !== undefined) meter.record(epoch + event.timestampUs, wallClockUs());
       }
@@ -388,7 +401,12 @@ function median(values: number[]): number {
   return s[Math.floor(s.length / 2)] ?? NaN;
 }
 
-/** Runs `n` listeners in min(n, --procs) worker processes; resolves with all their results. */
+/**
+ * Runs `n` listeners in min(n, --procs) worker processes; resolves with all their results.
+ * `--probe`: the first n − 1 only receive (no decode: their load on the broadcaster, not on
+ * the cores), spread over --procs processes, and the last to join is the one full listener
+ * measured, in a process of its own.
+ */
 function startListeners(
   transport: string,
   port: number,
@@ -396,21 +414,28 @@ function startListeners(
   startAt: number,
   endAt: number,
 ) {
-  const procs = Math.max(1, Math.min(n, Number(args.procs)));
-  const workers = Array.from({ length: procs }, (_, index) => {
-    const count = Math.ceil((n - index) / procs);
+  const spawnWorker = (w: { count: number; index: number; procs: number; offset: number }) => {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", `${ROOT}bench/mic_latency.ts`, "--worker"].concat(
-        ["--transport", transport, "--port", String(port), "--count", String(count)],
-        ["--index", String(index), "--procs", String(procs), "--buffer", args.buffer],
+        ["--transport", transport, "--port", String(port), "--count", String(w.count)],
+        ["--index", String(w.index), "--procs", String(w.procs), "--buffer", args.buffer],
         ["--seconds", String(seconds), "--start-at", String(startAt), "--end-at", String(endAt)],
-        ["--ca", certs.caCert],
+        ["--ca", certs.caCert, "--offset", String(w.offset)],
+        args.probe && w.offset === 0 ? ["--quiet"] : [],
       ),
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
     return { child, out: new Response(child.stdout).text() };
-  });
+  };
+  const spread = args.probe ? n - 1 : n;
+  const procs = Math.max(1, Math.min(spread, Number(args.procs)));
+  const workers = spread === 0 ? [] : Array.from(
+    { length: procs },
+    (_, index) =>
+      spawnWorker({ count: Math.ceil((spread - index) / procs), index, procs, offset: 0 }),
+  );
+  if (args.probe) workers.push(spawnWorker({ count: 1, index: 0, procs: 1, offset: n - 1 }));
   return {
     pids: workers.map((w) => w.child.pid),
     async results(): Promise<ListenerResult[]> {
@@ -479,7 +504,7 @@ for (const frameMs of args.frames.split(",").map(Number)) {
       const row = [
         `${transport.toUpperCase()} ${frameMs} ms`,
         `N=${n}`,
-        `listeners measured ${lives.length}`,
+        `listeners measured ${lives.length}${args.probe ? ` (probe; ${n - 1} receive-only)` : ""}`,
         `median ${median(lives.map((l) => l.medianMs)).toFixed(1)} ms`,
         `p99 ${median(lives.map((l) => l.p99Ms)).toFixed(1)} ms`,
         `worst p99 ${Math.max(...lives.map((l) => l.p99Ms)).toFixed(1)} ms`,

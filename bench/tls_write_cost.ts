@@ -9,7 +9,8 @@
  *
  * Methods (one write of `--size` bytes to every connection every `--interval-ms`):
  *
- * - `queue`: lib/tls/send_queue.ts over lib/tls/socket_stream.ts, the TLS radio's path;
+ * - `queue`: lib/tls/send_queue.ts over lib/tls/socket_stream.ts (an awaited promise per write,
+ *   the TLS radio's path before `ServerTlsConn.tryWrite`);
  * - `write`: `socket.write(bytes)` with no callback (node's stream machinery only);
  * - `handle`: the native handle's `writeBuffer` with a no-op completion, no node stream at all
  *   (a floor for any JS-side change; not a safe way to write);

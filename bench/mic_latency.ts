@@ -414,14 +414,15 @@ function startListeners(
   startAt: number,
   endAt: number,
 ) {
-  const spawnWorker = (w: { count: number; index: number; procs: number; offset: number }) => {
+  type Worker = { count: number; index: number; procs: number; offset: number; quiet: boolean };
+  const spawnWorker = (w: Worker) => {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", `${ROOT}bench/mic_latency.ts`, "--worker"].concat(
         ["--transport", transport, "--port", String(port), "--count", String(w.count)],
         ["--index", String(w.index), "--procs", String(w.procs), "--buffer", args.buffer],
         ["--seconds", String(seconds), "--start-at", String(startAt), "--end-at", String(endAt)],
         ["--ca", certs.caCert, "--offset", String(w.offset)],
-        args.probe && w.offset === 0 ? ["--quiet"] : [],
+        w.quiet ? ["--quiet"] : [],
       ),
       stdout: "piped",
       stderr: "inherit",
@@ -433,9 +434,17 @@ function startListeners(
   const workers = spread === 0 ? [] : Array.from(
     { length: procs },
     (_, index) =>
-      spawnWorker({ count: Math.ceil((spread - index) / procs), index, procs, offset: 0 }),
+      spawnWorker({
+        count: Math.ceil((spread - index) / procs),
+        index,
+        procs,
+        offset: 0,
+        quiet: !!args.probe,
+      }),
   );
-  if (args.probe) workers.push(spawnWorker({ count: 1, index: 0, procs: 1, offset: n - 1 }));
+  if (args.probe) {
+    workers.push(spawnWorker({ count: 1, index: 0, procs: 1, offset: n - 1, quiet: false }));
+  }
   return {
     pids: workers.map((w) => w.child.pid),
     async results(): Promise<ListenerResult[]> {

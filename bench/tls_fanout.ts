@@ -8,7 +8,7 @@
  *
  *   deno run -A bench/tls_fanout.ts --listeners 100,500,1000 --seconds 20
  *     [--settle 3] [--only soundsock|icecast] [--song songs/01-morning-arpeggio.mp3]
- *     [--bitrate 80000] [--base-seconds 5] [--server-v8-flags --max-semi-space-size=1]
+ *     [--bitrate 80000] [--base-seconds SECONDS] [--server-v8-flags --max-semi-space-size=1]
  *
  * Like for like. tls-server's station is Opus (128 kbit/s by default); here it runs at
  * `--bitrate` (default 80000: the bitrate of the MP3 icecast2 relays), so both send ~10 kB/s
@@ -18,8 +18,9 @@
  * ~1400 B, i.e. ~140 ms of audio each (its source, ffmpeg, sends every ~26 ms MP3 frame, but
  * icecast2 does not forward each one on its own). Both servers also have a fixed cost that does
  * not grow with listeners (tls-server decodes, resamples and encodes the station; icecast2
- * reads its source): it is measured for `--base-seconds` with the stream running and no
- * listener, and subtracted for the "net" figures.
+ * reads its source): it is measured for `--base-seconds` (default: as long as `--seconds`;
+ * a short early window overstated it ~2×) with the stream running and no listener, and
+ * subtracted for the "net" figures.
  *
  * `--server-v8-flags` runs tls-server with `deno run --v8-flags=…` (e.g. a 1 MiB young
  * generation instead of V8's default).
@@ -41,10 +42,10 @@
  * soundsock listeners send REQUEST {"op":"radio"} (lib/wire encodeControl), icecast listeners
  * `GET /radio.mp3 HTTP/1.0`; all then read continuously and count bytes (discarded). The
  * first bytes are checked (ACCEPT frame / HTTP 200). Once all joined and `--settle` s passed,
- * the parent reads the server's utime+stime (/proc/PID/stat, CLK_TCK 100), VmRSS (mean of samples every 250 ms)
- * (/proc/PID/status) and syscw (/proc/PID/io) at the start and end of a `--seconds` window;
- * listeners count bytes (and soundsock frames) only inside it. The 0-listener baseline (CPU
- * rate and RSS) is taken 2 s after the server is ready (for icecast: with the source
+ * the parent reads the server's utime+stime (/proc/PID/stat, CLK_TCK 100), VmRSS
+ * (/proc/PID/status; the mean of samples every 250 ms) and syscw (/proc/PID/io) at the start
+ * and end of a `--seconds` window; listeners count bytes (and soundsock frames) only inside
+ * it. The 0-listener baseline (CPU rate and RSS) is taken from 3 s after the server is ready (for icecast: with the source
  * connected). Each N starts fresh server processes. Listener processes, servers and ffmpeg
  * share the 2 cores.
  *
@@ -81,7 +82,8 @@ const enc = new TextEncoder();
 /** Progress on stderr (stdout is the table). */
 const progress = (line: string) => Deno.stderr.writeSync(enc.encode(line + "\n"));
 
-const baseSeconds = () => Number(args["base-seconds"] ?? 5);
+/** The 0-listener window: as long as the measured one unless asked (the station's work varies). */
+const baseSeconds = () => Number(args["base-seconds"] ?? args.seconds ?? 20);
 const args = parseArgs(Deno.args, {
   string: [
     "listeners",
@@ -507,7 +509,7 @@ async function runSoundsock(
         cause: error,
       });
     }
-    await sleep(2000); // station running, 0 listeners
+    await sleep(3000); // station running, start-up work done, 0 listeners
     const base = await baseline(server.pid, baseSeconds());
     const ls = await startListeners("soundsock", n, port, setup.ca, nominal);
     try {
@@ -612,7 +614,7 @@ async function runIcecast(
       if (i > 200) throw new Error(`the ${MOUNT} mount did not appear: ${await errorLog()}`);
       await sleep(50);
     }
-    await sleep(2000); // source connected and streaming, 0 listeners
+    await sleep(3000); // source connected and streaming, 0 listeners
     const base = await baseline(icecast.pid, baseSeconds());
     const ls = await startListeners("icecast", n, tls, setup.ca, nominal);
     try {

@@ -174,10 +174,10 @@ export class SendQueue {
 
   /**
    * The writer's fast path ({@linkcode ByteWriter.tryWrite}), synchronously: a radio frame
-   * costs no promise or callback of its own (a quarter of tls-server's net CPU per radio
-   * listener at N=1000, bench/RESULTS-tls-fanout.md). Returns true when all that was queued has been handed on (or
-   * the writer failed and the queue closed), false when the async pump must go on (a chunk
-   * larger than one slice).
+   * costs no promise or callback of its own (~10 % of tls-server's CPU per radio listener at
+   * N=1000, bench/RESULTS-tls-fanout.md). Returns true when all that was queued has been
+   * handed on (or the writer failed and the queue closed), false when the async pump must go
+   * on (a chunk larger than one slice).
    */
   #handOn(): boolean {
     const writer = this.#writer;

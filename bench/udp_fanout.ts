@@ -409,11 +409,13 @@ async function runReal(
   try {
     const line = await err.next((l) => l.includes("listening on"), 30_000, "udp-server to listen");
     const port = Number(/:(\d+) /.exec(line)?.[1]);
-    await sleep(2000); // station running, JIT warm, 0 listeners
-    // The station's own cost (decode, resample, Opus encode) with nobody listening.
+    await sleep(3000); // station running, JIT warm, start-up work done, 0 listeners
+    // The station's own cost (decode, resample, Opus encode) with nobody listening, over as long
+    // a window as the measured one: its work is uneven (more at a song's start), and a short
+    // window taken early (start-up) overstated it ~2×, which made the net figure look better.
     const b0 = sampleProcess(server.pid);
     const t0 = performance.now();
-    await sleep(5000);
+    await sleep(Math.max(5, seconds) * 1000);
     const b1 = sampleProcess(server.pid);
     const base = {
       cpuRate: (b1.cpuS - b0.cpuS) / ((performance.now() - t0) / 1000),
@@ -528,7 +530,7 @@ async function parent(): Promise<void> {
       nominal.toFixed(2)
     } pkt/s); window ${seconds} s after all joined + ${settle} s; ` +
       `CPU from /proc/PID/stat (utime+stime, 10 ms ticks); net = minus udp-server's own rate ` +
-      `with the station running and 0 listeners (5 s before they join; the bare sender has no ` +
+      `with the station running and 0 listeners (over the window's length, before they join; the bare sender has no ` +
       `station).`,
   );
   out("");

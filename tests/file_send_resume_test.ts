@@ -273,3 +273,36 @@ Deno.test("file-send resume after the receiver was killed (SIGKILL): the unseale
     assertEquals(got.files[0]!.sha256, sha256(bytes)); // from the re-read
   });
 });
+
+Deno.test("file-send: a file written to while it is sent ends with ERROR naming it; nothing is saved in its place", async () => {
+  await withDirs(async (src, dst, cache) => {
+    const path = join(src, "growing.bin");
+    await randomFile(path, 8 * CHUNK_SIZE);
+    const receiver = await startReceiver(dst);
+    let touched = false;
+    const error = await assertRejects(
+      () =>
+        sendFiles([path], "127.0.0.1", receiver.port, {
+          code: CODE,
+          hashCacheDir: cache,
+          onProgress: (done, total) => {
+            if (touched || done < total / 2) return;
+            touched = true;
+            // Another program rewrites a byte mid-send: its mtime and ctime move.
+            const f = Deno.openSync(path, { write: true });
+            f.writeSync(new Uint8Array([1]));
+            f.close();
+          },
+        }),
+      TransferError,
+    );
+    assert(touched, "the sender never got half way");
+    assertMatch(error.message, /growing\.bin changed while it was being sent; send it again/);
+    receiver.stop.abort();
+    await receiver.done.catch(() => {});
+    // No growing.bin in place: at most its .part and journal, which a later send resumes.
+    const names = [...Deno.readDirSync(dst)].map((e) => e.name).sort();
+    assert(!names.includes("growing.bin"), `saved anyway: ${names}`);
+    for (const n of names) assertMatch(n, /^growing\.bin\.part(\.journal)?$/);
+  });
+});

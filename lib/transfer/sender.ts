@@ -406,7 +406,8 @@ export async function sendOffer(
     await (idle ? last : withTimeout(last, timeoutMs * 6));
   } catch (error) {
     for (const cache of caches) cache.close();
-    if (!receiverError && !(error instanceof ConnectionClosed)) {
+    const local = !receiverError && !(error instanceof ConnectionClosed);
+    if (local) {
       // A failure on this side (a file that changed or shrank): the receiver is told and the
       // connection ends (it keeps what arrived for a resume).
       const message = error instanceof Error ? error.message : String(error);
@@ -414,6 +415,8 @@ export async function sendOffer(
       channel.close();
     }
     await reader;
+    // Our own close ends the reader with "the peer closed the connection": the cause is ours.
+    if (local) throw error;
     if (receiverError) throw receiverError;
     if (error instanceof ConnectionClosed) {
       throw new TransferError(`the connection to the receiver was lost: ${error.message}`);

@@ -11,6 +11,7 @@ import { assert, assertAlmostEquals, assertEquals, assertGreater } from "@std/as
 import { WavWriter } from "../lib/audio/mod.ts";
 import { FrameType } from "../lib/wire/frame.ts";
 import { havePulse, type Pulse, startPulse } from "./_pulse.ts";
+import { spawnBroadcast } from "./_mic_helpers.ts";
 import { analyseTone, sine } from "./_signal.ts";
 import { testCerts } from "./_tls_helpers.ts";
 import { startLyingRelay } from "./_udp_helpers.ts";
@@ -57,37 +58,18 @@ async function devicePath(pulse: Pulse, listener: Listener): Promise<DeviceRun> 
   }
   const certs = listener.kind === "tls" ? await testCerts() : undefined;
   // Children inherit PULSE_SERVER from Deno.env (startPulse set it).
-  const mic = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${ROOT}cmd/mic_broadcast.ts`,
-      "--audio-backend",
-      "pulse",
-      "--device",
-      "Mic",
-      ...(certs
-        ? ["--tls", "127.0.0.1:0", "--cert", certs.serverCert, "--key", certs.serverKey]
-        : ["--udp", "127.0.0.1:0"]),
-      "--ready-json",
-    ],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const micErr = new Response(mic.stderr).text();
+  const mic = await spawnBroadcast([
+    "--audio-backend",
+    "pulse",
+    "--device",
+    "Mic",
+    ...(certs
+      ? ["--tls", "127.0.0.1:0", "--cert", certs.serverCert, "--key", certs.serverKey]
+      : ["--udp", "127.0.0.1:0"]),
+  ]);
   let relay: AsyncDisposable | undefined;
   try {
-    const reader = mic.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`mic-broadcast exited: ${await micErr}`);
-      text += value;
-    }
-    void reader.cancel().catch(() => {});
-    const ready = JSON.parse(text.split("\n")[0]!) as { udpPort?: number; tlsPort?: number };
+    const ready = mic.ready;
     let target = `127.0.0.1:${ready.udpPort}`;
     const dropped: number[] = [];
     if (listener.kind === "udp" && listener.drop) {
@@ -138,17 +120,13 @@ async function devicePath(pulse: Pulse, listener: Listener): Promise<DeviceRun> 
     assertEquals(client.code, 0, stderr);
     const stats = JSON.parse(new TextDecoder().decode(client.stdout).trim().split("\n").at(-1)!);
     const events = (await Deno.readTextFile(logFile)).trim().split("\n").map((l) => JSON.parse(l));
-    mic.kill("SIGINT");
-    const micSaid = await micErr;
-    assertEquals((await mic.status).code, 0, micSaid);
+    const { code, stderr: micSaid } = await mic.stop();
+    assertEquals(code, 0, micSaid);
     await feeding;
     return { recorded, fed, stats, events, dropped, said: JSON.stringify(stats), micSaid };
   } finally {
-    try {
-      mic.kill("SIGKILL");
-    } catch { /* exited */ }
-    await mic.status;
-    await micErr;
+    mic.kill();
+    await mic[Symbol.asyncDispose]();
     await relay?.[Symbol.asyncDispose]();
   }
 }

@@ -18,6 +18,7 @@ import { readStreamInfo } from "../lib/wire/messages.ts";
 import type { StationEvent } from "../lib/media/station.ts";
 import { handshake, MemoryOutput, rawSocket, receiveFrame } from "./_udp_helpers.ts";
 import { testCerts } from "./_tls_helpers.ts";
+import { spawnBroadcast } from "./_mic_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -70,38 +71,6 @@ function assertTone(x: Float64Array, rate: number, hz: number): void {
       `gap: RMS ${r.toFixed(3)} in the 10 ms at ${((i / rate) * 1000).toFixed(0)} ms`,
     );
   }
-}
-
-/** mic-broadcast as a user runs it; resolves once it printed its ready line. */
-async function spawnBroadcast(args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cmd/mic_broadcast.ts`, "--ready-json", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = AbortSignal.timeout(20_000);
-  while (!text.includes("\n")) {
-    if (deadline.aborted) throw new Error(`mic-broadcast did not start: ${text}`);
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`mic-broadcast exited: ${await stderr}`);
-    text += value;
-  }
-  const ready = JSON.parse(text.split("\n")[0]!) as { udpPort?: number; tlsPort?: number };
-  void reader.cancel().catch(() => {});
-  return {
-    ready,
-    /** Stops it with SIGINT; resolves to its exit status and stderr. */
-    async stop() {
-      child.kill("SIGINT");
-      const { code } = await child.status;
-      return { code, stderr: await stderr };
-    },
-  };
 }
 
 async function run(cmd: string, args: string[]) {

@@ -10,40 +10,11 @@
  */
 import { assert, assertEquals, assertGreater, assertLess } from "@std/assert";
 import { testCerts } from "./_tls_helpers.ts";
+import { spawnBroadcast } from "./_mic_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const SECONDS = 40;
-
-async function broadcast(args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cmd/mic_broadcast.ts`, "--ready-json", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`mic-broadcast exited: ${await stderr}`);
-    text += value;
-  }
-  void reader.cancel().catch(() => {});
-  const ready = JSON.parse(text.split("\n")[0]!) as { tlsPort: number };
-  return {
-    ready,
-    async [Symbol.asyncDispose]() {
-      try {
-        child.kill("SIGINT");
-      } catch { /* exited */ }
-      await child.status;
-      await stderr;
-    },
-  };
-}
 
 /**
  * tls-client radio of a --tone broadcast whose clock is `ppm` off; its --stats-json. A run in
@@ -65,7 +36,7 @@ async function listen(ppm: number, extra: string[] = []) {
 
 async function listenOnce(ppm: number, extra: string[]) {
   const certs = await testCerts();
-  await using mic = await broadcast([
+  await using mic = await spawnBroadcast([
     "--tone",
     "440",
     "--tls",

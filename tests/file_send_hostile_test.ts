@@ -22,52 +22,12 @@ import {
   parseJson,
   passwordScalar,
   receiveFiles,
-  type ReceiveOptions,
-  type ReceiveSummary,
   sendFiles,
   Spake2,
   TransferError,
   TransferRefused,
 } from "../lib/transfer/mod.ts";
-
-const CODE = "velvet-ocean-trip";
-
-interface Receiver {
-  port: number;
-  done: Promise<ReceiveSummary>;
-  events: string[];
-}
-
-async function startReceiver(
-  dir: string,
-  options: Partial<ReceiveOptions> = {},
-): Promise<Receiver> {
-  const ready = Promise.withResolvers<number>();
-  const events: string[] = [];
-  const done = receiveFiles({
-    dir,
-    hostname: "127.0.0.1",
-    port: 0,
-    code: CODE,
-    once: true,
-    onEvent: (event) => events.push(event),
-    ...options,
-    onListening: ({ port }) => ready.resolve(port),
-  });
-  done.catch((error) => ready.reject(error));
-  return { port: await ready.promise, done, events };
-}
-
-async function withDirs(fn: (src: string, dst: string) => Promise<void>): Promise<void> {
-  const src = await Deno.makeTempDir({ prefix: "fs-src-" });
-  const dst = await Deno.makeTempDir({ prefix: "fs-dst-" });
-  try {
-    await fn(src, dst);
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
-}
+import { CODE, startReceiver, withDirs } from "./_file_send_helpers.ts";
 
 /** Settles with "pending" if `promise` has not settled within `ms` (bounds a test that would hang). */
 async function within<T>(promise: Promise<T>, ms: number): Promise<T | "pending"> {

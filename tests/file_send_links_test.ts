@@ -13,38 +13,9 @@ import {
   jsonFrame,
   linkTargetProblem,
   parseJson,
-  receiveFiles,
-  type ReceiveSummary,
   sendFiles,
 } from "../lib/transfer/mod.ts";
-
-const CODE = "velvet-ocean-trip";
-
-async function startReceiver(dst: string, events: string[] = []) {
-  const ready = Promise.withResolvers<number>();
-  const done: Promise<ReceiveSummary> = receiveFiles({
-    dir: dst,
-    hostname: "127.0.0.1",
-    port: 0,
-    code: CODE,
-    once: true,
-    onEvent: (event, fields) => event === "link_refused" && events.push(String(fields.reason)),
-    onListening: ({ port }) => ready.resolve(port),
-  });
-  done.catch((error) => ready.reject(error));
-  return { port: await ready.promise, done };
-}
-
-async function withDirs(fn: (src: string, dst: string) => Promise<void>): Promise<void> {
-  const src = await Deno.makeTempDir({ prefix: "fs-src-" });
-  const dst = await Deno.makeTempDir({ prefix: "fs-dst-" });
-  try {
-    await fn(src, dst);
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
-}
+import { CODE, startReceiver, withDirs } from "./_file_send_helpers.ts";
 
 async function listTree(dir: string, prefix = ""): Promise<string[]> {
   const out: string[] = [];
@@ -73,7 +44,9 @@ Deno.test("file-send --symlinks preserve makes links whose target stays inside D
     await Deno.symlink("/etc/passwd", join(tree, "absolute"));
     await Deno.symlink("down/..", join(tree, "sneaky")); // `..` after a name
     const events: string[] = [];
-    const receiver = await startReceiver(dst, events);
+    const receiver = await startReceiver(dst, {
+      onEvent: (event, fields) => event === "link_refused" && events.push(String(fields.reason)),
+    });
     const sent = await sendFiles([tree], "127.0.0.1", receiver.port, {
       code: CODE,
       symlinks: "preserve",

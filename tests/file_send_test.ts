@@ -18,15 +18,12 @@ import {
   jsonFrame,
   parseJson,
   receiveFiles,
-  type ReceiveOptions,
-  type ReceiveSummary,
   sendFiles,
   TransferError,
   TransferRefused,
   WrongCodeError,
 } from "../lib/transfer/mod.ts";
-
-const CODE = "velvet-ocean-trip";
+import { CODE, startReceiver, withDirs } from "./_file_send_helpers.ts";
 
 /** Writes `size` pseudo-random bytes (a random 1 MiB block varied per MiB). */
 async function randomFile(path: string, size: number): Promise<void> {
@@ -64,46 +61,6 @@ async function listTree(dir: string, prefix = ""): Promise<string[]> {
     if (e.isDirectory) out.push(...await listTree(join(dir, e.name), rel));
   }
   return out.sort();
-}
-
-interface Receiver {
-  port: number;
-  code: string;
-  done: Promise<ReceiveSummary>;
-  events: string[];
-}
-
-/** Starts receiveFiles on 127.0.0.1:0 and waits until it listens. */
-async function startReceiver(
-  dir: string,
-  options: Partial<ReceiveOptions> = {},
-): Promise<Receiver> {
-  const ready = Promise.withResolvers<{ port: number; code: string }>();
-  const events: string[] = [];
-  const done = receiveFiles({
-    dir,
-    hostname: "127.0.0.1",
-    port: 0,
-    code: CODE,
-    once: true,
-    onEvent: (event) => events.push(event),
-    ...options,
-    onListening: (info) => ready.resolve(info),
-  });
-  done.catch((error) => ready.reject(error));
-  const { port, code } = await ready.promise;
-  return { port, code, done, events };
-}
-
-async function withDirs(fn: (src: string, dst: string) => Promise<void>): Promise<void> {
-  const src = await Deno.makeTempDir({ prefix: "fs-src-" });
-  const dst = await Deno.makeTempDir({ prefix: "fs-dst-" });
-  try {
-    await fn(src, dst);
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
 }
 
 // --- the command -------------------------------------------------------------------------

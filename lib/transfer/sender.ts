@@ -415,8 +415,10 @@ export async function sendOffer(
       channel.close();
     }
     await reader;
-    // Our own close ends the reader with "the peer closed the connection": the cause is ours.
-    if (local) throw error;
+    // Our own close ends the reader with "the peer closed the connection": a failure of this
+    // side (a TransferError of ours, e.g. a file that changed) is the cause. A failed write (the
+    // receiver died) is not ours: the reader says what happened to the connection.
+    if (local && error instanceof TransferError) throw error;
     if (receiverError) throw receiverError;
     if (error instanceof ConnectionClosed) {
       throw new TransferError(`the connection to the receiver was lost: ${error.message}`);

@@ -1,12 +1,15 @@
 /**
  * Minimal Deno UDP senders and a receiver: the "bare" peers the UDP benchmarks compare the real
- * server with. No soundsock code is used: datagrams carry a frame-shaped header (magic `SK`,
+ * server with. No soundsock code is used (but
+ * the batch send primitive of `fanout --batch 1`): datagrams carry a frame-shaped header (magic `SK`,
  * type DATA at byte 3, sequence at bytes 12–15) so the benchmark's counters treat them exactly
  * like radio DATA, but nothing is checksummed or validated.
  *
  *   fanout  --ports-file F --rate R [--size 1200] [--seconds S]
  *       Every 1/R s, send one `size`-byte datagram to each 127.0.0.1 port listed in F (JSON
  *       array), from one socket — what the radio does, with nothing else.
+ *       `--batch 1`: the same, but each round is one `sendmmsg(2)` batch through
+ *       lib/net/udp_fanout.ts — the system call udp-server uses on Linux, with nothing else.
  *   flood   --port P --count C [--size 1232]
  *       Send C datagrams to 127.0.0.1:P as fast as `send()` resolves (awaited one by one, like
  *       any sender that respects socket back-pressure), then print a JSON line.
@@ -35,6 +38,16 @@ const optString = (name: string): string => {
 const say = (obj: unknown) =>
   Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(obj) + "\n"));
 
+/** A lib/net/udp_fanout.ts fan-out to `addrs` on its own socket (`fanout --batch 1`). */
+async function batchSender(addrs: Deno.NetAddr[]) {
+  const { UdpSocket } = await import("../lib/net/udp_socket.ts");
+  const { UdpFanOut } = await import("../lib/net/udp_fanout.ts");
+  const fanOut = new UdpFanOut(UdpSocket.bind("127.0.0.1", 0));
+  if (!fanOut.batched) throw new Error("--batch 1: sendmmsg is not available here (Linux, -A)");
+  addrs.forEach((a, i) => fanOut.add(String(i), a));
+  return fanOut;
+}
+
 function datagram(size: number): Uint8Array {
   const d = new Uint8Array(size);
   d[0] = 0x53;
@@ -52,12 +65,14 @@ if (mode === "fanout") {
   const view = new DataView(d.buffer);
   const conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   const addrs = ports.map((port) => ({ transport: "udp" as const, hostname: "127.0.0.1", port }));
-  say({ event: "ready", listeners: addrs.length, rate });
+  const batch = opt("batch", 0) ? await batchSender(addrs) : undefined;
+  say({ event: "ready", listeners: addrs.length, rate, batched: batch !== undefined });
   const start = performance.now();
   let seq = 0;
   while (performance.now() - start < seconds * 1000) {
     view.setUint32(12, seq++);
-    for (const a of addrs) conn.send(d, a).catch(() => {});
+    if (batch) batch.send(d);
+    else for (const a of addrs) conn.send(d, a).catch(() => {});
     const due = start + (seq * 1000) / rate;
     await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
   }

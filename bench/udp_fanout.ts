@@ -440,6 +440,7 @@ async function runBare(
   seconds: number,
   settle: number,
   rate: number,
+  batch: boolean,
 ): Promise<Measured> {
   const ls = await startListeners(n, procs, 0);
   const portsFile = await Deno.makeTempFile({ prefix: "soundsock-fanout-ports-", suffix: ".json" });
@@ -459,6 +460,8 @@ async function runBare(
         "1200",
         "--seconds",
         String(settle + seconds + 30),
+        "--batch",
+        batch ? "1" : "0",
       ],
       cwd: ROOT,
       stdin: "null",
@@ -497,7 +500,7 @@ async function parent(): Promise<void> {
       ? 2
       : 1;
   const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
-  const rows: { real: Measured; bare: Measured }[] = [];
+  const rows: { real: Measured; bare: Measured; bareBatch: Measured }[] = [];
   const nominal = await nominalRate(songsDir, radioSong);
   for (const n of ns) {
     progress(`N=${n}: real udp-server…`);
@@ -508,8 +511,10 @@ async function parent(): Promise<void> {
     progress(
       `N=${n}: real ${fmt(real.cpuS, 2)} CPU-s, ${fmt(rate, 2)} pkt/s/listener; bare sender…`,
     );
-    const bare = await runBare(n, procsFor(n), seconds, settle, rate);
-    rows.push({ real, bare });
+    const bare = await runBare(n, procsFor(n), seconds, settle, rate, false);
+    progress(`N=${n}: bare sendmmsg sender…`);
+    const bareBatch = await runBare(n, procsFor(n), seconds, settle, rate, true);
+    rows.push({ real, bare, bareBatch });
   }
 
   const perMin = (m: Measured) => m.cpuS / (m.n * m.seconds / 60);
@@ -541,8 +546,9 @@ async function parent(): Promise<void> {
       "kernel rcvbuf drops | reordered | listener procs CPU % | machine busy % |",
   );
   out("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-  for (const { real, bare } of rows) {
-    for (const [name, m] of [["udp-server", real], ["bare Deno", bare]] as const) {
+  for (const { real, bare, bareBatch } of rows) {
+    const senders = [["udp-server", real], ["bare Deno", bare], ["bare sendmmsg", bareBatch]];
+    for (const [name, m] of senders as [string, Measured][]) {
       out(
         `| ${m.n} | ${name} | ${fmt(m.pktPerListenerS, 2)} | ${fmt(perMin(m), 5)} | ` +
           `${fmt(usPerPkt(m), 2)} | ${fmt(netUsPerPkt(m), 2)} | ` +
@@ -558,17 +564,20 @@ async function parent(): Promise<void> {
   out("");
   out(
     "| N | udp-server CPU-s/listener-min | net | bare CPU-s/listener-min | real/bare | " +
-      "net real/bare | ≤ 1.2× bare (gross / net) | loss < 0.1 % |",
+      "net real/bare | ≤ 1.2× bare (gross / net) | loss < 0.1 % | " +
+      "bare sendmmsg CPU-s/listener-min | real/bare sendmmsg (gross / net) |",
   );
-  out("|---:|---:|---:|---:|---:|---:|---|---|");
-  for (const { real, bare } of rows) {
+  out("|---:|---:|---:|---:|---:|---:|---|---|---:|---:|");
+  for (const { real, bare, bareBatch } of rows) {
     const ratio = perMin(real) / perMin(bare);
     const net = netPerMin(real) / perMin(bare);
     const met = (r: number) => r <= 1.2 ? "met" : "MISSED";
     out(
       `| ${real.n} | ${fmt(perMin(real), 5)} | ${fmt(netPerMin(real), 5)} | ` +
         `${fmt(perMin(bare), 5)} | ${fmt(ratio, 2)}× | ${fmt(net, 2)}× | ` +
-        `${met(ratio)} / ${met(net)} | ${lossPct(real) < 0.1 ? "met" : "MISSED"} |`,
+        `${met(ratio)} / ${met(net)} | ${lossPct(real) < 0.1 ? "met" : "MISSED"} | ` +
+        `${fmt(perMin(bareBatch), 5)} | ${fmt(perMin(real) / perMin(bareBatch), 2)}× / ` +
+        `${fmt(netPerMin(real) / perMin(bareBatch), 2)}× |`,
     );
   }
 }

@@ -21,8 +21,11 @@ export function sourceKey(hostname: string): string {
   return `${groups.slice(0, 4).map((g) => g.toString(16)).join(":")}::/64`;
 }
 
-/** The eight 16-bit groups of an IPv6 address, or undefined if it is not one. */
-function expandIpv6(host: string): number[] | undefined {
+/**
+ * The eight 16-bit groups of an IPv6 address (`::`-compressed, an IPv4 tail allowed, no zone),
+ * or undefined if it is not one.
+ */
+export function expandIpv6(host: string): number[] | undefined {
   let text = host;
   // An embedded IPv4 tail (::ffff:1.2.3.4 forms other than the mapped one above).
   const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { AF_INET, AF_INET6, findUdpSocketFd } from "./_libc_udp.ts";
 import { ListenError } from "./listen_error.ts";
 import { parseHostPort } from "./host_port.ts";
 
@@ -79,6 +80,26 @@ export class UdpSocket implements Disposable {
   get address(): UdpAddress {
     const a = this.#conn.addr as Deno.NetAddr;
     return { hostname: a.hostname, port: a.port };
+  }
+
+  /** The socket's address family as Linux numbers it (`AF_INET` 2, `AF_INET6` 10). */
+  get family(): number {
+    return this.address.hostname.includes(":") ? AF_INET6 : AF_INET;
+  }
+
+  #fd: number | null | undefined;
+
+  /**
+   * The socket's file descriptor, for the batch sends of lib/net/udp_fanout.ts; undefined once
+   * closed (the number may then belong to another file) or where it cannot be found (not
+   * Linux, no FFI). Looked up once.
+   */
+  nativeFd(): number | undefined {
+    if (this.#closed) return undefined;
+    if (this.#fd === undefined) {
+      this.#fd = findUdpSocketFd(this.family, this.address.port) ?? null;
+    }
+    return this.#fd ?? undefined;
   }
 
   /** Whether {@linkcode close} was called. */

@@ -43,6 +43,7 @@ import {
   type StreamInfo,
 } from "../wire/messages.ts";
 import { formatAddress, toNetAddr, type UdpAddress, UdpSocket } from "../net/udp_socket.ts";
+import { UdpFanOut } from "../net/udp_fanout.ts";
 import { type PacketizedSong, PacketizeError, packetizeSong } from "../media/packetizer.ts";
 import { type NextSong, Station, type StationEvent } from "../media/station.ts";
 import type { RadioCodec } from "../station/encoder.ts";
@@ -186,6 +187,8 @@ export class UdpServer implements AsyncDisposable {
   /** The radio's fan-out rounds, in order (see #fanOut). */
   #fanOutChain: Promise<unknown> = Promise.resolve();
   #fanOutQueued = 0;
+  /** The radio listeners' addresses, in the batch table the fan-out sends from. */
+  readonly #radioPeers: UdpFanOut;
   /** Counters. */
   readonly stats: UdpServerStats = {
     datagrams: 0,
@@ -209,6 +212,7 @@ export class UdpServer implements AsyncDisposable {
   private constructor(options: UdpServerOptions, socket: UdpSocket) {
     this.#options = options;
     this.#socket = socket;
+    this.#radioPeers = new UdpFanOut(socket);
     this.#maxPayload = options.maxPayload ?? 1200;
     this.#stationId = crypto.getRandomValues(new Uint32Array(1))[0]!;
     const signal = AbortSignal.any([options.signal, this.#stop.signal]);
@@ -508,6 +512,7 @@ export class UdpServer implements AsyncDisposable {
       stop: new AbortController(),
     };
     this.#sessions.set(key, session);
+    if (kind === "radio") this.#radioPeers.add(key, session.addr);
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
     return session;
   }
@@ -515,6 +520,7 @@ export class UdpServer implements AsyncDisposable {
   #endSession(session: Session, reason: string): void {
     if (this.#sessions.get(session.key) !== session) return;
     this.#sessions.delete(session.key);
+    if (session.kind === "radio") this.#radioPeers.delete(session.key);
     const { streamId, token } = session;
     if (this.#ended.size < 10_000) {
       this.#ended.set(session.key, { streamId, token, at: performance.now() });
@@ -768,12 +774,8 @@ export class UdpServer implements AsyncDisposable {
     this.#fanOutQueued++;
     this.#fanOutChain = this.#fanOutChain.then(() => {
       this.#fanOutQueued--;
-      // The hot path at thousands of listeners: one send per listener, nothing else.
-      const sends: Promise<boolean>[] = [];
-      for (const s of this.#sessions.values()) {
-        if (s.kind === "radio") sends.push(this.#socket.send(frame, s.addr));
-      }
-      return Promise.all(sends);
+      // The hot path at thousands of listeners: one batch of sends (lib/net/udp_fanout.ts).
+      return this.#radioPeers.send(frame);
     });
   }
 

@@ -18,13 +18,7 @@
  * @module
  */
 
-import {
-  adjustBlock,
-  AutoBuffer,
-  DeviceLevel,
-  DriftController,
-  livePeriodMs,
-} from "./playout_control.ts";
+import { adjustBlock, AutoBuffer, DriftController, livePeriodMs } from "./playout_control.ts";
 import { LatencyMeter, type LiveLatencyReport } from "./latency.ts";
 
 /** A live capture's default buffer over TLS (ms), as over UDP (lib/udp/client.ts). */
@@ -61,7 +55,6 @@ export class LiveOutput {
   readonly #auto: AutoBuffer | undefined;
   readonly #maxStartMs: number;
   #drift: DriftController | undefined;
-  #device: DeviceLevel | undefined;
   #firstArrivalMs: number | undefined;
   #newestCaptureUs = -Infinity;
   #packets = 0;
@@ -97,17 +90,6 @@ export class LiveOutput {
     this.bufferMs = next;
   }
 
-  /**
-   * A reading of the device's consumed-frames counter from a timer on this host's clock, every
-   * few ms while it plays (lib/live/playout_control.ts DeviceLevel says why).
-   */
-  observeDevice(framesConsumed: number, sampleRate: number): void {
-    (this.#device ??= new DeviceLevel(sampleRate)).observe(
-      framesConsumed,
-      performance.now() / 1000,
-    );
-  }
-
   /** Milliseconds (on the caller's `nowMs` clock) until the first packet may be played. */
   startWaitMs(nowMs: number): number {
     if (this.#drift || this.#firstArrivalMs === undefined) return 0;
@@ -116,21 +98,16 @@ export class LiveOutput {
 
   /**
    * One decoded block of the packet captured at `captureUs`, about to be written to a device
-   * holding `device.queuedFrames` (having consumed `device.framesConsumed`): returns what to
+   * whose queue holds `queuedFrames` (lib/live/live_device.ts levelFrames): returns what to
    * write instead (drift-corrected, skipped, or with an auto step's silence in front).
    */
   adjust(
     pcm: Int16Array,
     format: { sampleRate: number; channels: number },
-    device: { queuedFrames: number; framesConsumed: number },
+    queuedFrames: number,
     captureUs: number,
   ): Int16Array {
     const { sampleRate, channels } = format;
-    const queuedFrames = (this.#device ??= new DeviceLevel(sampleRate)).levelFrames(
-      device.queuedFrames,
-      device.framesConsumed,
-      performance.now() / 1000,
-    );
     const drift = this.#drift ??= new DriftController({
       sampleRate,
       maxStartMs: this.#maxStartMs,

@@ -18,7 +18,7 @@ import type { AudioBackend } from "../audio/devices.ts";
 import type { StreamInfo } from "../wire/messages.ts";
 import { type LiveLatencyReport, wallClockUs } from "../live/latency.ts";
 import { LiveOutput } from "../live/live_output.ts";
-import { StartBatch } from "../live/playout_control.ts";
+import { LiveDevice } from "../live/live_device.ts";
 
 /** Options for {@linkcode Playback}. */
 export interface PlaybackOptions {
@@ -66,8 +66,8 @@ export class Playback implements AsyncDisposable {
   #live: LiveOutput | undefined;
   /** Capture time of the live packet being decoded. */
   #playingCaptureUs = 0;
-  #deviceTimer: ReturnType<typeof setInterval> | undefined;
-  #startBatch: StartBatch | undefined;
+  /** A live capture on a device: its level and start batch. */
+  #liveDevice: LiveDevice | undefined;
 
   /** Starts the (idle) playback task. */
   constructor(options: PlaybackOptions = {}) {
@@ -86,14 +86,8 @@ export class Playback implements AsyncDisposable {
         });
         this.#sink = sink;
         options.onOpen?.(sink.description, sink.fellBackToNull, format);
-        const player = sink.player;
-        if (this.#live && player && this.#deviceTimer === undefined) {
-          // The device's clock, read often (the drift correction's level, DeviceLevel).
-          this.#deviceTimer = setInterval(() => {
-            if (!this.#disposed) {
-              this.#live?.observeDevice(player.framesConsumed, format.sampleRate);
-            }
-          }, 3);
+        if (this.#live && sink.player) {
+          this.#liveDevice ??= new LiveDevice(sink.player, format, this.#live.periodMs);
         }
         return {
           write: (pcm: Int16Array) => {
@@ -112,17 +106,12 @@ export class Playback implements AsyncDisposable {
                 this.reachedLimit = true;
               }
             }
-            const player = sink.player;
-            if (this.#live && player && pcm.length > format.channels) {
-              pcm = this.#live.adjust(pcm, format, player, this.#playingCaptureUs);
-              // The first write as one block of two device periods (StartBatch says why).
-              this.#startBatch ??= new StartBatch(
-                2 * this.#live.periodMs * format.sampleRate / 1000,
-                format.channels,
-              );
-              const batch = this.#startBatch.add(pcm);
-              if (!batch) return Promise.resolve();
-              pcm = batch;
+            const device = this.#liveDevice;
+            if (this.#live && device && pcm.length > format.channels) {
+              pcm = this.#live.adjust(pcm, format, device.levelFrames(), this.#playingCaptureUs);
+              const block = device.toWrite(pcm);
+              if (!block) return Promise.resolve();
+              pcm = block;
             }
             return sink.write(pcm, { signal: options.signal });
           },
@@ -291,7 +280,7 @@ export class Playback implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     this.#ended = true;
     this.#disposed = true;
-    clearInterval(this.#deviceTimer);
+    this.#liveDevice?.[Symbol.dispose]();
     this.#ops = [];
     this.#queued = 0;
     this.#tookItem();

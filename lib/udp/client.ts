@@ -37,12 +37,11 @@ import { LatencyMeter, wallClockUs } from "../live/latency.ts";
 import {
   adjustBlock,
   AutoBuffer,
-  DeviceLevel,
   DriftController,
   liveGapWaitMs,
   livePeriodMs,
-  StartBatch,
 } from "../live/playout_control.ts";
+import { hasDeviceCounters, LiveDevice } from "../live/live_device.ts";
 import { SequenceGuard } from "./sequence_guard.ts";
 import { type ReceptionReport, ReceptionStats } from "./reception_stats.ts";
 import type { SessionTimeline } from "../report/timeline.ts";
@@ -639,36 +638,19 @@ async function receiveStream(
         write: (pcm, o) => {
           // A live capture to a device: single frames dropped or inserted keep the delay it
           // settled at, whatever the two clocks do (lib/live/playout_control.ts).
-          let queued = out.player?.queuedFrames;
-          const consumed = out.player?.framesConsumed;
-          if (queued !== undefined && consumed !== undefined) {
-            // Without the device period's sawtooth (lib/live/playout_control.ts DeviceLevel).
-            if (!deviceLevel) {
-              const dl = deviceLevel = new DeviceLevel(format.sampleRate);
-              const player = out.player!;
-              // Read on this host's clock too, every few ms (DeviceLevel says why).
-              deviceTimer = setInterval(() => {
-                const c = output ? player.framesConsumed : undefined;
-                if (c !== undefined) dl.observe(c, performance.now() / 1000);
-              }, 3);
+          const player = out.player;
+          if (livePeriod !== undefined && hasDeviceCounters(player)) {
+            const device = liveDevice ??= new LiveDevice(player, format, livePeriod);
+            if (drift && pcm.length > format.channels) {
+              const frames = pcm.length / format.channels;
+              const jitterFrames = Math.max(0, newestTimestampUs - playingUs) *
+                format.sampleRate / 1e6;
+              const level = device.levelFrames() + jitterFrames;
+              pcm = adjustBlock(pcm, format.channels, drift.update(level, frames));
             }
-            queued = deviceLevel.levelFrames(queued, consumed, performance.now() / 1000);
-          }
-          if (drift && queued !== undefined && pcm.length > format.channels) {
-            const frames = pcm.length / format.channels;
-            const jitterFrames = Math.max(0, newestTimestampUs - playingUs) * format.sampleRate /
-              1e6;
-            pcm = adjustBlock(pcm, format.channels, drift.update(queued + jitterFrames, frames));
-          }
-          if (livePeriod !== undefined && out.player) {
-            // The first write as one block of two device periods (StartBatch says why).
-            startBatch ??= new StartBatch(
-              2 * livePeriod * format.sampleRate / 1000,
-              format.channels,
-            );
-            const batch = startBatch.add(pcm);
-            if (!batch) return Promise.resolve();
-            pcm = batch;
+            const block = device.toWrite(pcm);
+            if (!block) return Promise.resolve();
+            pcm = block;
           }
           return out.write(pcm, o);
         },
@@ -686,9 +668,8 @@ async function receiveStream(
   let drift: DriftController | undefined;
   /** A live capture's device period (ms). */
   let livePeriod: number | undefined;
-  let deviceLevel: DeviceLevel | undefined;
-  let deviceTimer: ReturnType<typeof setInterval> | undefined;
-  let startBatch: StartBatch | undefined;
+  /** A live capture on a device: its level and start batch. */
+  let liveDevice: LiveDevice | undefined;
   /** Timestamp of the packet being played (the jitter buffer holds what is newer). */
   let playingUs = 0;
   let lastEndUs: number | undefined;
@@ -865,7 +846,7 @@ async function receiveStream(
   } finally {
     options.signal.removeEventListener("abort", stopNow);
     deviceUnderruns = output?.player?.underruns ?? 0;
-    clearInterval(deviceTimer);
+    liveDevice?.[Symbol.dispose]();
     clearInterval(watchdog);
     clearInterval(heartbeat);
     clearTimeout(limit);

@@ -7,7 +7,8 @@
  * against `file-send receive --once --yes --json` + `file-send send SRC 127.0.0.1:PORT`
  * (both sides hash, the receiver writes FILE.part, fsyncs and renames). Each run times the
  * pipeline and file-send back to back (the machine may be shared: compare within a run);
- * the report gives each run, then the median and range. Also: the time from spawning
+ * the report gives each run, then the median and range. `sync` runs before each side, so
+ * neither pays for the other's write-back, and outputs are deleted only after the last run. Also: the time from spawning
  * `receive` to its `Code:` line, next to an empty `deno run` as the floor (same runs), and
  * the resume cost — the sender is SIGKILLed half-way and sent again; that second run's time
  * and the bytes each side read from disk are compared with sending half the file.
@@ -188,17 +189,29 @@ async function emptyRunMs(): Promise<number> {
   return ms;
 }
 
+/**
+ * `sync(1)` before each timed side: the write-back of what the previous side wrote (and the
+ * discards of what it deleted) would otherwise land in the next side's time.
+ */
+async function settleDisk(): Promise<void> {
+  await new Deno.Command("sync").output();
+}
+
+/** Outputs of the timed runs, deleted after the last: a delete (ext4 `discard` on this VM's
+ * disk) stalls whoever writes next. */
+const written: string[] = [];
 const pipe: number[] = [];
 const ours: number[] = [];
 const ratios: number[] = [];
 const toCode: number[] = [];
 const empty: number[] = [];
 for (let run = 1; run <= runs; run++) {
-  const c = await socatRun(pem, join(out, "socat.out"));
-  await Deno.remove(join(out, "socat.out"));
+  await settleDisk();
+  const c = await socatRun(pem, join(out, `socat-${run}.out`));
+  await settleDisk();
   const dir = await Deno.makeTempDir({ dir: out });
   const f = await fileSendRun(dir);
-  await Deno.remove(dir, { recursive: true });
+  written.push(join(out, `socat-${run}.out`), dir);
   if (f.sha !== c.sha) throw new Error(`hashes differ: ${f.sha} vs ${c.sha}`);
   const e = await emptyRunMs();
   pipe.push(sizeMiB / c.seconds);
@@ -213,6 +226,7 @@ for (let run = 1; run <= runs; run++) {
       `${f.toCodeMs.toFixed(0)} ms (empty deno run ${e.toFixed(0)} ms)`,
   );
 }
+for (const path of written) await Deno.remove(path, { recursive: true });
 const n0 = (x: number) => x.toFixed(0);
 say(`pipeline: ${range(pipe, n0)} MiB/s; file-send: ${range(ours, n0)} MiB/s`);
 say(`file-send / pipeline, same run: ${range(ratios, (x) => `${x.toFixed(2)}×`)}`);

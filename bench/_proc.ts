@@ -185,3 +185,44 @@ export class RssSampler {
     return { meanKiB: this.#sum / Math.max(1, this.#count), maxKiB: this.#max };
   }
 }
+
+/**
+ * A child process of a benchmark in one of its roles (e.g. `--role listeners`): driven by
+ * command lines on its stdin (`start`, `stop`, `quit`), answering with JSON lines on stdout.
+ */
+export class RoleProcess {
+  /** The child. */
+  readonly child: Deno.ChildProcess;
+  /** Its stdout, line by line. */
+  readonly out: Lines;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+
+  /** Spawns `command` (stdin and stdout must be piped). */
+  constructor(command: Deno.Command) {
+    this.child = command.spawn();
+    this.out = new Lines(this.child.stdout);
+    this.#stdin = this.child.stdin.getWriter();
+  }
+
+  /** Sends one command line. */
+  async tell(cmd: string): Promise<void> {
+    await this.#stdin.write(new TextEncoder().encode(cmd + "\n"));
+  }
+
+  /** The next JSON line whose `event` is `event`, parsed, within `ms`. */
+  async expect<T = Record<string, unknown>>(event: string, ms: number, what: string): Promise<T> {
+    return JSON.parse(await this.out.next((l) => l.includes(`"${event}"`), ms, what));
+  }
+
+  /** Says `quit` and waits for the exit; SIGKILL after 10 s. */
+  async stop(): Promise<void> {
+    await this.tell("quit").catch(() => {});
+    const killer = setTimeout(() => {
+      try {
+        this.child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 10_000);
+    await this.child.status;
+    clearTimeout(killer);
+  }
+}

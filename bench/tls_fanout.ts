@@ -64,6 +64,7 @@ import {
   freePort,
   Lines,
   machineBusy,
+  RoleProcess,
   RssSampler,
   sampleProcess,
   sleep,
@@ -308,9 +309,7 @@ async function listenerRole(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 
 interface Listeners {
-  child: Deno.ChildProcess;
-  out: Lines;
-  stdin: WritableStreamDefaultWriter<Uint8Array>;
+  proc: RoleProcess;
   joined: number;
   failed: number;
   failureSample: string;
@@ -323,7 +322,7 @@ async function startListeners(
   ca: string,
   nominal: number,
 ): Promise<Listeners> {
-  const child = withNoFile(Deno.execPath(), [
+  const proc = new RoleProcess(withNoFile(Deno.execPath(), [
     "run",
     "-A",
     SELF,
@@ -339,41 +338,14 @@ async function startListeners(
     ca,
     "--nominal",
     String(nominal),
-  ], { cwd: ROOT, stdin: "piped", stdout: "piped", stderr: "inherit" }).spawn();
-  const out = new Lines(child.stdout);
-  const ls: Listeners = {
-    child,
-    out,
-    stdin: child.stdin.getWriter(),
-    joined: 0,
-    failed: 0,
-    failureSample: "",
-  };
+  ], { cwd: ROOT, stdin: "piped", stdout: "piped", stderr: "inherit" }));
   try {
-    const msg = JSON.parse(await out.next((l) => l.includes('"joined"'), 180_000, "listeners"));
-    ls.joined = msg.joined;
-    ls.failed = msg.failed;
-    ls.failureSample = msg.failureSample;
+    const msg = await proc.expect<Omit<Listeners, "proc">>("joined", 180_000, "listeners");
+    return { proc, joined: msg.joined, failed: msg.failed, failureSample: msg.failureSample };
   } catch (error) {
-    await stopListeners(ls);
+    await proc.stop();
     throw error;
   }
-  return ls;
-}
-
-async function tell(ls: Listeners, cmd: string): Promise<void> {
-  await ls.stdin.write(enc.encode(cmd + "\n"));
-}
-
-async function stopListeners(ls: Listeners): Promise<void> {
-  await tell(ls, "quit").catch(() => {});
-  const t = setTimeout(() => {
-    try {
-      ls.child.kill("SIGKILL");
-    } catch { /* gone */ }
-  }, 10_000);
-  await ls.child.status;
-  clearTimeout(t);
 }
 
 interface Measured {
@@ -403,10 +375,10 @@ async function measureWindow(
   seconds: number,
   base: Baseline,
 ): Promise<Measured> {
-  await tell(ls, "start");
+  await ls.proc.tell("start");
   const w0 = writeSyscalls(pid);
   const s0 = sampleProcess(pid);
-  const l0 = sampleProcess(ls.child.pid);
+  const l0 = sampleProcess(ls.proc.child.pid);
   const m0 = machineBusy();
   const rss = new RssSampler(pid);
   const t0 = performance.now();
@@ -414,12 +386,12 @@ async function measureWindow(
   const r = rss.stop();
   const s1 = sampleProcess(pid);
   const w1 = writeSyscalls(pid);
-  const l1 = sampleProcess(ls.child.pid);
+  const l1 = sampleProcess(ls.proc.child.pid);
   const m1 = machineBusy();
   const wall = (performance.now() - t0) / 1000;
-  await tell(ls, "stop");
+  await ls.proc.tell("stop");
   const window = JSON.parse(
-    await ls.out.next((l) => l.includes('"window"'), 30_000, "window report"),
+    await ls.proc.out.next((l) => l.includes('"window"'), 30_000, "window report"),
   ) as WindowReport;
   return {
     server,
@@ -520,7 +492,7 @@ async function runSoundsock(
       await sleep(settle * 1000);
       return await measureWindow("soundsock", server.pid, ls, n, seconds, base);
     } finally {
-      await stopListeners(ls);
+      await ls.proc.stop();
     }
   } finally {
     await stopProcess(server, progress);
@@ -626,7 +598,7 @@ async function runIcecast(
       await sleep(settle * 1000);
       return await measureWindow("icecast2", icecast.pid, ls, n, seconds, base);
     } finally {
-      await stopListeners(ls);
+      await ls.proc.stop();
     }
   } finally {
     await stopProcess(ffmpeg, progress);

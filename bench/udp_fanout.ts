@@ -33,7 +33,15 @@ import { encodeControl } from "../lib/wire/messages.ts";
 import { FrameType } from "../lib/wire/frame.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
 import { packetizeSong } from "../lib/media/packetizer.ts";
-import { fmt, Lines, machineBusy, sampleProcess, sleep, stopProcess } from "./_proc.ts";
+import {
+  fmt,
+  Lines,
+  machineBusy,
+  RoleProcess,
+  sampleProcess,
+  sleep,
+  stopProcess,
+} from "./_proc.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
@@ -229,7 +237,7 @@ function udpRcvbufErrors(): number {
 }
 
 interface Listeners {
-  procs: { child: Deno.ChildProcess; out: Lines; stdin: WritableStreamDefaultWriter<Uint8Array> }[];
+  procs: RoleProcess[];
   ports: number[];
   joined: number;
 }
@@ -240,30 +248,35 @@ async function startListeners(n: number, procs: number, serverPort: number): Pro
   for (let p = 0; p < procs; p++) {
     const count = Math.min(per, n - p * per);
     if (count <= 0) break;
-    const child = new Deno.Command("deno", {
-      args: [
-        "run",
-        "-A",
-        SELF,
-        "--role",
-        "listeners",
-        "--count",
-        String(count),
-        "--port",
-        String(serverPort),
-        "--first",
-        String(p * per),
-      ],
-      cwd: ROOT,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    result.procs.push({ child, out: new Lines(child.stdout), stdin: child.stdin.getWriter() });
+    const proc = new RoleProcess(
+      new Deno.Command("deno", {
+        args: [
+          "run",
+          "-A",
+          SELF,
+          "--role",
+          "listeners",
+          "--count",
+          String(count),
+          "--port",
+          String(serverPort),
+          "--first",
+          String(p * per),
+        ],
+        cwd: ROOT,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "inherit",
+      }),
+    );
+    result.procs.push(proc);
   }
   for (const p of result.procs) {
-    const line = await p.out.next((l) => l.includes('"joined"'), 60_000, "listeners to join");
-    const msg = JSON.parse(line);
+    const msg = await p.expect<{ joined: number; ports: number[] }>(
+      "joined",
+      60_000,
+      "listeners to join",
+    );
     result.joined += msg.joined;
     result.ports.push(...msg.ports);
   }
@@ -271,8 +284,7 @@ async function startListeners(n: number, procs: number, serverPort: number): Pro
 }
 
 async function tell(ls: Listeners, cmd: string): Promise<void> {
-  const bytes = new TextEncoder().encode(cmd + "\n");
-  await Promise.all(ls.procs.map((p) => p.stdin.write(bytes)));
+  await Promise.all(ls.procs.map((p) => p.tell(cmd)));
 }
 
 async function windowReports(ls: Listeners): Promise<WindowReport> {
@@ -280,7 +292,7 @@ async function windowReports(ls: Listeners): Promise<WindowReport> {
   const parts: WindowReport[] = [];
   for (const p of ls.procs) {
     parts.push(
-      JSON.parse(await p.out.next((l) => l.includes('"window"'), 30_000, "window report")),
+      await p.expect<WindowReport>("window", 30_000, "window report"),
     );
   }
   return {
@@ -297,16 +309,7 @@ async function windowReports(ls: Listeners): Promise<WindowReport> {
 }
 
 async function stopListeners(ls: Listeners): Promise<void> {
-  await tell(ls, "quit").catch(() => {});
-  await Promise.all(ls.procs.map(async (p) => {
-    const t = setTimeout(() => {
-      try {
-        p.child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }, 10_000);
-    await p.child.status;
-    clearTimeout(t);
-  }));
+  await Promise.all(ls.procs.map((p) => p.stop()));
 }
 
 interface Measured {

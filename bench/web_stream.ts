@@ -41,6 +41,7 @@ import {
   freePort,
   Lines,
   machineBusy,
+  RoleProcess,
   RssSampler,
   sampleProcess,
   sleep,
@@ -198,15 +199,18 @@ async function listenerRole(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 
 interface Listeners {
-  child: Deno.ChildProcess;
-  out: Lines;
-  stdin: WritableStreamDefaultWriter<Uint8Array>;
+  proc: RoleProcess;
   joined: number;
   failureSample: string;
 }
 
-async function startListeners(n: number, port: number, path: string, ca: string) {
-  const child = withNoFile(Deno.execPath(), [
+async function startListeners(
+  n: number,
+  port: number,
+  path: string,
+  ca: string,
+): Promise<Listeners> {
+  const proc = new RoleProcess(withNoFile(Deno.execPath(), [
     "run",
     "-A",
     SELF,
@@ -220,34 +224,9 @@ async function startListeners(n: number, port: number, path: string, ca: string)
     path,
     "--ca",
     ca,
-  ], { cwd: ROOT, stdin: "piped", stdout: "piped", stderr: "inherit" }).spawn();
-  const out = new Lines(child.stdout);
-  const ls: Listeners = {
-    child,
-    out,
-    stdin: child.stdin.getWriter(),
-    joined: 0,
-    failureSample: "",
-  };
-  const msg = JSON.parse(await out.next((l) => l.includes('"joined"'), 180_000, "listeners"));
-  ls.joined = msg.joined;
-  ls.failureSample = msg.failureSample;
-  return ls;
-}
-
-async function tell(ls: Listeners, cmd: string): Promise<void> {
-  await ls.stdin.write(enc.encode(cmd + "\n"));
-}
-
-async function stopListeners(ls: Listeners): Promise<void> {
-  await tell(ls, "quit").catch(() => {});
-  const t = setTimeout(() => {
-    try {
-      ls.child.kill("SIGKILL");
-    } catch { /* gone */ }
-  }, 10_000);
-  await ls.child.status;
-  clearTimeout(t);
+  ], { cwd: ROOT, stdin: "piped", stdout: "piped", stderr: "inherit" }));
+  const msg = await proc.expect<Omit<Listeners, "proc">>("joined", 180_000, "listeners");
+  return { proc, joined: msg.joined, failureSample: msg.failureSample };
 }
 
 interface Measured {
@@ -273,7 +252,7 @@ async function window(
   seconds: number,
   base: { cpuRate: number; rssKiB: number },
 ): Promise<Measured> {
-  await tell(ls, "start");
+  await ls.proc.tell("start");
   const s0 = sampleProcess(pid);
   const m0 = machineBusy();
   const rss = new RssSampler(pid);
@@ -283,8 +262,8 @@ async function window(
   const s1 = sampleProcess(pid);
   const m1 = machineBusy();
   const wall = (performance.now() - t0) / 1000;
-  await tell(ls, "stop");
-  const w = JSON.parse(await ls.out.next((l) => l.includes('"window"'), 30_000, "window"));
+  await ls.proc.tell("stop");
+  const w = JSON.parse(await ls.proc.out.next((l) => l.includes('"window"'), 30_000, "window"));
   return {
     server,
     n,
@@ -430,7 +409,7 @@ async function runN(setup: Setup, n: number, seconds: number, settle: number) {
         await sleep(settle * 1000);
         return await window(name, pid, ls, n, seconds, base);
       } finally {
-        await stopListeners(ls);
+        await ls.proc.stop();
       }
     };
     const soundsock = await measure("soundsock", server.pid, webPort, "/stream", baseS!);

@@ -226,3 +226,30 @@ export class RoleProcess {
     clearTimeout(killer);
   }
 }
+
+/** What a role process does on each command of its parent (see {@linkcode RoleProcess}). */
+export interface RoleCommands {
+  /** Open the measurement window (reset the counters). */
+  start(): void;
+  /** Close it and print the window's JSON line. */
+  stop(): void;
+  /** Close everything and exit. */
+  quit(): void | Promise<void>;
+}
+
+/** The child side of {@linkcode RoleProcess}: runs `commands` for each line of stdin. */
+export async function serveRoleCommands(commands: RoleCommands): Promise<void> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of Deno.stdin.readable) {
+    pending += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      const cmd = pending.slice(0, nl).trim();
+      pending = pending.slice(nl + 1);
+      if (cmd === "start") commands.start();
+      else if (cmd === "stop") commands.stop();
+      else if (cmd === "quit") await commands.quit();
+    }
+  }
+}

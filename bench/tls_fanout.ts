@@ -67,6 +67,7 @@ import {
   RoleProcess,
   RssSampler,
   sampleProcess,
+  serveRoleCommands,
   sleep,
   stopProcess,
   withNoFile,
@@ -255,52 +256,46 @@ async function listenerRole(): Promise<void> {
   });
 
   let t0 = 0;
-  const decoder = new TextDecoder();
-  let pending = "";
-  for await (const chunk of Deno.stdin.readable) {
-    pending += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      const cmd = pending.slice(0, nl).trim();
-      pending = pending.slice(nl + 1);
-      if (cmd === "start") {
-        for (const l of ls) l.windowBytes = l.windowFrames = 0;
-        windowOpen = true;
-        t0 = performance.now();
-      } else if (cmd === "stop") {
-        windowOpen = false;
-        const secs = (performance.now() - t0) / 1000;
-        const joined = ls.filter((l) => l.joined);
-        const bps = joined.map((l) => l.windowBytes / secs).sort((a, b) => a - b);
-        const failed = ls.find((l) => l.failed || l.ended);
-        const report: WindowReport = {
-          listeners: ls.length,
-          joined: joined.length,
-          joinFailed: ls.filter((l) => l.failed).length,
-          dropped: ls.filter((l) => l.ended).length,
-          failureSample: failed ? failed.failed || failed.ended : "",
-          minBps: bps[0] ?? 0,
-          medianBps: bps[Math.floor(bps.length / 2)] ?? 0,
-          maxBps: bps[bps.length - 1] ?? 0,
-          slow: nominal > 0 ? bps.filter((b) => b < nominal / 2).length : 0,
-          totalBytes,
-          medianFramesPerS: mode === "soundsock"
-            ? (joined.map((l) => l.windowFrames / secs).sort((a, b) => a - b)[
-              Math.floor(joined.length / 2)
-            ] ?? NaN)
-            : NaN,
-        };
-        say({ event: "window", ...report });
-      } else if (cmd === "quit") {
-        for (const l of ls) {
-          try {
-            l.conn?.close();
-          } catch { /* closed */ }
-        }
-        Deno.exit(0);
+  await serveRoleCommands({
+    start: () => {
+      for (const l of ls) l.windowBytes = l.windowFrames = 0;
+      windowOpen = true;
+      t0 = performance.now();
+    },
+    stop: () => {
+      windowOpen = false;
+      const secs = (performance.now() - t0) / 1000;
+      const joined = ls.filter((l) => l.joined);
+      const bps = joined.map((l) => l.windowBytes / secs).sort((a, b) => a - b);
+      const failed = ls.find((l) => l.failed || l.ended);
+      const report: WindowReport = {
+        listeners: ls.length,
+        joined: joined.length,
+        joinFailed: ls.filter((l) => l.failed).length,
+        dropped: ls.filter((l) => l.ended).length,
+        failureSample: failed ? failed.failed || failed.ended : "",
+        minBps: bps[0] ?? 0,
+        medianBps: bps[Math.floor(bps.length / 2)] ?? 0,
+        maxBps: bps[bps.length - 1] ?? 0,
+        slow: nominal > 0 ? bps.filter((b) => b < nominal / 2).length : 0,
+        totalBytes,
+        medianFramesPerS: mode === "soundsock"
+          ? (joined.map((l) => l.windowFrames / secs).sort((a, b) => a - b)[
+            Math.floor(joined.length / 2)
+          ] ?? NaN)
+          : NaN,
+      };
+      say({ event: "window", ...report });
+    },
+    quit: () => {
+      for (const l of ls) {
+        try {
+          l.conn?.close();
+        } catch { /* closed */ }
       }
-    }
-  }
+      Deno.exit(0);
+    },
+  });
   void tasks;
 }
 

@@ -39,6 +39,7 @@ import {
   machineBusy,
   RoleProcess,
   sampleProcess,
+  serveRoleCommands,
   sleep,
   stopProcess,
 } from "./_proc.ts";
@@ -176,50 +177,44 @@ async function listenerRole(): Promise<void> {
   }
   say({ event: "joined", joined: ls.filter((l) => l.joined).length, ports });
 
-  const decoder = new TextDecoder();
-  let pending = "";
-  for await (const chunk of Deno.stdin.readable) {
-    pending += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      const cmd = pending.slice(0, nl).trim();
-      pending = pending.slice(nl + 1);
-      if (cmd === "start") {
-        for (const l of ls) l.received = l.gaps = l.reordered = 0, l.lo = -1;
-        windowOpen = true;
-      } else if (cmd === "stop") {
-        windowOpen = false;
-        // Lost = the span of sequence numbers seen in the window minus the packets received
-        // (a reordered packet fills its gap; duplicates do not occur on loopback).
-        for (const l of ls) l.gaps = l.lo < 0 ? 0 : Math.max(0, l.last - l.lo + 1 - l.received);
-        const loss = ls.map((l) => l.gaps / Math.max(1, l.received + l.gaps));
-        const report: WindowReport = {
-          listeners: ls.length,
-          joined: ls.filter((l) => l.joined).length,
-          received: ls.reduce((n, l) => n + l.received, 0),
-          gaps: ls.reduce((n, l) => n + l.gaps, 0),
-          reordered: ls.reduce((n, l) => n + l.reordered, 0),
-          listenersWithLoss: ls.filter((l) => l.gaps > 0).length,
-          worstLossPct: 100 * Math.max(...loss),
-          minReceived: Math.min(...ls.map((l) => l.received)),
-          maxReceived: Math.max(...ls.map((l) => l.received)),
-        };
-        say({ event: "window", ...report });
-      } else if (cmd === "quit") {
-        clearInterval(heartbeat);
-        if (port !== 0) {
-          await Promise.all(ls.map((l) =>
-            l.conn.send(
-              encodeControl(FrameType.BYE, { token: l.token }, { streamId: stationId }),
-              server,
-            ).catch(() => {})
-          ));
-        }
-        for (const l of ls) l.conn.close();
-        Deno.exit(0);
+  await serveRoleCommands({
+    start: () => {
+      for (const l of ls) l.received = l.gaps = l.reordered = 0, l.lo = -1;
+      windowOpen = true;
+    },
+    stop: () => {
+      windowOpen = false;
+      // Lost = the span of sequence numbers seen in the window minus the packets received
+      // (a reordered packet fills its gap; duplicates do not occur on loopback).
+      for (const l of ls) l.gaps = l.lo < 0 ? 0 : Math.max(0, l.last - l.lo + 1 - l.received);
+      const loss = ls.map((l) => l.gaps / Math.max(1, l.received + l.gaps));
+      const report: WindowReport = {
+        listeners: ls.length,
+        joined: ls.filter((l) => l.joined).length,
+        received: ls.reduce((n, l) => n + l.received, 0),
+        gaps: ls.reduce((n, l) => n + l.gaps, 0),
+        reordered: ls.reduce((n, l) => n + l.reordered, 0),
+        listenersWithLoss: ls.filter((l) => l.gaps > 0).length,
+        worstLossPct: 100 * Math.max(...loss),
+        minReceived: Math.min(...ls.map((l) => l.received)),
+        maxReceived: Math.max(...ls.map((l) => l.received)),
+      };
+      say({ event: "window", ...report });
+    },
+    quit: async () => {
+      clearInterval(heartbeat);
+      if (port !== 0) {
+        await Promise.all(ls.map((l) =>
+          l.conn.send(
+            encodeControl(FrameType.BYE, { token: l.token }, { streamId: stationId }),
+            server,
+          ).catch(() => {})
+        ));
       }
-    }
-  }
+      for (const l of ls) l.conn.close();
+      Deno.exit(0);
+    },
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ import {
   RoleProcess,
   RssSampler,
   sampleProcess,
+  serveRoleCommands,
   sleep,
   stopProcess,
   withNoFile,
@@ -154,44 +155,38 @@ async function listenerRole(): Promise<void> {
     failureSample: ls.find((l) => l.failed)?.failed ?? "",
   });
   let t0 = 0;
-  const decoder = new TextDecoder();
-  let pending = "";
-  for await (const chunk of Deno.stdin.readable) {
-    pending += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      const cmd = pending.slice(0, nl).trim();
-      pending = pending.slice(nl + 1);
-      if (cmd === "start") {
-        for (const l of ls) l.windowBytes = 0;
-        windowOpen = true;
-        t0 = performance.now();
-      } else if (cmd === "stop") {
-        windowOpen = false;
-        const secs = (performance.now() - t0) / 1000;
-        const joined = ls.filter((l) => l.joined);
-        const bps = joined.map((l) => l.windowBytes / secs).sort((a, b) => a - b);
-        const failed = ls.find((l) => l.failed || l.ended);
-        const report: WindowReport = {
-          listeners: ls.length,
-          joined: joined.length,
-          joinFailed: ls.filter((l) => l.failed).length,
-          dropped: ls.filter((l) => l.ended).length,
-          failureSample: failed ? failed.failed || failed.ended : "",
-          minBps: bps[0] ?? 0,
-          medianBps: bps[Math.floor(bps.length / 2)] ?? 0,
-        };
-        say({ event: "window", ...report });
-      } else if (cmd === "quit") {
-        for (const l of ls) {
-          try {
-            l.conn?.close();
-          } catch { /* closed */ }
-        }
-        Deno.exit(0);
+  await serveRoleCommands({
+    start: () => {
+      for (const l of ls) l.windowBytes = 0;
+      windowOpen = true;
+      t0 = performance.now();
+    },
+    stop: () => {
+      windowOpen = false;
+      const secs = (performance.now() - t0) / 1000;
+      const joined = ls.filter((l) => l.joined);
+      const bps = joined.map((l) => l.windowBytes / secs).sort((a, b) => a - b);
+      const failed = ls.find((l) => l.failed || l.ended);
+      const report: WindowReport = {
+        listeners: ls.length,
+        joined: joined.length,
+        joinFailed: ls.filter((l) => l.failed).length,
+        dropped: ls.filter((l) => l.ended).length,
+        failureSample: failed ? failed.failed || failed.ended : "",
+        minBps: bps[0] ?? 0,
+        medianBps: bps[Math.floor(bps.length / 2)] ?? 0,
+      };
+      say({ event: "window", ...report });
+    },
+    quit: () => {
+      for (const l of ls) {
+        try {
+          l.conn?.close();
+        } catch { /* closed */ }
       }
-    }
-  }
+      Deno.exit(0);
+    },
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -79,7 +79,6 @@ export class UdpFanOut {
   /** A fan-out over `socket` (its own `send()` is the fallback). */
   constructor(socket: UdpSocket) {
     this.#socket = socket;
-    new DataView(this.#iov.buffer).setBigUint64(0, address(this.#payload), true);
   }
 
   /** Number of peers. */
@@ -148,7 +147,7 @@ export class UdpFanOut {
     const fd = socket.nativeFd();
     const libc = libcUdp();
     const count = this.#keys.length;
-    if (fd === undefined || !libc || bytes.length > MAX_DATAGRAM) {
+    if (fd === undefined || !libc || count === 0 || bytes.length > MAX_DATAGRAM) {
       for (const to of this.#addrs) later.push(socket.send(bytes, to));
       return Promise.all(later);
     }
@@ -179,6 +178,8 @@ export class UdpFanOut {
     const table = new Uint8Array(capacity * MMSGHDR_SIZE);
     table.set(this.#table);
     // Every entry points at its own address slot and at the one shared iovec (the payload).
+    // Pointers only here: this runs only once the descriptor was found (FFI is allowed).
+    new DataView(this.#iov.buffer).setBigUint64(0, address(this.#payload), true);
     const view = new DataView(table.buffer);
     const namesAt = address(names);
     const iovAt = address(this.#iov);

@@ -128,3 +128,47 @@ Deno.test("encodeSockaddr: IPv4, IPv6, IPv4-mapped; scoped and mismatched addres
   assertEquals(encodeSockaddr(AF_INET, at("300.1.1.1"), out, 0), undefined);
   assertEquals(encodeSockaddr(AF_INET6, at("1::2::3"), out, 0), undefined);
 });
+
+Deno.test("fan-out: without FFI permission every peer still gets every round (send() each)", async () => {
+  const module = new URL("./udp_fanout.ts", import.meta.url).href;
+  const socketModule = new URL("./udp_socket.ts", import.meta.url).href;
+  const rs = receivers("127.0.0.1", 20);
+  const script = `
+    import { UdpFanOut } from "${module}";
+    import { UdpSocket } from "${socketModule}";
+    const ports = ${JSON.stringify(rs.map((r) => r.addr.port))};
+    const socket = UdpSocket.bind("127.0.0.1", 0);
+    const fanOut = new UdpFanOut(socket);
+    ports.forEach((port, i) => fanOut.add(String(i), { transport: "udp", hostname: "127.0.0.1", port }));
+    await fanOut.send(Uint8Array.of(4, 2));
+    console.log(JSON.stringify({ batched: fanOut.batched, sent: socket.sent }));
+    socket.close();
+  `;
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/no_ffi.ts`;
+    await Deno.writeTextFile(file, script);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--unstable-net",
+        "--config",
+        new URL("../../deno.json", import.meta.url).pathname,
+        "--allow-net",
+        "--allow-read",
+        "--no-check",
+        file,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert(out.success, new TextDecoder().decode(out.stderr));
+    assertEquals(JSON.parse(new TextDecoder().decode(out.stdout)), { batched: false, sent: 20 });
+    await until(() => rs.every((r) => r.got.length === 1));
+    for (const r of rs) assertEquals(r.got, [[4, 2]]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    for (const r of rs) r.socket.close();
+    await Promise.all(rs.map((r) => r.done));
+  }
+});

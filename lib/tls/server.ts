@@ -11,7 +11,7 @@ import { type EventFields, EventLog } from "../cli/event_log.ts";
 import { Station, type StationEvent } from "../media/station.ts";
 import type { RadioCodec } from "../station/encoder.ts";
 import type { SongCatalog } from "../songs/catalog.ts";
-import { RadioProgram } from "./radio_program.ts";
+import { RadioProgram } from "../station/radio_program.ts";
 import { ListenError } from "../net/listen_error.ts";
 import { sourceKey } from "../net/source_key.ts";
 import { type AcceptStats, acceptTls } from "./acceptor.ts";

@@ -31,7 +31,7 @@ import { SendQueue } from "./send_queue.ts";
 import { BadOffsetError, sendSongFile } from "./download.ts";
 import type { SongHashes } from "./song_hashes.ts";
 import type { ServerTlsConn } from "./server_conn.ts";
-import type { RadioProgram } from "./radio_program.ts";
+import type { RadioProgram } from "../station/radio_program.ts";
 
 /** What every session shares: the library, the station and the server's settings. */
 export interface SessionContext {

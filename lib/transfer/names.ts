@@ -13,7 +13,7 @@
 
 import { dirname, join } from "@std/path";
 import { PEER_UNSAFE_CHARS } from "../cli/output.ts";
-import { MAX_FILE_NAME_BYTES, RESERVED_DEVICE_NAME } from "../tls/safe_name.ts";
+import { MAX_FILE_NAME_BYTES, RESERVED_DEVICE_NAME } from "../files/safe_name.ts";
 
 export { MAX_FILE_NAME_BYTES };
 

@@ -22,7 +22,7 @@
 
 import tls from "node:tls";
 import type { Station } from "../media/station.ts";
-import type { RadioProgram } from "../tls/radio_program.ts";
+import type { RadioProgram } from "../station/radio_program.ts";
 import type { SongCatalog } from "../songs/catalog.ts";
 import { type AcceptStats, acceptTls } from "../tls/acceptor.ts";
 import { ListenError } from "../net/listen_error.ts";

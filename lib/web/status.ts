@@ -16,7 +16,7 @@
 
 import type { NowPlaying, QueueEntry } from "../wire/messages.ts";
 import type { Station } from "../media/station.ts";
-import type { RadioProgram } from "../tls/radio_program.ts";
+import type { RadioProgram } from "../station/radio_program.ts";
 import type { SongCatalog } from "../songs/catalog.ts";
 
 /** The status document; see the module doc. */

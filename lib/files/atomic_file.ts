@@ -12,7 +12,13 @@ import { digestsEqual, Sha256 } from "../hash/sha256.ts";
 
 /** The received bytes do not have the announced SHA-256. */
 export class HashMismatchError extends Error {
-  /** @param path destination @param expected announced @param actual computed */
+  /**
+   * The error for `path`.
+   *
+   * @param path destination
+   * @param expected the announced SHA-256 (hex)
+   * @param actual the computed one
+   */
   constructor(path: string, expected: string, actual: string) {
     super(
       `Not saving "${path}": SHA-256 mismatch (server said ${expected.slice(0, 16)}…, ` +

@@ -44,6 +44,8 @@ export class LiveDevice implements Disposable {
   readonly #timer: ReturnType<typeof setInterval>;
 
   /**
+   * Starts reading `device` every few ms.
+   *
    * @param device the playing device's counters
    * @param format its rate and interleaved channels
    * @param periodMs its period (lib/live/playout_control.ts livePeriodMs of the buffer)

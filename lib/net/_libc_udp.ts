@@ -8,7 +8,8 @@
  * @module
  */
 
-const SYMBOLS = {
+/** The libc functions used, as `Deno.dlopen` declares them. */
+export const SYMBOLS = {
   // int getsockname(int fd, struct sockaddr *addr, socklen_t *len);
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   // int getsockopt(int fd, int level, int name, void *value, socklen_t *len);
@@ -20,13 +21,15 @@ const SYMBOLS = {
 const SOL_SOCKET = 1;
 const SO_TYPE = 3;
 const SOCK_DGRAM = 2;
-/** Linux address families (`sa_family_t`, host byte order). */
+/** Linux's IPv4 address family (`sa_family_t`, host byte order). */
 export const AF_INET = 2;
+/** Linux's IPv6 address family. */
 export const AF_INET6 = 10;
 /** `send` flag: never block (the socket is Deno's, already non-blocking; this makes sure). */
 export const MSG_DONTWAIT = 0x40;
 
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+/** The libc functions of {@linkcode SYMBOLS}, callable. */
+export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 let libc: Libc | null | undefined;
 
 /** libc's socket calls, or null where FFI, /proc or glibc is not available. */

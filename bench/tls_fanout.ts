@@ -73,6 +73,7 @@ import {
   withNoFile,
   writeSyscalls,
 } from "./_proc.ts";
+import { closeAndExit, streamWindow } from "./_stream_listeners.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 /** tls-server's Opus bitrate here: the 80 kbit/s of the MP3 icecast2 relays (like for like). */
@@ -265,17 +266,9 @@ async function listenerRole(): Promise<void> {
     stop: () => {
       windowOpen = false;
       const secs = (performance.now() - t0) / 1000;
-      const joined = ls.filter((l) => l.joined);
-      const bps = joined.map((l) => l.windowBytes / secs).sort((a, b) => a - b);
-      const failed = ls.find((l) => l.failed || l.ended);
+      const { report: counts, joined, bps } = streamWindow(ls, secs);
       const report: WindowReport = {
-        listeners: ls.length,
-        joined: joined.length,
-        joinFailed: ls.filter((l) => l.failed).length,
-        dropped: ls.filter((l) => l.ended).length,
-        failureSample: failed ? failed.failed || failed.ended : "",
-        minBps: bps[0] ?? 0,
-        medianBps: bps[Math.floor(bps.length / 2)] ?? 0,
+        ...counts,
         maxBps: bps[bps.length - 1] ?? 0,
         slow: nominal > 0 ? bps.filter((b) => b < nominal / 2).length : 0,
         totalBytes,
@@ -287,14 +280,7 @@ async function listenerRole(): Promise<void> {
       };
       say({ event: "window", ...report });
     },
-    quit: () => {
-      for (const l of ls) {
-        try {
-          l.conn?.close();
-        } catch { /* closed */ }
-      }
-      Deno.exit(0);
-    },
+    quit: () => closeAndExit(ls),
   });
   void tasks;
 }

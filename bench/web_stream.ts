@@ -49,6 +49,7 @@ import {
   stopProcess,
   withNoFile,
 } from "./_proc.ts";
+import { closeAndExit, type StreamWindow, streamWindow } from "./_stream_listeners.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
@@ -65,15 +66,7 @@ const args = parseArgs(Deno.args, {
 // Child role: N HTTPS listeners, driven by lines on stdin, reporting JSON lines on stdout.
 // ---------------------------------------------------------------------------------------------
 
-interface WindowReport {
-  listeners: number;
-  joined: number;
-  joinFailed: number;
-  dropped: number;
-  failureSample: string;
-  minBps: number;
-  medianBps: number;
-}
+type WindowReport = StreamWindow;
 
 async function listenerRole(): Promise<void> {
   const count = Number(args.count);
@@ -163,29 +156,10 @@ async function listenerRole(): Promise<void> {
     },
     stop: () => {
       windowOpen = false;
-      const secs = (performance.now() - t0) / 1000;
-      const joined = ls.filter((l) => l.joined);
-      const bps = joined.map((l) => l.windowBytes / secs).sort((a, b) => a - b);
-      const failed = ls.find((l) => l.failed || l.ended);
-      const report: WindowReport = {
-        listeners: ls.length,
-        joined: joined.length,
-        joinFailed: ls.filter((l) => l.failed).length,
-        dropped: ls.filter((l) => l.ended).length,
-        failureSample: failed ? failed.failed || failed.ended : "",
-        minBps: bps[0] ?? 0,
-        medianBps: bps[Math.floor(bps.length / 2)] ?? 0,
-      };
+      const report: WindowReport = streamWindow(ls, (performance.now() - t0) / 1000).report;
       say({ event: "window", ...report });
     },
-    quit: () => {
-      for (const l of ls) {
-        try {
-          l.conn?.close();
-        } catch { /* closed */ }
-      }
-      Deno.exit(0);
-    },
+    quit: () => closeAndExit(ls),
   });
 }
 

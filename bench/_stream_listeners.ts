@@ -21,11 +21,17 @@ export interface StreamListener {
 /** What both benchmarks report of a window. */
 export interface StreamWindow {
   listeners: number;
+  /** Connected, answered (ACCEPT / HTTP 200) and receiving. */
   joined: number;
+  /** Join failures (connect or handshake error, REJECT, not 200). */
   joinFailed: number;
+  /** Connections that ended (EOF or error) after joining, before the window closed. */
   dropped: number;
+  /** A sample reason for a failure, if any. */
   failureSample: string;
+  /** The slowest listener's bytes/s inside the window. */
   minBps: number;
+  /** The median listener's bytes/s inside the window. */
   medianBps: number;
 }
 

@@ -73,7 +73,7 @@ import {
   withNoFile,
   writeSyscalls,
 } from "./_proc.ts";
-import { closeAndExit, streamWindow } from "./_stream_listeners.ts";
+import { closeAndExit, type StreamWindow, streamWindow } from "./_stream_listeners.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 /** tls-server's Opus bitrate here: the 80 kbit/s of the MP3 icecast2 relays (like for like). */
@@ -110,19 +110,8 @@ const args = parseArgs(Deno.args, {
 // Child role: N TLS listeners, driven by lines on stdin, reporting JSON lines on stdout.
 // ---------------------------------------------------------------------------------------------
 
-interface WindowReport {
-  listeners: number;
-  /** Connected, answered with ACCEPT / HTTP 200, and received data. */
-  joined: number;
-  /** Join failures (connect/handshake error, REJECT, non-200), with a sample reason. */
-  joinFailed: number;
-  /** Connections that ended (EOF or error) after joining, before the window closed. */
-  dropped: number;
-  /** A sample reason for a failure, if any. */
-  failureSample: string;
-  /** Per-listener bytes/s inside the window. */
-  minBps: number;
-  medianBps: number;
+interface WindowReport extends StreamWindow {
+  /** The fastest listener's bytes/s inside the window. */
   maxBps: number;
   /** Listeners below half of the stream's nominal rate (counted as failures). */
   slow: number;

@@ -186,6 +186,16 @@ export class RssSampler {
   }
 }
 
+/** `run -A SCRIPT --role ROLE --NAME VALUE …`: the `deno` arguments of a role process. */
+export function roleArgs(
+  script: string,
+  role: string,
+  options: Record<string, string | number>,
+): string[] {
+  const flags = Object.entries(options).flatMap(([name, value]) => [`--${name}`, String(value)]);
+  return ["run", "-A", script, "--role", role, ...flags];
+}
+
 /**
  * A child process of a benchmark in one of its roles (e.g. `--role listeners`): driven by
  * command lines on its stdin (`start`, `stop`, `quit`), answering with JSON lines on stdout.

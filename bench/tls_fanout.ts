@@ -64,6 +64,7 @@ import {
   freePort,
   Lines,
   machineBusy,
+  roleArgs,
   RoleProcess,
   RssSampler,
   sampleProcess,
@@ -292,23 +293,11 @@ async function startListeners(
   ca: string,
   nominal: number,
 ): Promise<Listeners> {
-  const proc = new RoleProcess(withNoFile(Deno.execPath(), [
-    "run",
-    "-A",
-    SELF,
-    "--role",
-    "listeners",
-    "--mode",
-    mode,
-    "--count",
-    String(n),
-    "--port",
-    String(port),
-    "--ca",
-    ca,
-    "--nominal",
-    String(nominal),
-  ], { cwd: ROOT, stdin: "piped", stdout: "piped", stderr: "inherit" }));
+  const proc = new RoleProcess(withNoFile(
+    Deno.execPath(),
+    roleArgs(SELF, "listeners", { mode, count: n, port, ca, nominal }),
+    { cwd: ROOT, stdin: "piped", stdout: "piped", stderr: "inherit" },
+  ));
   try {
     const msg = await proc.expect<Omit<Listeners, "proc">>("joined", 180_000, "listeners");
     return { proc, joined: msg.joined, failed: msg.failed, failureSample: msg.failureSample };

@@ -37,6 +37,7 @@ import {
   fmt,
   Lines,
   machineBusy,
+  roleArgs,
   RoleProcess,
   sampleProcess,
   serveRoleCommands,
@@ -245,19 +246,7 @@ async function startListeners(n: number, procs: number, serverPort: number): Pro
     if (count <= 0) break;
     const proc = new RoleProcess(
       new Deno.Command("deno", {
-        args: [
-          "run",
-          "-A",
-          SELF,
-          "--role",
-          "listeners",
-          "--count",
-          String(count),
-          "--port",
-          String(serverPort),
-          "--first",
-          String(p * per),
-        ],
+        args: roleArgs(SELF, "listeners", { count, port: serverPort, first: p * per }),
         cwd: ROOT,
         stdin: "piped",
         stdout: "piped",

@@ -41,6 +41,7 @@ import {
   freePort,
   Lines,
   machineBusy,
+  roleArgs,
   RoleProcess,
   RssSampler,
   sampleProcess,
@@ -179,21 +180,11 @@ async function startListeners(
   path: string,
   ca: string,
 ): Promise<Listeners> {
-  const proc = new RoleProcess(withNoFile(Deno.execPath(), [
-    "run",
-    "-A",
-    SELF,
-    "--role",
-    "listeners",
-    "--count",
-    String(n),
-    "--port",
-    String(port),
-    "--path",
-    path,
-    "--ca",
-    ca,
-  ], { cwd: ROOT, stdin: "piped", stdout: "piped", stderr: "inherit" }));
+  const proc = new RoleProcess(withNoFile(
+    Deno.execPath(),
+    roleArgs(SELF, "listeners", { count: n, port, path, ca }),
+    { cwd: ROOT, stdin: "piped", stdout: "piped", stderr: "inherit" },
+  ));
   const msg = await proc.expect<Omit<Listeners, "proc">>("joined", 180_000, "listeners");
   return { proc, joined: msg.joined, failureSample: msg.failureSample };
 }

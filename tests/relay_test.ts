@@ -271,6 +271,17 @@ function spawnRelay(t: TestServer, extra: string[]): Deno.ChildProcess {
   }).spawn();
 }
 
+/** Ends a spawned relay (SIGKILL if it still runs) and the in-process listeners. */
+async function stopRelay(proc: Deno.ChildProcess, listeners: (Listener | undefined)[]) {
+  try {
+    proc.kill("SIGKILL");
+  } catch { /* exited */ }
+  await proc.status;
+  await proc.stdout.cancel().catch(() => {});
+  await proc.stderr.cancel().catch(() => {});
+  for (const l of listeners) await l?.node[Symbol.asyncDispose]();
+}
+
 Deno.test("relay command: tls-client radio --relay in the middle of a chain relays byte-identical frames and leaves gracefully at --seconds (no gap below it)", async () => {
   await using t = await chainServer(1);
   const a = await join(t);
@@ -295,14 +306,7 @@ Deno.test("relay command: tls-client radio --relay in the middle of a chain rela
     assertEquals(gaps(c, Math.min(...c.data.keys()), highest(c)), []);
     assert(assertSameBytes(a, c) >= 20);
   } finally {
-    try {
-      proc.kill("SIGKILL");
-    } catch { /* exited */ }
-    await proc.status;
-    await proc.stdout.cancel().catch(() => {});
-    await proc.stderr.cancel().catch(() => {});
-    await a.node[Symbol.asyncDispose]();
-    await c?.node[Symbol.asyncDispose]();
+    await stopRelay(proc, [a, c]);
   }
 });
 
@@ -328,14 +332,7 @@ Deno.test("relay command: a tls-client radio --relay killed with SIGKILL in the 
     assertEquals(gaps(c, Math.min(...c.data.keys()), highest(c)).length, c.node.stats.lostFrames);
     assert(assertSameBytes(a, c) >= 10);
   } finally {
-    try {
-      proc.kill("SIGKILL");
-    } catch { /* exited */ }
-    await proc.status;
-    await proc.stdout.cancel().catch(() => {});
-    await proc.stderr.cancel().catch(() => {});
-    await a.node[Symbol.asyncDispose]();
-    await c?.node[Symbol.asyncDispose]();
+    await stopRelay(proc, [a, c]);
   }
 });
 

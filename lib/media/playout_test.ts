@@ -18,6 +18,19 @@ function packet(from: number, amp: number, hz: number): Uint8Array {
   return new Uint8Array(pcm.buffer);
 }
 
+/** A playout whose output keeps a copy of every block written into `chunks`. */
+function recordingPlayout(chunks: Int16Array[]): MediaPlayout {
+  return new MediaPlayout({
+    openOutput: () =>
+      Promise.resolve({
+        write: (pcm: Int16Array) => {
+          chunks.push(pcm.slice());
+          return Promise.resolve();
+        },
+      }),
+  });
+}
+
 /** Plays packets 0..count-1 with the ones in `lost` concealed; returns everything written. */
 async function play(
   count: number,
@@ -27,15 +40,7 @@ async function play(
   info: Partial<StreamInfo> = {},
 ): Promise<{ pcm: Int16Array; concealed: number }> {
   const chunks: Int16Array[] = [];
-  using playout = new MediaPlayout({
-    openOutput: () =>
-      Promise.resolve({
-        write: (pcm: Int16Array) => {
-          chunks.push(pcm.slice());
-          return Promise.resolve();
-        },
-      }),
-  });
+  using playout = recordingPlayout(chunks);
   await playout.startStream({
     title: "test",
     codec: "pcm_s16le",
@@ -93,15 +98,7 @@ Deno.test("PCM gap: fades out and in over PCM_FADE_MS, no step beyond the fade's
 
 Deno.test("PCM gap: a loud DC level fades at the stream's own rate (44.1 kHz mono WAV)", async () => {
   const chunks: Int16Array[] = [];
-  using playout = new MediaPlayout({
-    openOutput: () =>
-      Promise.resolve({
-        write: (pcm: Int16Array) => {
-          chunks.push(pcm.slice());
-          return Promise.resolve();
-        },
-      }),
-  });
+  using playout = recordingPlayout(chunks);
   await playout.startStream({
     title: "cd",
     codec: "pcm_s16le",

@@ -10,6 +10,14 @@ import { receiveFiles, type ReceiveOptions, type ReceiveSummary } from "../lib/t
 /** The code every in-process receiver of the tests listens with. */
 export const CODE = "velvet-ocean-trip";
 
+/**
+ * `file-send receive --dir DIR --host 127.0.0.1 --port 0 EXTRA…`: the command's arguments for
+ * a real receiver on loopback.
+ */
+export function receiveArgs(dir: string, ...extra: string[]): string[] {
+  return ["receive", "--dir", dir, "--host", "127.0.0.1", "--port", "0", ...extra];
+}
+
 /** A receiver started by {@linkcode startReceiver}. */
 export interface Receiver {
   port: number;

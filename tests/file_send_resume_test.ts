@@ -5,6 +5,7 @@
 
 import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { join } from "@std/path";
+import { CODE, receiveArgs } from "./_file_send_helpers.ts";
 import { createHash } from "node:crypto";
 import {
   CHUNK_SIZE,
@@ -16,8 +17,6 @@ import {
   type SendSummary,
   TransferError,
 } from "../lib/transfer/mod.ts";
-
-const CODE = "velvet-ocean-trip";
 
 async function randomFile(path: string, size: number): Promise<Uint8Array> {
   const bytes = new Uint8Array(size);
@@ -223,16 +222,7 @@ Deno.test("file-send resume after the receiver was killed (SIGKILL): the unseale
         "run",
         "-A",
         new URL("../cmd/file_send.ts", import.meta.url).pathname,
-        "receive",
-        "--dir",
-        dst,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--code",
-        CODE,
-        "--yes",
+        ...receiveArgs(dst, "--code", CODE, "--yes"),
       ],
       stdin: "null",
       stdout: "piped",

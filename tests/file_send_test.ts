@@ -23,7 +23,7 @@ import {
   TransferRefused,
   WrongCodeError,
 } from "../lib/transfer/mod.ts";
-import { CODE, startReceiver, withDirs } from "./_file_send_helpers.ts";
+import { CODE, receiveArgs, startReceiver, withDirs } from "./_file_send_helpers.ts";
 
 /** Writes `size` pseudo-random bytes (a random 1 MiB block varied per MiB). */
 async function randomFile(path: string, size: number): Promise<void> {
@@ -105,16 +105,7 @@ async function readUntilCode(
 Deno.test("file-send command: a random 1 MiB file round-trips identical (exit 0, --json)", async () => {
   await withDirs(async (src, dst) => {
     await randomFile(join(src, "one.bin"), 1 << 20);
-    const receiver = spawnCmd([
-      "receive",
-      "--dir",
-      dst,
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--once",
-    ]);
+    const receiver = spawnCmd(receiveArgs(dst, "--once"));
     const { port, code, rest } = await readUntilCode(receiver);
     assertEquals(code.split("-").length, 3);
     const sender = await new Deno.Command(Deno.execPath(), {
@@ -152,18 +143,7 @@ Deno.test("file-send command: a random 1 MiB file round-trips identical (exit 0,
 Deno.test("file-send command: a wrong code ends both with exit 1 and writes nothing", async () => {
   await withDirs(async (src, dst) => {
     await randomFile(join(src, "secret.txt"), 1000);
-    const receiver = spawnCmd([
-      "receive",
-      "--dir",
-      dst,
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--once",
-      "--code",
-      CODE,
-    ]);
+    const receiver = spawnCmd(receiveArgs(dst, "--once", "--code", CODE));
     const { port, rest } = await readUntilCode(receiver);
     const sender = await new Deno.Command(Deno.execPath(), {
       args: [

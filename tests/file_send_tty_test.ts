@@ -6,9 +6,9 @@
 
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
+import { CODE, receiveArgs } from "./_file_send_helpers.ts";
 import { sendFiles, TransferRefused } from "../lib/transfer/mod.ts";
 
-const CODE = "velvet-ocean-trip";
 const CMD = new URL("../cmd/file_send.ts", import.meta.url).pathname;
 const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
@@ -22,16 +22,7 @@ async function receiveOnTerminal(answer: string) {
     "run",
     "-A",
     CMD,
-    "receive",
-    "--dir",
-    dst,
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--code",
-    CODE,
-    "--once",
+    ...receiveArgs(dst, "--code", CODE, "--once"),
   ];
   const child = new Deno.Command("script", {
     args: ["-qfec", argv.map(quote).join(" "), "/dev/null"],

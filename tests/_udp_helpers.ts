@@ -247,6 +247,8 @@ export async function startRtpServer(
 /** A `cmd/udp_server.ts` process (see {@linkcode spawnUdpServer}). */
 export interface UdpServerProcess extends AsyncDisposable {
   port: number;
+  /** Its process id (e.g. to stop and continue it). */
+  pid: number;
   /** Everything it printed on stderr so far. */
   stderr(): string;
   /** Sends `signal` (default SIGKILL); dispose then only waits for the exit. */
@@ -287,6 +289,7 @@ export async function spawnUdpServer(args: string[] = []): Promise<UdpServerProc
   let killed = false;
   return {
     port,
+    pid: child.pid,
     stderr: () => text,
     kill(signal: Deno.Signal = "SIGKILL") {
       killed = true;

@@ -11,7 +11,7 @@ import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
 import { havePulse, startPulse } from "./_pulse.ts";
 import { startTestServer } from "./_tls_helpers.ts";
-import { startServer as startUdpServerInProcess } from "./_udp_helpers.ts";
+import { spawnUdpServer, startServer as startUdpServerInProcess } from "./_udp_helpers.ts";
 import { listenRadio, type PcmOutput } from "../lib/udp/client.ts";
 import { EventLog } from "../lib/cli/event_log.ts";
 
@@ -63,40 +63,6 @@ function spawnCmd(
       await errDone;
       const stdout = await outDone;
       return { code: status.code, signal: status.signal, stdout, stderr, startedAt, exitedAt };
-    },
-  };
-}
-
-/** Starts cmd/udp_server.ts on port 0 as a child; resolves with its port and pid. */
-async function spawnUdpServer(args: string[] = []) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cmd/udp_server.ts`, "--port", "0", "--songs", SONGS, ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/listening on [^ ]+:(\d+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`udp-server exited: ${text}`);
-    text += value;
-  }
-  const port = Number(/listening on [^ ]+:(\d+)/.exec(text)![1]);
-  void (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  return {
-    port,
-    pid: child.pid,
-    async [Symbol.asyncDispose]() {
-      try {
-        child.kill("SIGCONT");
-        child.kill("SIGINT");
-      } catch { /* gone */ }
-      await child.status;
     },
   };
 }

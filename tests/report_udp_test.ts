@@ -8,44 +8,17 @@ import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
 import { join } from "@std/path";
 import { makeSongs } from "./_tls_helpers.ts";
 import { launchChromium } from "./_web_helpers.ts";
+import { spawnUdpServer } from "./_udp_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-async function startUdpServer(songs: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cmd/udp_server.ts`, "--port", "0", "--songs", songs],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/listening on [^ ]+:(\d+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`udp-server exited: ${text}`);
-    text += value;
-  }
-  const drain = (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  return {
-    port: Number(/listening on [^ ]+:(\d+)/.exec(text)![1]),
-    async [Symbol.asyncDispose]() {
-      child.kill("SIGINT");
-      await child.status;
-      await drain;
-    },
-  };
-}
 
 Deno.test(
   "udp-client --report: one loss mark per lost packet of a seeded --sim-loss 10 run; opens in Chromium",
   opts,
   async () => {
     const songs = await makeSongs({ "short.wav": [6, 8000, 1] });
-    await using server = await startUdpServer(songs);
+    await using server = await spawnUdpServer(["--songs", songs]);
     const dir = await Deno.makeTempDir({ prefix: "soundsock-report-" });
     const report = join(dir, "session.html");
     const out = await new Deno.Command(Deno.execPath(), {

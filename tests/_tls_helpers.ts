@@ -15,6 +15,11 @@ import type { EventFields } from "../lib/cli/event_log.ts";
 
 let certsOnce: Promise<CreateCertificatesResult> | undefined;
 
+/** `--songs SONGS --cert … --key …` with `certs`: the flags every test tls-server gets. */
+export function tlsServerFlags(songs: string, certs: CreateCertificatesResult): string[] {
+  return ["--songs", songs, "--cert", certs.serverCert, "--key", certs.serverKey];
+}
+
 /** One CA + server certificate for the whole test process (openssl takes ~50 ms). */
 export function testCerts(): Promise<CreateCertificatesResult> {
   certsOnce ??= (async () => {
@@ -197,12 +202,7 @@ export async function spawnTlsServer(
     new URL("../cmd/tls_server.ts", import.meta.url).pathname,
     "--port",
     "0",
-    "--songs",
-    songs,
-    "--cert",
-    certs.serverCert,
-    "--key",
-    certs.serverKey,
+    ...tlsServerFlags(songs, certs),
     "--ready-json",
     ...extraArgs,
   ];

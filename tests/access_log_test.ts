@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { formatAccessLine } from "../lib/cli/access_log.ts";
-import { makeSongs, testCerts } from "./_tls_helpers.ts";
+import { makeSongs, testCerts, tlsServerFlags } from "./_tls_helpers.ts";
 import { TlsSongClient } from "../lib/tls/client.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -81,15 +81,9 @@ async function spawnServer(cmd: string, args: string[], options: { readyJson?: b
 
 async function tlsServer(songs: string, extra: string[] = [], readyJson = false) {
   const certs = await testCerts();
-  const server = await spawnServer("tls_server.ts", [
-    "--songs",
-    songs,
-    "--cert",
-    certs.serverCert,
-    "--key",
-    certs.serverKey,
-    ...extra,
-  ], { readyJson });
+  const server = await spawnServer("tls_server.ts", [...tlsServerFlags(songs, certs), ...extra], {
+    readyJson,
+  });
   const caCert = await Deno.readTextFile(certs.caCert);
   const connect = () =>
     TlsSongClient.connect({ hostname: "localhost", port: server.port }, {

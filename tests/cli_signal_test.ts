@@ -7,7 +7,7 @@ import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { delay } from "@std/async/delay";
 import { join } from "@std/path";
 import { readWav } from "../lib/audio/wav.ts";
-import { makeSongs, testCerts } from "./_tls_helpers.ts";
+import { makeSongs, testCerts, tlsServerFlags } from "./_tls_helpers.ts";
 import { SIGNAL_GRACE_MS } from "../lib/cli/run.ts";
 import { TaskProcess } from "./_task.ts";
 
@@ -76,19 +76,9 @@ Deno.test("Ctrl+C on deno task tls-server: exit 0, 'stopped', clients get close_
   const dir = await Deno.makeTempDir({ prefix: "soundsock-sigint-" });
   const log = join(dir, "server.jsonl");
   try {
-    await using server = new TaskProcess([
-      "tls-server",
-      "--port",
-      "0",
-      "--songs",
-      songs,
-      "--cert",
-      certs.serverCert,
-      "--key",
-      certs.serverKey,
-      "--log",
-      log,
-    ]);
+    await using server = new TaskProcess(
+      ["tls-server", "--port", "0", ...tlsServerFlags(songs, certs), "--log", log],
+    );
     const port = Number((await server.waitForStderr(LISTENING))[1]);
     const caCerts = [await Deno.readTextFile(certs.caCert)];
     const conn = await Deno.connectTls({ hostname: "localhost", port, caCerts });

@@ -9,31 +9,15 @@ import {
   FrameType,
   jsonFrame,
   parseJson,
-  receiveFiles,
   TransferError,
   TransferRefused,
 } from "../lib/transfer/mod.ts";
-
-const CODE = "velvet-ocean-trip";
-
-async function listen(dir: string) {
-  const ready = Promise.withResolvers<number>();
-  const done = receiveFiles({
-    dir,
-    hostname: "127.0.0.1",
-    port: 0,
-    code: CODE,
-    once: true,
-    onListening: ({ port }) => ready.resolve(port),
-  });
-  done.catch(() => {});
-  return { port: await ready.promise, done };
-}
+import { CODE, startReceiver } from "./_file_send_helpers.ts";
 
 Deno.test("file-send refuses an offer larger than the free space of DIR", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const receiver = await listen(dir);
+    const receiver = await startReceiver(dir);
     const conn = await connectToReceiver("127.0.0.1", receiver.port, { code: CODE });
     const size = 2 ** 50; // 1 PiB
     await conn.channel.write(jsonFrame(FrameType.OFFER, {
@@ -67,7 +51,7 @@ Deno.test({
       .outputSync();
     if (!mount.success) return; // no mount rights in this container: nothing to prove here
     try {
-      const receiver = await listen(dir);
+      const receiver = await startReceiver(dir);
       const conn = await connectToReceiver("127.0.0.1", receiver.port, { code: CODE });
       const size = 1536 * 1024;
       await conn.channel.write(jsonFrame(FrameType.OFFER, {

@@ -71,16 +71,21 @@ export async function sha256Reader(
   let current = new Uint8Array(HASH_READ_SIZE);
   let next = new Uint8Array(HASH_READ_SIZE);
   let pending = reader.read(current);
-  for (;;) {
-    options.signal?.throwIfAborted();
-    const n = await pending;
-    if (n === null) break;
-    const filled = current;
-    // Start the next read into the other buffer before hashing this one.
-    [current, next] = [next, filled];
-    pending = reader.read(current);
-    hash.update(filled.subarray(0, n));
-    options.onProgress?.(hash.bytes);
+  try {
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const n = await pending;
+      if (n === null) break;
+      const filled = current;
+      // Start the next read into the other buffer before hashing this one.
+      [current, next] = [next, filled];
+      pending = reader.read(current);
+      hash.update(filled.subarray(0, n));
+      options.onProgress?.(hash.bytes);
+    }
+  } finally {
+    // An abort leaves one read in flight; closing the file rejects it, and nobody awaits it.
+    pending.catch(() => {});
   }
   return hash.digestHex();
 }

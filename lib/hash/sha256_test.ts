@@ -1,5 +1,12 @@
-import { assert, assertEquals, assertFalse } from "@std/assert";
-import { digestsEqual, HASH_READ_SIZE, Sha256, sha256File, sha256Hex } from "./sha256.ts";
+import { assert, assertEquals, assertFalse, assertRejects } from "@std/assert";
+import {
+  digestsEqual,
+  HASH_READ_SIZE,
+  Sha256,
+  sha256File,
+  sha256Hex,
+  sha256Reader,
+} from "./sha256.ts";
 
 Deno.test("sha256Hex matches the FIPS 180-2 test vectors", () => {
   const enc = new TextEncoder();
@@ -47,4 +54,23 @@ Deno.test("digestsEqual compares case-insensitively and rejects length or alphab
   assertFalse(digestsEqual(d, d.slice(0, -1) + (d.endsWith("0") ? "1" : "0")));
   assertFalse(digestsEqual(d, d.slice(1)));
   assertFalse(digestsEqual("zz", "zz"));
+});
+
+Deno.test("sha256Reader aborted with a read in flight leaves no unhandled rejection", async () => {
+  const controller = new AbortController();
+  let reads = 0;
+  // The second read (started before the first block is hashed) fails after the abort, as a
+  // file's does when it is closed under it.
+  const reader = {
+    read(p: Uint8Array): Promise<number | null> {
+      reads++;
+      if (reads === 1) return Promise.resolve(p.length);
+      controller.abort();
+      return new Promise((_, reject) => setTimeout(() => reject(new Error("closed")), 10));
+    },
+  };
+  await assertRejects(() => sha256Reader(reader, { signal: controller.signal }));
+  // Deno's test sanitizer fails the test if the in-flight read's rejection goes unhandled.
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assertEquals(reads, 2);
 });

@@ -81,7 +81,14 @@ const ROOT = new URL("../", import.meta.url).pathname;
 const DEFAULT_BITRATE = 80_000;
 const SELF = new URL(import.meta.url).pathname;
 const SOURCE_PASSWORD = "bench-source-pw";
-const MOUNT = "/radio.mp3";
+/**
+ * What icecast2 relays: `opus` (default) — ffmpeg encodes the song to Ogg/Opus at the station's
+ * bitrate in pages of ≤ 100 ms (`-page_duration 100000`), so both servers send the same codec
+ * at the same granularity (issue #9: "both ≤ 100 ms of audio per write"); `mp3` — the MP3 file
+ * copied (icecast2 then writes ~140 ms of audio at a time).
+ */
+const icecastFormat = () => (args["icecast-format"] ?? "opus") as "opus" | "mp3";
+const mount = () => icecastFormat() === "opus" ? "/radio.opus" : "/radio.mp3";
 const enc = new TextEncoder();
 /** Progress on stderr (stdout is the table). */
 const progress = (line: string) => Deno.stderr.writeSync(enc.encode(line + "\n"));
@@ -104,6 +111,7 @@ const args = parseArgs(Deno.args, {
     "server-v8-flags",
     "bitrate",
     "base-seconds",
+    "icecast-format",
   ],
 });
 
@@ -130,7 +138,7 @@ async function listenerRole(): Promise<void> {
   const say = (obj: unknown) => Deno.stdout.writeSync(enc.encode(JSON.stringify(obj) + "\n"));
   const hello = mode === "soundsock"
     ? encodeControl(FrameType.REQUEST, { op: "radio" })
-    : enc.encode(`GET ${MOUNT} HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: tls_fanout\r\n\r\n`);
+    : enc.encode(`GET ${mount()} HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: tls_fanout\r\n\r\n`);
   interface L {
     conn?: Deno.TlsConn;
     joined: boolean;
@@ -405,7 +413,8 @@ async function runSoundsock(
   settle: number,
   nominal: number,
 ): Promise<Measured> {
-  const v8Flags = args["server-v8-flags"];
+  // By default as `deno task tls-server` runs it (deno.json).
+  const v8Flags = args["server-v8-flags"] ?? "--max-semi-space-size=1";
   const server = withNoFile(Deno.execPath(), [
     "run",
     "-A",
@@ -529,20 +538,22 @@ async function runIcecast(
         "-1",
         "-i",
         setup.songPath,
-        "-c",
-        "copy",
-        "-content_type",
-        "audio/mpeg",
-        "-f",
-        "mp3",
-        `icecast://source:${SOURCE_PASSWORD}@127.0.0.1:${plain}${MOUNT}`,
+        ...(icecastFormat() === "opus"
+          ? [
+            // Constrained VBR: libopus's default, which tls-server's station keeps.
+            ...["-c:a", "libopus", "-b:a", String(Number(args.bitrate ?? DEFAULT_BITRATE))],
+            ...["-vbr", "constrained", "-ar", "48000", "-ac", "2"],
+            ...["-page_duration", "100000", "-content_type", "audio/ogg", "-f", "ogg"],
+          ]
+          : ["-c", "copy", "-content_type", "audio/mpeg", "-f", "mp3"]),
+        `icecast://source:${SOURCE_PASSWORD}@127.0.0.1:${plain}${mount()}`,
       ],
       stdin: "null",
       stdout: "null",
       stderr: "inherit",
     }).spawn();
     for (let i = 0; !(await icecastStatus(plain))?.icestats.source; i++) {
-      if (i > 200) throw new Error(`the ${MOUNT} mount did not appear: ${await errorLog()}`);
+      if (i > 200) throw new Error(`the ${mount()} mount did not appear: ${await errorLog()}`);
       await sleep(50);
     }
     await sleep(3000); // source connected and streaming, 0 listeners

@@ -18,8 +18,9 @@ import { SongCatalog } from "../lib/songs/catalog.ts";
 import { IcecastSource, parseIcecastUrl } from "../lib/icecast/mod.ts";
 import { loadServerIdentity } from "../lib/tls/pem_files.ts";
 import { TlsSongServer } from "../lib/tls/server.ts";
+import { loadNativeTls } from "../lib/tls/native/ffi.ts";
 import { WebServer } from "../lib/web/server.ts";
-import type { ServerTlsConn } from "../lib/tls/server_conn.ts";
+import type { ServerConnection } from "../lib/tls/server_conn.ts";
 
 /** Command-line declaration. */
 export const SPEC = {
@@ -178,10 +179,13 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       log: (event, fields) => log.event(event, fields),
       preSkip: () => server.station.lookahead,
     });
+  // OpenSSL through our native library, else node:tls (the log's "listening" says which).
+  const nativeTls = await loadNativeTls();
   const server = TlsSongServer.start({
     catalog,
     cert,
     key,
+    nativeTls,
     hostname: flags.host,
     port: flags.port,
     maxClients: flags["max-clients"],
@@ -195,7 +199,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
     signal,
     // --web without --web-port: HTTPS on this port (what is not a soundsock frame is HTTP).
     ...(flags.web && flags["web-port"] === undefined
-      ? { onHttp: (conn: ServerTlsConn) => web ? web.handle(conn) : conn.close() }
+      ? { onHttp: (conn: ServerConnection) => web ? web.handle(conn) : conn.close() }
       : {}),
     ...(flags["relay-fanout"] === undefined ? {} : {
       relay: {
@@ -213,6 +217,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       tlsListeners: () => server.listeners,
       cert,
       key,
+      nativeTls,
       hostname: flags.host,
       ...(flags["web-port"] === undefined ? { shared: server.addr } : { port: flags["web-port"] }),
       maxConnections: flags["max-clients"],

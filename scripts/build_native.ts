@@ -1,5 +1,6 @@
 /**
- * `deno task build:native` — builds .cache/native/libsoundsock_audio.so (miniaudio + our shim).
+ * `deno task build:native` — builds .cache/native/libsoundsock_audio.so (miniaudio + our shim)
+ * and .cache/native/libsoundsock_tls.so (tls-server's OpenSSL record layer).
  *
  * Usage: deno run -A scripts/build_native.ts [--force]
  *
@@ -8,6 +9,7 @@
 
 import { ensureNativeLibrary } from "../lib/audio/build.ts";
 import { BuildProgress } from "../lib/audio/build_progress.ts";
+import { ensureTlsLibrary } from "../lib/tls/native/build.ts";
 
 const enc = new TextEncoder();
 const say = (stream: { writeSync(p: Uint8Array): number }, line: string) =>
@@ -24,6 +26,12 @@ if (import.meta.main) {
     });
     progress[Symbol.dispose]();
     say(Deno.stdout, path);
+    // tls-server's OpenSSL record layer (it falls back to node:tls without it, so only a note).
+    try {
+      say(Deno.stdout, await ensureTlsLibrary({ force }));
+    } catch (err) {
+      say(Deno.stderr, `build:native: TLS library not built (${(err as Error).message})`);
+    }
   } catch (err) {
     progress[Symbol.dispose]();
     say(Deno.stderr, `build:native: ${err instanceof Error ? err.message : String(err)}`);

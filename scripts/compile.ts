@@ -43,7 +43,15 @@ const TOOLS: Record<string, { cmd: string; permissions: string[]; audio: boolean
   },
   "tls-server": {
     cmd: "tls_server.ts",
-    permissions: ["--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-ffi"],
+    // A 1 MiB young generation, as `deno task tls-server` runs it (see deno.json).
+    permissions: [
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-ffi",
+      "--v8-flags=--max-semi-space-size=1",
+    ],
     audio: true,
   },
   "tls-client": {

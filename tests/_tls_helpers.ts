@@ -11,6 +11,7 @@ import { SongCatalog } from "../lib/songs/catalog.ts";
 import { createCertificates, type CreateCertificatesResult } from "../lib/tls/certs.ts";
 import { TlsSongServer, type TlsSongServerOptions } from "../lib/tls/server.ts";
 import { TlsSongClient } from "../lib/tls/client.ts";
+import { loadNativeTls } from "../lib/tls/native/ffi.ts";
 import type { EventFields } from "../lib/cli/event_log.ts";
 
 let certsOnce: Promise<CreateCertificatesResult> | undefined;
@@ -91,6 +92,7 @@ export async function startTestServer(
     catalog,
     cert: await Deno.readTextFile(certs.serverCert),
     key: await Deno.readTextFile(certs.serverKey),
+    nativeTls: await loadNativeTls(),
     hostname: "127.0.0.1",
     port: 0,
     ...options,

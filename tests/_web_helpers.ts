@@ -11,6 +11,7 @@ import type { Browser } from "playwright-core";
 import { startTestServer, type TestServer } from "./_tls_helpers.ts";
 import { WebServer, type WebServerOptions } from "../lib/web/server.ts";
 import { SongCatalog } from "../lib/songs/catalog.ts";
+import { loadNativeTls } from "../lib/tls/native/ffi.ts";
 import type { TlsSongServerOptions } from "../lib/tls/server.ts";
 
 /** A tls-server with `--web`. */
@@ -53,6 +54,7 @@ export async function startWebServer(
     tlsListeners: () => tls.server.listeners,
     cert: await Deno.readTextFile(tls.certs.serverCert),
     key: await Deno.readTextFile(tls.certs.serverKey),
+    nativeTls: await loadNativeTls(),
     ...(shared ? { shared: tls.server.addr } : { port: 0 }),
     signal: stop.signal,
     ...options,

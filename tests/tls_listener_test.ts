@@ -10,7 +10,7 @@
 import { assert, assertEquals, assertInstanceOf, assertThrows } from "@std/assert";
 import tls from "node:tls";
 import { type AcceptStats, acceptTls } from "../lib/tls/acceptor.ts";
-import type { ServerTlsConn } from "../lib/tls/server_conn.ts";
+import type { ServerConnection } from "../lib/tls/server_conn.ts";
 import { listenTcp, NativeTcpListener } from "../lib/tls/tcp_listener.ts";
 import { testCerts } from "./_tls_helpers.ts";
 
@@ -62,7 +62,7 @@ Deno.test(
     const failures: string[] = [];
     let failed!: () => void;
     const failure = new Promise<void>((r) => (failed = r));
-    const conns: ServerTlsConn[] = [];
+    const conns: ServerConnection[] = [];
     const accepting = acceptTls(listener, {
       secureContext: context,
       signal: stop.signal,

@@ -25,7 +25,9 @@ import type tls from "node:tls";
 import { LogThrottle } from "../cli/log_throttle.ts";
 import { closeQuietly } from "../net/close.ts";
 import { sourceKey } from "../net/source_key.ts";
-import { HandshakeError, ServerTlsConn } from "./server_conn.ts";
+import { NativeTlsConn } from "./native/conn.ts";
+import type { NativeTlsContext } from "./native/ffi.ts";
+import { HandshakeError, type ServerConnection, ServerTlsConn } from "./server_conn.ts";
 import { NativeTcpListener, type TcpListener } from "./tcp_listener.ts";
 
 /** A {@linkcode NativeTcpListener} that accepted nothing for this long is re-armed. */
@@ -44,10 +46,15 @@ export interface AcceptLimits {
 /** Options for {@linkcode acceptTls}. */
 export interface AcceptTlsOptions extends AcceptLimits {
   secureContext: tls.SecureContext;
+  /**
+   * OpenSSL's context for the same certificate: with a `Deno.listen` listener, handshakes
+   * run on OpenSSL (lib/tls/native/conn.ts) instead of node:tls.
+   */
+  nativeContext?: NativeTlsContext;
   /** Stops accepting (closes the listener) and aborts pending handshakes. */
   signal: AbortSignal;
   /** Called with every connection whose handshake completed. */
-  onConnection: (conn: ServerTlsConn) => void;
+  onConnection: (conn: ServerConnection) => void;
   /** Records an event (accept errors, dropped sockets, failed handshakes). */
   log: (event: string, fields: Record<string, unknown>) => void;
 }
@@ -93,7 +100,7 @@ export async function acceptTls(
   const admit = (
     key: object,
     remoteAddr: Deno.NetAddr,
-    start: (signal: AbortSignal) => Promise<ServerTlsConn>,
+    start: (signal: AbortSignal) => Promise<ServerConnection>,
   ) => {
     stats.accepted++;
     const ip = sourceKey(remoteAddr.hostname);
@@ -168,7 +175,12 @@ export async function acceptTls(
         await delay(backoffMs, { signal }).catch(() => {});
         continue;
       }
-      admit(tcp, tcp.remoteAddr, (s) => ServerTlsConn.accept(tcp, handshakeOptions(s)));
+      const { nativeContext } = options;
+      admit(tcp, tcp.remoteAddr, (s) =>
+        // node:tls over the JS stream only when OpenSSL cannot have the socket.
+        (nativeContext &&
+          NativeTlsConn.accept(tcp, { ...handshakeOptions(s), context: nativeContext })) ??
+          ServerTlsConn.accept(tcp, handshakeOptions(s)));
     }
   }
   signal.removeEventListener("abort", stop);

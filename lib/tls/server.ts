@@ -6,7 +6,6 @@
  * @module
  */
 
-import tls from "node:tls";
 import { type EventFields, EventLog } from "../cli/event_log.ts";
 import { Station, type StationEvent } from "../media/station.ts";
 import type { RadioCodec } from "../station/encoder.ts";
@@ -15,16 +14,15 @@ import { RadioProgram } from "../station/radio_program.ts";
 import { ListenError } from "../net/listen_error.ts";
 import { sourceKey } from "../net/source_key.ts";
 import { type AcceptStats, acceptTls } from "./acceptor.ts";
-import { listenTcp, type TcpListener } from "./tcp_listener.ts";
-import type { ServerTlsConn } from "./server_conn.ts";
+import type { TcpListener } from "./tcp_listener.ts";
+import { listenForTls, ServerIdentityError, serverTls } from "./engine.ts";
+import type { NativeTlsLoad } from "./native/ffi.ts";
+import type { ServerConnection } from "./server_conn.ts";
 import { Session } from "./session.ts";
 import { SongHashes } from "./song_hashes.ts";
 import { RelayHub, type RelayHubOptions } from "../relay/hub.ts";
 
-/** The certificate or key given to the server cannot be used (exit status 1). */
-export class ServerIdentityError extends Error {
-  override name = "ServerIdentityError";
-}
+export { ServerIdentityError };
 
 /** Options for {@linkcode TlsSongServer.start}. */
 export interface TlsSongServerOptions {
@@ -34,6 +32,11 @@ export interface TlsSongServerOptions {
   cert: string;
   /** Private key, PEM. */
   key: string;
+  /**
+   * OpenSSL for TLS (`await loadNativeTls()`, lib/tls/native/ffi.ts); node:tls without it.
+   * @default {undefined} (node:tls)
+   */
+  nativeTls?: NativeTlsLoad;
   /** Address to listen on. @default {"127.0.0.1"} */
   hostname?: string;
   /** Port; 0 picks a free one (see {@linkcode TlsSongServer.addr}). @default {8443} */
@@ -87,7 +90,7 @@ export interface TlsSongServerOptions {
    * first decrypted bytes are not the frame magic `SK` (docs/PROTOCOL.md §1) goes here instead
    * of becoming a session. Without it every connection is a session.
    */
-  onHttp?: (conn: ServerTlsConn) => void;
+  onHttp?: (conn: ServerConnection) => void;
   /** Run the relay overlay (--relay-fanout; docs/PROTOCOL.md §9). @default {undefined} (off) */
   relay?: Pick<RelayHubOptions, "fanout" | "windowMs" | "onOverlay">;
   /**
@@ -142,20 +145,12 @@ export class TlsSongServer implements AsyncDisposable {
       ? AbortSignal.any([options.signal, this.#stop.signal])
       : this.#stop.signal;
     // Checked before listening so that a bad certificate or key is the first error.
-    let secureContext: tls.SecureContext;
-    try {
-      secureContext = tls.createSecureContext({ cert: options.cert, key: options.key });
-    } catch (cause) {
-      throw new ServerIdentityError(
-        `The server certificate or key cannot be used: ${(cause as Error).message}`,
-        { cause },
-      );
-    }
+    const serverTlsSetup = serverTls(options.cert, options.key, options.nativeTls);
     const hostname = options.hostname ?? "127.0.0.1";
     const port = options.port ?? 8443;
     let listener: TcpListener;
     try {
-      listener = listenTcp({ hostname, port });
+      listener = listenForTls(serverTlsSetup, { hostname, port });
     } catch (cause) {
       throw new ListenError(`listen on ${hostname}:${port}`, cause);
     }
@@ -209,6 +204,7 @@ export class TlsSongServer implements AsyncDisposable {
       hostname: this.addr.hostname,
       port: this.addr.port,
       songs: catalog.songs.length,
+      tls: serverTlsSetup.engine,
     });
     const stationDone = catalog.songs.length > 0 && !options.station
       ? station.run()
@@ -219,7 +215,8 @@ export class TlsSongServer implements AsyncDisposable {
       Math.max(50, Math.min(1000, idleTimeoutMs / 4)),
     );
     const accepting = acceptTls(listener, {
-      secureContext,
+      secureContext: serverTlsSetup.secureContext,
+      nativeContext: serverTlsSetup.nativeContext,
       signal,
       handshakeTimeoutMs,
       maxPendingPerIp: options.maxHandshakesPerIp ?? 64,
@@ -291,8 +288,8 @@ export class TlsSongServer implements AsyncDisposable {
    * bytes; `SK` starts a session, anything else is HTTP.
    */
   async #sniff(
-    conn: ServerTlsConn,
-    onHttp: (conn: ServerTlsConn) => void,
+    conn: ServerConnection,
+    onHttp: (conn: ServerConnection) => void,
     timeoutMs: number,
     serve: () => void,
   ): Promise<void> {
@@ -312,7 +309,7 @@ export class TlsSongServer implements AsyncDisposable {
   }
 
   #serve(
-    conn: ServerTlsConn,
+    conn: ServerConnection,
     ctx: ConstructorParameters<typeof Session>[1],
     maxClients: number,
     maxClientsPerIp: number,

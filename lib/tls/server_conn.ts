@@ -55,8 +55,33 @@ interface Transport {
   close(): void;
 }
 
+/**
+ * What the session and web code need from a server TLS connection: node:tls's
+ * {@linkcode ServerTlsConn} here, or OpenSSL's `NativeTlsConn` (lib/tls/native/conn.ts).
+ */
+export interface ServerConnection {
+  /** The peer's address. */
+  readonly remoteAddr: Deno.NetAddr;
+  /** Bytes held in the TLS layer, not yet taken by the kernel. */
+  readonly bufferedBytes: number;
+  /** Negotiated protocol, e.g. `TLSv1.3`. */
+  readonly protocol: string | null;
+  /** The first `n` decrypted bytes, not consumed (fewer if the stream ends first). */
+  peek(n: number): Promise<Uint8Array>;
+  /** Reads decrypted bytes into `p`; null at the end of the stream (or once closed). */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Encrypts and writes all of `p`; resolves (to `p.length`) once the kernel has it. */
+  write(p: Uint8Array): Promise<number>;
+  /** Hands all of `p` on without waiting; false once the layer's buffer is above its mark. */
+  tryWrite(p: Uint8Array): boolean;
+  /** Resolves once the buffer is below its mark again (or the connection is gone). */
+  whenDrained(): Promise<void>;
+  /** Closes (TLS close_notify first when the handshake completed, within `graceMs`). */
+  close(graceMs?: number): void;
+}
+
 /** A server-side TLS connection whose TCP socket can be closed at any time. */
-export class ServerTlsConn {
+export class ServerTlsConn implements ServerConnection {
   /** The peer's address. */
   readonly remoteAddr: Deno.NetAddr;
   readonly #transport: Transport;

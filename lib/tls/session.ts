@@ -30,7 +30,7 @@ import type { EventFields } from "../cli/event_log.ts";
 import { SendQueue } from "./send_queue.ts";
 import { BadOffsetError, sendSongFile } from "./download.ts";
 import type { SongHashes } from "./song_hashes.ts";
-import type { ServerTlsConn } from "./server_conn.ts";
+import type { ServerConnection } from "./server_conn.ts";
 import type { RadioProgram } from "../station/radio_program.ts";
 
 /** What every session shares: the library, the station and the server's settings. */
@@ -64,7 +64,7 @@ export class Session {
   readonly id = nextSessionId++;
   /** The peer's address, for logs. */
   readonly remote: string;
-  readonly #conn: ServerTlsConn;
+  readonly #conn: ServerConnection;
   readonly #ctx: SessionContext;
   readonly queue: SendQueue;
   /** performance.now() when the connection was accepted. */
@@ -84,7 +84,7 @@ export class Session {
   readonly closed: Promise<void> = new Promise((r) => (this.#closedResolve = r));
 
   /** Wraps a connection whose TLS handshake is complete; call {@linkcode run}. */
-  constructor(conn: ServerTlsConn, ctx: SessionContext) {
+  constructor(conn: ServerConnection, ctx: SessionContext) {
     this.#conn = conn;
     this.#ctx = ctx;
     const addr = conn.remoteAddr;
@@ -123,7 +123,7 @@ export class Session {
         // is buffered.
         const frame of readFrames(this.#conn, {
           signal: this.#abort.signal,
-          readSize: 2048,
+          readSize: 1024,
           maxPayload: MAX_CONTROL_PAYLOAD,
         })
       ) {

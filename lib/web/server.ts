@@ -20,13 +20,14 @@
  * @module
  */
 
-import tls from "node:tls";
 import type { Station } from "../media/station.ts";
 import type { RadioProgram } from "../station/radio_program.ts";
 import type { SongCatalog } from "../songs/catalog.ts";
 import { type AcceptStats, acceptTls } from "../tls/acceptor.ts";
 import { ListenError } from "../net/listen_error.ts";
-import { listenTcp, type TcpListener } from "../tls/tcp_listener.ts";
+import type { TcpListener } from "../tls/tcp_listener.ts";
+import { listenForTls, serverTls } from "../tls/engine.ts";
+import type { NativeTlsLoad } from "../tls/native/ffi.ts";
 import { sourceKey } from "../net/source_key.ts";
 import { HttpError } from "./errors.ts";
 import {
@@ -57,6 +58,8 @@ export interface WebServerOptions {
   cert: string;
   /** Private key (PEM). */
   key: string;
+  /** OpenSSL for TLS (lib/tls/engine.ts); node:tls without it. @default {undefined} */
+  nativeTls?: NativeTlsLoad;
   /** Listen address. @default {"127.0.0.1"} */
   hostname?: string;
   /** Listen port (0: any free one). @default {8444} */
@@ -128,7 +131,7 @@ export class WebServer implements AsyncDisposable {
     this.#options = options;
     this.#log = options.log ?? (() => {});
     const signal = AbortSignal.any([options.signal, this.#stop.signal]);
-    const secureContext = tls.createSecureContext({ cert: options.cert, key: options.key });
+    const tlsSetup = serverTls(options.cert, options.key, options.nativeTls);
     const hostname = options.hostname ?? "127.0.0.1";
     const port = options.port ?? 8444;
     let listener: TcpListener | undefined;
@@ -136,8 +139,7 @@ export class WebServer implements AsyncDisposable {
       this.addr = options.shared;
     } else {
       try {
-        // The native route (lib/tls/tcp_listener.ts): ciphertext never passes through JS.
-        listener = listenTcp({ hostname, port });
+        listener = listenForTls(tlsSetup, { hostname, port });
       } catch (cause) {
         throw new ListenError(`listen on ${hostname}:${port} (--web-port)`, cause);
       }
@@ -155,7 +157,8 @@ export class WebServer implements AsyncDisposable {
         signal.addEventListener("abort", () => resolve(), { once: true });
       })
       : acceptTls(listener, {
-        secureContext,
+        secureContext: tlsSetup.secureContext,
+        nativeContext: tlsSetup.nativeContext,
         signal,
         handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5000,
         maxPendingPerIp: 64,

@@ -1,0 +1,120 @@
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { join } from "@std/path";
+import { createCertificates } from "../certs.ts";
+import { HandshakeError } from "../server_conn.ts";
+import { NativeTlsConn } from "./conn.ts";
+import { loadNativeTls, NativeTlsContext } from "./ffi.ts";
+
+async function setup() {
+  const loaded = await loadNativeTls();
+  // CI installs libssl-dev; a machine without it must say so here, not pass silently.
+  if (!loaded.ok) throw new Error(`native TLS not available: ${loaded.reason}`);
+  const dir = await Deno.makeTempDir();
+  const certs = await createCertificates(join(dir, "certs"));
+  const context = NativeTlsContext.create(
+    loaded,
+    await Deno.readTextFile(certs.serverCert),
+    await Deno.readTextFile(certs.serverKey),
+  );
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const caCert = await Deno.readTextFile(certs.caCert);
+  const accept = async (timeoutMs = 5000) => {
+    const tcp = await listener.accept();
+    const pending = NativeTlsConn.accept(tcp, { context, handshakeTimeoutMs: timeoutMs });
+    if (!pending) throw new Error("the accepted socket's descriptor was not found");
+    return await pending;
+  };
+  return {
+    listener,
+    caCert,
+    accept,
+    [Symbol.asyncDispose]: async () => {
+      listener.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("native TLS: 1 MiB to the client and a message back byte-exact, then close_notify ends the client's read", async () => {
+  await using s = await setup();
+  const client = await Deno.connectTls({
+    hostname: "localhost",
+    port: (s.listener.addr as Deno.NetAddr).port,
+    caCerts: [s.caCert],
+  });
+  const server = await s.accept();
+  assertEquals(server.protocol, "TLSv1.3");
+  const data = crypto.getRandomValues(new Uint8Array(65536));
+  const big = new Uint8Array(1 << 20);
+  for (let i = 0; i < 16; i++) big.set(data, i * 65536);
+  // Server → client: a large write (queued past the kernel's buffer, written with backpressure).
+  const received = (async () => {
+    const out = new Uint8Array(big.length);
+    let at = 0;
+    while (at < out.length) {
+      const n = await client.read(out.subarray(at));
+      if (n === null) break;
+      at += n;
+    }
+    return out.subarray(0, at);
+  })();
+  await server.write(big);
+  assertEquals(await received, big);
+  // Client → server: a control-frame-sized message.
+  await client.write(data.subarray(0, 700));
+  const got = new Uint8Array(700);
+  let at = 0;
+  while (at < got.length) at += (await server.read(got.subarray(at)))!;
+  assertEquals(got, data.subarray(0, 700));
+  server.close();
+  // A clean TLS end (close_notify), not a reset: the client's read returns null.
+  assertEquals(await client.read(new Uint8Array(16)), null);
+  client.close();
+});
+
+Deno.test("native TLS: a peer that never speaks is closed at the handshake timeout", async () => {
+  await using s = await setup();
+  const silent = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: (s.listener.addr as Deno.NetAddr).port,
+  });
+  const started = performance.now();
+  await assertRejects(() => s.accept(300), HandshakeError, "no TLS handshake within 300 ms");
+  assert(performance.now() - started < 3000);
+  // The server closed its socket: the silent peer sees the end.
+  assertEquals(await silent.read(new Uint8Array(16)), null);
+  silent.close();
+});
+
+Deno.test("native TLS: garbage instead of a client hello fails the handshake", async () => {
+  await using s = await setup();
+  const bad = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: (s.listener.addr as Deno.NetAddr).port,
+  });
+  await bad.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  await assertRejects(() => s.accept(), HandshakeError, "TLS handshake failed");
+  bad.close();
+});
+
+Deno.test("native TLS: tryWrite reports backpressure from a peer that stops reading", async () => {
+  await using s = await setup();
+  const client = await Deno.connectTls({
+    hostname: "localhost",
+    port: (s.listener.addr as Deno.NetAddr).port,
+    caCerts: [s.caCert],
+  });
+  const server = await s.accept();
+  const frame = new Uint8Array(16 * 1024);
+  let accepted = 0;
+  // The client reads nothing: the kernel buffers fill, then the connection's queue.
+  for (let i = 0; i < 2000 && server.tryWrite(frame); i++) {
+    accepted++;
+    await Promise.resolve();
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  assert(accepted < 2000, "tryWrite said stop before 32 MiB");
+  assert(server.bufferedBytes > 0);
+  client.close();
+  server.close(0);
+});

@@ -1,0 +1,451 @@
+/*
+ * soundsock_tls.c — the server side of TLS for tls-server, on OpenSSL's libssl, called from
+ * Deno over FFI (lib/tls/native/).
+ *
+ * Why: node:tls in Deno costs ~20 us and ~39 KiB per idle connection (bench/tls_write_cost.ts),
+ * twice what icecast2 pays for the same radio fan-out; Deno.listenTls cannot close a socket
+ * whose handshake has not finished (a slowloris hazard). Here Deno keeps the TCP socket
+ * (Deno.listen / TcpConn: accept, reads, close), and this file only does the TLS work:
+ *
+ *   - ciphertext read by Deno is fed in (sst_feed) through a memory BIO; the handshake and
+ *     decryption run in that call and the plaintext comes back in the caller's buffer;
+ *   - ciphertext to send goes through our own write BIO straight to the socket with a
+ *     non-blocking send(2) (MSG_DONTWAIT | MSG_NOSIGNAL). What the kernel does not take is
+ *     kept in a per-connection queue that the caller drains (sst_take) and writes with Deno's
+ *     own awaited TcpConn.write, so a slow peer gets ordinary backpressure; while it does, no
+ *     byte is sent directly (order is kept);
+ *   - SSL_MODE_RELEASE_BUFFERS frees OpenSSL's record buffers between writes, so an idle
+ *     connection holds a few KiB.
+ *
+ * Everything runs on the caller's (JavaScript) thread; nothing here blocks. The descriptor is
+ * the caller's: it must call sst_conn_free before it closes the socket, after which this file
+ * never touches the descriptor again.
+ */
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* Flags returned through sst_feed's `flags` argument. */
+#define SST_HANDSHAKE_DONE 1 /* the handshake completed in this call */
+#define SST_PEER_CLOSED 2    /* the peer sent close_notify: no more plaintext will come */
+#define SST_ERROR 4          /* a fatal TLS error (message: sst_conn_error) */
+#define SST_MORE 8           /* more plaintext is ready: call again with no input */
+
+typedef struct {
+  SSL *ssl;
+  BIO *rbio;
+  int fd;
+  /* 1 while the caller writes taken bytes through Deno: nothing may be sent directly. */
+  int hold;
+  int handshake_done;
+  int fatal;
+  /* The max_send_fragment set last (see sst_write). */
+  int fragment;
+  /* Ciphertext the kernel did not take yet: bytes [head, len) of buf. */
+  unsigned char *buf;
+  size_t head, len, cap;
+  char error[200];
+} sst_conn;
+
+static BIO_METHOD *socket_method;
+
+static void set_error(sst_conn *c, const char *what) {
+  unsigned long e = ERR_get_error();
+  if (e != 0) {
+    char reason[160];
+    ERR_error_string_n(e, reason, sizeof reason);
+    snprintf(c->error, sizeof c->error, "%s: %s", what, reason);
+  } else {
+    snprintf(c->error, sizeof c->error, "%s", what);
+  }
+  ERR_clear_error();
+  c->fatal = 1;
+}
+
+static int queue_append(sst_conn *c, const char *data, size_t n) {
+  if (c->head > 0 && c->head == c->len) c->head = c->len = 0;
+  if (c->len + n > c->cap) {
+    /* Move the unsent bytes to the front before growing. */
+    if (c->head > 0) {
+      memmove(c->buf, c->buf + c->head, c->len - c->head);
+      c->len -= c->head;
+      c->head = 0;
+    }
+    if (c->len + n > c->cap) {
+      size_t cap = c->cap ? c->cap : 4096;
+      while (cap < c->len + n) cap *= 2;
+      unsigned char *grown = realloc(c->buf, cap);
+      if (!grown) return 0;
+      c->buf = grown;
+      c->cap = cap;
+    }
+  }
+  memcpy(c->buf + c->len, data, n);
+  c->len += n;
+  return 1;
+}
+
+/* The write BIO: every byte is accepted (sent now, or queued for the caller). */
+static int socket_write(BIO *b, const char *data, int n) {
+  sst_conn *c = BIO_get_data(b);
+  BIO_clear_retry_flags(b);
+  size_t sent = 0;
+  if (c->fd >= 0 && !c->hold && c->head == c->len) {
+    while (sent < (size_t)n) {
+      ssize_t k = send(c->fd, data + sent, (size_t)n - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (k > 0) {
+        sent += (size_t)k;
+      } else if (k < 0 && errno == EINTR) {
+        continue;
+      } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        break;
+      } else {
+        /* The peer is gone (EPIPE, ECONNRESET): drop the bytes; the reader sees the end. */
+        return n;
+      }
+    }
+  }
+  if (sent < (size_t)n && !queue_append(c, data + sent, (size_t)n - sent)) return -1;
+  return n;
+}
+
+static long socket_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  (void)b;
+  (void)num;
+  (void)ptr;
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int socket_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+/*
+ * A memory BIO keeps its largest allocation (the client hello's few KiB) for good; once it is
+ * empty it is replaced by a fresh one, so an idle listener holds no read buffer.
+ */
+static void release_read_bio(sst_conn *c) {
+  BUF_MEM *mem = NULL;
+  BIO_get_mem_ptr(c->rbio, &mem);
+  if (!mem || mem->max == 0) return;
+  BIO *fresh = BIO_new(BIO_s_mem());
+  if (!fresh) return;
+  BIO_set_mem_eof_return(fresh, -1);
+  SSL_set0_rbio(c->ssl, fresh); /* frees the old one */
+  c->rbio = fresh;
+}
+
+/*
+ * A server context from a PEM certificate chain and a PEM private key (NUL-terminated).
+ * NULL on failure, with the reason in `err`.
+ */
+EXPORT void *sst_ctx_new(const char *cert_pem, const char *key_pem, char *err, int err_cap) {
+  if (!socket_method) {
+    socket_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "soundsock socket");
+    if (!socket_method || !BIO_meth_set_write(socket_method, socket_write) ||
+        !BIO_meth_set_ctrl(socket_method, socket_ctrl) ||
+        !BIO_meth_set_create(socket_method, socket_create)) {
+      snprintf(err, (size_t)err_cap, "cannot create the socket BIO");
+      return NULL;
+    }
+  }
+  ERR_clear_error();
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  const char *failed = NULL;
+  BIO *in = NULL;
+  X509 *cert = NULL;
+  EVP_PKEY *key = NULL;
+  if (!ctx) {
+    failed = "cannot create a TLS context";
+    goto fail;
+  }
+  /* TLS 1.0/1.1 are deprecated (RFC 8996). */
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  /* Listeners do not resume sessions: no tickets, no cache (less work and memory). */
+  SSL_CTX_set_num_tickets(ctx, 0);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+
+  in = BIO_new_mem_buf(cert_pem, -1);
+  cert = in ? PEM_read_bio_X509_AUX(in, NULL, NULL, NULL) : NULL;
+  if (!cert || SSL_CTX_use_certificate(ctx, cert) != 1) {
+    failed = "the certificate is not a PEM certificate";
+    goto fail;
+  }
+  for (;;) {
+    X509 *ca = PEM_read_bio_X509(in, NULL, NULL, NULL);
+    if (!ca) break;
+    if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+      X509_free(ca);
+      failed = "the certificate chain cannot be used";
+      goto fail;
+    }
+  }
+  ERR_clear_error(); /* the end of the PEM input */
+  BIO_free(in);
+  in = BIO_new_mem_buf(key_pem, -1);
+  key = in ? PEM_read_bio_PrivateKey(in, NULL, NULL, NULL) : NULL;
+  if (!key || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+    failed = "the key is not a PEM private key";
+    goto fail;
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    failed = "the key does not match the certificate";
+    goto fail;
+  }
+  BIO_free(in);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return ctx;
+
+fail: {
+  unsigned long e = ERR_get_error();
+  char reason[160] = "";
+  if (e) ERR_error_string_n(e, reason, sizeof reason);
+  snprintf(err, (size_t)err_cap, "%s%s%s", failed, e ? ": " : "", reason);
+  ERR_clear_error();
+  BIO_free(in);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  SSL_CTX_free(ctx);
+  return NULL;
+}
+}
+
+EXPORT void sst_ctx_free(void *ctx) { SSL_CTX_free(ctx); }
+
+/* A server connection over the connected socket `fd` (still owned by the caller). */
+EXPORT sst_conn *sst_conn_new(void *ctx, int fd) {
+  sst_conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->fd = fd;
+  c->ssl = SSL_new(ctx);
+  c->rbio = BIO_new(BIO_s_mem());
+  BIO *wbio = BIO_new(socket_method);
+  if (!c->ssl || !c->rbio || !wbio) {
+    SSL_free(c->ssl);
+    BIO_free(c->rbio);
+    BIO_free(wbio);
+    free(c);
+    return NULL;
+  }
+  /* An empty read BIO means "wait for more", not end of stream. */
+  BIO_set_mem_eof_return(c->rbio, -1);
+  BIO_set_data(wbio, c);
+  SSL_set_bio(c->ssl, c->rbio, wbio);
+  SSL_set_accept_state(c->ssl);
+  return c;
+}
+
+/* Stops using the descriptor and frees the connection. */
+EXPORT void sst_conn_free(sst_conn *c) {
+  if (!c) return;
+  c->fd = -1;
+  SSL_free(c->ssl);
+  free(c->buf);
+  free(c);
+}
+
+/*
+ * Feeds `in_len` bytes of ciphertext (0: none), advances the handshake, and decrypts into
+ * `out` (at most `out_cap` bytes). Returns the plaintext length, or -1 on a fatal error;
+ * `flags` gets SST_* bits.
+ */
+EXPORT int sst_feed(sst_conn *c, const uint8_t *in, int in_len, uint8_t *out, int out_cap,
+                    int32_t *flags) {
+  *flags = 0;
+  if (c->fatal) {
+    *flags = SST_ERROR;
+    return -1;
+  }
+  ERR_clear_error();
+  if (in_len > 0 && BIO_write(c->rbio, in, in_len) != in_len) {
+    set_error(c, "out of memory");
+    *flags = SST_ERROR;
+    return -1;
+  }
+  if (!c->handshake_done) {
+    int r = SSL_do_handshake(c->ssl);
+    if (r != 1) {
+      int e = SSL_get_error(c->ssl, r);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
+      set_error(c, "TLS handshake failed");
+      *flags = SST_ERROR;
+      return -1;
+    }
+    c->handshake_done = 1;
+    *flags |= SST_HANDSHAKE_DONE;
+  }
+  int total = 0;
+  while (total < out_cap) {
+    int r = SSL_read(c->ssl, out + total, out_cap - total);
+    if (r > 0) {
+      total += r;
+      continue;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
+    if (e == SSL_ERROR_ZERO_RETURN) {
+      *flags |= SST_PEER_CLOSED;
+      break;
+    }
+    set_error(c, "TLS error");
+    *flags |= SST_ERROR;
+    return total > 0 ? total : -1;
+  }
+  if (total == out_cap && (SSL_pending(c->ssl) > 0 || BIO_ctrl_pending(c->rbio) > 0)) {
+    *flags |= SST_MORE;
+  } else if (BIO_ctrl_pending(c->rbio) == 0) {
+    release_read_bio(c);
+  }
+  return total;
+}
+
+/*
+ * Encrypts all of `p` and sends what the kernel takes; returns the ciphertext bytes now
+ * queued (the caller drains them with sst_take), or -1 on a fatal error.
+ */
+EXPORT int sst_write(sst_conn *c, const uint8_t *p, int n) {
+  if (c->fatal || !c->handshake_done) return -1;
+  /*
+   * With SSL_MODE_RELEASE_BUFFERS every write allocates its record buffer and frees it after;
+   * sized for this write (a radio frame is ~1 KiB) that is a small-bin malloc instead of
+   * ~17 KiB (measured: ~4 % of tls-server's CPU at 1000 listeners). Large writes keep 16 KiB
+   * records. (The error queue is cleared when an error is read, not before each write.)
+   */
+  int fragment = n <= 4096 ? 4096 : 16384;
+  if (fragment != c->fragment) {
+    SSL_set_max_send_fragment(c->ssl, (long)fragment);
+    c->fragment = fragment;
+  }
+  int done = 0;
+  while (done < n) {
+    int r = SSL_write(c->ssl, p + done, n - done);
+    if (r <= 0) {
+      set_error(c, "TLS write failed");
+      return -1;
+    }
+    done += r;
+  }
+  return (int)(c->len - c->head);
+}
+
+/* Queues TLS close_notify (sent like any write); returns the bytes queued. */
+EXPORT int sst_shutdown(sst_conn *c) {
+  if (!c->fatal && c->handshake_done) {
+    ERR_clear_error();
+    SSL_shutdown(c->ssl);
+    ERR_clear_error();
+  }
+  return (int)(c->len - c->head);
+}
+
+/* Ciphertext queued and not yet taken. */
+EXPORT int sst_queued(sst_conn *c) { return (int)(c->len - c->head); }
+
+/*
+ * Moves up to `cap` queued bytes into `out` for the caller to write. While it returns more
+ * than 0 no byte is sent directly; it returns 0 (and direct sends resume) once the queue is
+ * empty, i.e. when the caller has written everything it took.
+ */
+EXPORT int sst_take(sst_conn *c, uint8_t *out, int cap) {
+  size_t n = c->len - c->head;
+  if (n == 0) {
+    c->hold = 0;
+    c->head = c->len = 0;
+    if (c->cap > 65536) { /* a download's burst is over: give the memory back */
+      free(c->buf);
+      c->buf = NULL;
+      c->cap = 0;
+    }
+    return 0;
+  }
+  if (n > (size_t)cap) n = (size_t)cap;
+  memcpy(out, c->buf + c->head, n);
+  c->head += n;
+  c->hold = 1;
+  return (int)n;
+}
+
+/* The last fatal error, NUL-terminated. */
+EXPORT const char *sst_conn_error(sst_conn *c) { return c->error; }
+
+/* The negotiated protocol ("TLSv1.3"). */
+EXPORT const char *sst_conn_protocol(sst_conn *c) { return SSL_get_version(c->ssl); }
+
+/* OpenSSL's version text, for the log. */
+EXPORT const char *sst_version(void) { return OpenSSL_version(OPENSSL_VERSION); }
+
+/* Whether `fd` is a TCP socket from local port `local_port` to `peer_ip`:`peer_port`. */
+static int socket_matches(int fd, int local_port, const char *peer_ip, int peer_port) {
+  struct sockaddr_storage a;
+  socklen_t len = sizeof a;
+  char text[INET6_ADDRSTRLEN];
+  if (getpeername(fd, (struct sockaddr *)&a, &len) != 0) return 0;
+  if (a.ss_family == AF_INET) {
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&a;
+    if (ntohs(v4->sin_port) != peer_port) return 0;
+    inet_ntop(AF_INET, &v4->sin_addr, text, sizeof text);
+  } else if (a.ss_family == AF_INET6) {
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a;
+    if (ntohs(v6->sin6_port) != peer_port) return 0;
+    inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text);
+  } else {
+    return 0;
+  }
+  if (strcmp(text, peer_ip) != 0) return 0;
+  len = sizeof a;
+  if (getsockname(fd, (struct sockaddr *)&a, &len) != 0) return 0;
+  int port = a.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&a)->sin_port)
+                                    : ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+  return port == local_port;
+}
+
+/*
+ * The descriptor of the accepted TCP socket with these addresses (Deno does not expose it),
+ * or -1. Linux hands out the lowest free descriptor, so the few after `hint` (the previous
+ * answer) are tried first; then every open descriptor (/proc/self/fd).
+ */
+EXPORT int sst_find_socket(int local_port, const char *peer_ip, int peer_port, int hint) {
+  for (int fd = hint > 2 ? hint - 8 : 3; fd < hint + 64; fd++) {
+    if (fd > 2 && socket_matches(fd, local_port, peer_ip, peer_port)) return fd;
+  }
+  DIR *dir = opendir("/proc/self/fd");
+  if (!dir) return -1;
+  int found = -1;
+  int self = dirfd(dir);
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    int fd = atoi(e->d_name);
+    if (fd > 2 && fd != self && socket_matches(fd, local_port, peer_ip, peer_port)) {
+      found = fd;
+      break;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
+/*
+ * sst_write for `n` connections and one buffer: a radio round in one call. `results[i]` is
+ * what sst_write returned for `conns[i]`.
+ */
+EXPORT void sst_write_many(sst_conn *const *conns, int n, const uint8_t *p, int len,
+                           int32_t *results) {
+  for (int i = 0; i < n; i++) results[i] = sst_write(conns[i], p, len);
+}

@@ -248,3 +248,56 @@ Deno.test(
     }
   },
 );
+
+// Both TLS engines serve the same protocol: OpenSSL (native/soundsock_tls.c, the default when
+// it builds) and Deno's node:tls, used when it cannot.
+for (const engine of ["OpenSSL", "node:tls"] as const) {
+  Deno.test(
+    `tls on ${engine}: downloads verify and radio listeners get identical bytes`,
+    opts,
+    async () => {
+      const dir = await makeSongs({ "x.wav": [0.6, 16000, 2], "y.wav": [1.5, 22050, 2] });
+      await using t = await startTestServer(dir, {
+        maxClientsPerIp: 0,
+        radioMaxPayload: 4096,
+        ...(engine === "node:tls"
+          ? { nativeTls: { ok: false, reason: "chosen by the test" } as const }
+          : {}),
+      });
+      const listening = await t.waitFor((e) => e.event === "listening");
+      assert(
+        String(listening.fields.tls).startsWith(engine),
+        `engine ${listening.fields.tls}`,
+      );
+      const expected = await sha256File(join(dir, "y.wav"));
+      const downloads = await Promise.all(Array.from({ length: 5 }, async () => {
+        using client = await t.connect();
+        const hash = new Sha256();
+        await client.download("y.wav", { onData: (p) => void hash.update(p) });
+        await client.bye();
+        return hash.digestHex();
+      }));
+      assertEquals(downloads, Array(5).fill(expected));
+      const listeners = await Promise.all(Array.from({ length: 3 }, () => t.connect()));
+      try {
+        const firstSongs = await Promise.all(listeners.map(async (c) => {
+          let hash: Sha256 | undefined;
+          let sequence = -1;
+          for await (const ev of c.radio()) {
+            if (ev.type !== "data") continue;
+            if (ev.songStart) {
+              if (hash) return `${sequence} ${hash.digestHex()}`;
+              hash = new Sha256();
+              sequence = ev.sequence;
+            }
+            hash?.update(ev.payload);
+          }
+          throw new Error("radio ended");
+        }));
+        assertEquals(new Set(firstSongs).size, 1, firstSongs.join(", "));
+      } finally {
+        for (const c of listeners) c.close();
+      }
+    },
+  );
+}

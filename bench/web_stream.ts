@@ -6,6 +6,10 @@
  * above each process's own 0-listener baseline, and the ratio soundsock / icecast2.
  *
  *   deno run -A bench/web_stream.ts --listeners 100,1000 --seconds 20 [--settle 3]
+ *     [--server-v8-flags --max-semi-space-size=1]
+ *
+ * `--server-v8-flags` is passed to tls-server as `deno run --v8-flags=…`; the default is what
+ * `deno task tls-server` runs with (a 1 MiB young generation), `""` for V8's default.
  *
  * How. One temp dir with certificates (lib/tls/certs.ts; icecast gets cert+key in one PEM) and
  * one song folder (`--song`, default songs/01-morning-arpeggio.mp3, looped by the radio).
@@ -60,7 +64,18 @@ const enc = new TextEncoder();
 const progress = (line: string) => Deno.stderr.writeSync(enc.encode(line + "\n"));
 
 const args = parseArgs(Deno.args, {
-  string: ["listeners", "seconds", "settle", "song", "role", "port", "count", "ca", "path"],
+  string: [
+    "listeners",
+    "seconds",
+    "settle",
+    "song",
+    "role",
+    "port",
+    "count",
+    "ca",
+    "path",
+    "server-v8-flags",
+  ],
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -314,9 +329,12 @@ async function runN(setup: Setup, n: number, seconds: number, settle: number) {
         await sleep(50);
       }
     }
+    // By default as `deno task tls-server` runs it (deno.json): a 1 MiB young generation.
+    const v8Flags = args["server-v8-flags"] ?? "--max-semi-space-size=1";
     server = withNoFile(Deno.execPath(), [
       "run",
       "-A",
+      ...(v8Flags ? [`--v8-flags=${v8Flags}`] : []),
       "cmd/tls_server.ts",
       "--port",
       "0",
@@ -432,7 +450,10 @@ async function parent(): Promise<void> {
   const fails = (m?: Measured) => m ? String(m.window.joinFailed + m.window.dropped) : "—";
   out(
     `Reproduce: deno run -A bench/web_stream.ts --listeners ${ns.join(",")} --seconds ${seconds}` +
-      (args.settle ? ` --settle ${settle}` : ""),
+      (args.settle ? ` --settle ${settle}` : "") +
+      (args["server-v8-flags"] !== undefined
+        ? ` --server-v8-flags "${args["server-v8-flags"]}"`
+        : ""),
   );
   out(
     `Stream: ${basename(song)} looped by the radio, Opus 128 kbit/s in Ogg; the same stream on ` +

@@ -76,6 +76,11 @@ export interface ServerConnection {
   tryWrite(p: Uint8Array): boolean;
   /** Resolves once the buffer is below its mark again (or the connection is gone). */
   whenDrained(): Promise<void>;
+  /**
+   * Takes all of `p` before it returns (`p` may be reused at once); false once the layer's
+   * buffer is above its mark. Only where the layer copies synchronously (OpenSSL's).
+   */
+  writeNow?(p: Uint8Array): boolean;
   /** Closes (TLS close_notify first when the handshake completed, within `graceMs`). */
   close(graceMs?: number): void;
 }

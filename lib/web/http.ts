@@ -24,6 +24,10 @@ export interface HttpConn {
   readonly remoteAddr: Deno.NetAddr;
   read(p: Uint8Array): Promise<number | null>;
   write(p: Uint8Array): Promise<number>;
+  /** Takes all of `p` before it returns; false: wait for {@linkcode whenDrained} (optional). */
+  writeNow?(p: Uint8Array): boolean;
+  /** Resolves once what `writeNow` left buffered is below the mark. */
+  whenDrained?(): Promise<void>;
   close(): void;
 }
 

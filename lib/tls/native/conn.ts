@@ -217,9 +217,7 @@ export class NativeTlsConn implements ServerConnection {
 
   /** Encrypts and writes all of `p`; resolves (to `p.length`) when the kernel has taken it. */
   async write(p: Uint8Array): Promise<number> {
-    if (this.#batched) NativeTlsConn.#flushBatch();
-    this.tryWrite(p);
-    NativeTlsConn.#flushBatch();
+    this.writeNow(p);
     while (this.#flushing) await this.#flushing;
     if (this.#error && this.#handle === null) throw this.#error;
     return p.length;
@@ -239,6 +237,24 @@ export class NativeTlsConn implements ServerConnection {
       throw new Deno.errors.BadResource("connection closed");
     }
     NativeTlsConn.#addToBatch(this, p);
+    return this.#lastQueued + this.#inFlight < HIGH_WATER;
+  }
+
+  /**
+   * Encrypts all of `p` before returning (so `p` may be reused at once: one buffer can serve
+   * every listener in turn) and sends what the kernel takes; the rest waits in this
+   * connection's queue. False once that queue is above its mark (then wait for
+   * {@linkcode whenDrained}). Write errors end the connection (the reader sees them).
+   * @throws {Deno.errors.BadResource} when the connection is closed
+   */
+  writeNow(p: Uint8Array): boolean {
+    const handle = this.#handle;
+    if (this.#closed || !this.#secure || handle === null || this.#error) {
+      throw new Deno.errors.BadResource("connection closed");
+    }
+    // Writes batched earlier go first.
+    if (this.#batched) NativeTlsConn.#flushBatch();
+    this.#afterWrite(this.#lib.sst_write(handle, p, p.length));
     return this.#lastQueued + this.#inFlight < HIGH_WATER;
   }
 
@@ -385,11 +401,18 @@ export class NativeTlsConn implements ServerConnection {
   #startFlush(): void {
     if (this.#flushing) return;
     this.#flushing = (async () => {
-      const buf = new Uint8Array(HIGH_WATER);
+      // Sized to what waits (a few KiB usually): an idle 64 KiB per listener that lagged once
+      // would stay allocated until V8 collects it.
+      let buf: Uint8Array | undefined;
       try {
         for (;;) {
           const handle = this.#handle;
           if (handle === null) return;
+          const queued = this.#lib.sst_queued(handle);
+          if (queued === 0) return;
+          if (!buf || buf.length < Math.min(queued, HIGH_WATER)) {
+            buf = new Uint8Array(Math.min(queued, HIGH_WATER));
+          }
           const n = this.#lib.sst_take(handle, buf, buf.length);
           if (n === 0) return;
           this.#inFlight = n;

@@ -677,11 +677,17 @@ async function parent(): Promise<void> {
       (args.settle ? ` --settle ${settle}` : "") + (only ? ` --only ${only}` : "") +
       (args.bitrate ? ` --bitrate ${bitrate}` : "") +
       (args["base-seconds"] ? ` --base-seconds ${baseSeconds()}` : "") +
-      (args["server-v8-flags"] ? ` --server-v8-flags ${args["server-v8-flags"]}` : ""),
+      (args["server-v8-flags"] ? ` --server-v8-flags ${args["server-v8-flags"]}` : "") +
+      (args["icecast-format"] ? ` --icecast-format ${icecastFormat()}` : ""),
   );
   out(
-    `Stream: ${basename(song)} looped by icecast2 (its own ~80 kbit/s MP3); tls-server's Opus ` +
-      `station at ${bitrate / 1000} kbit/s. Window ${seconds} s after all joined + ${settle} s; ` +
+    `Stream: ${basename(song)} looped; icecast2 relays ` +
+      (icecastFormat() === "opus"
+        ? `ffmpeg's Ogg/Opus of it at ${bitrate / 1000} kbit/s in ≤ 100 ms pages`
+        : "the MP3 file as it is") +
+      `; tls-server's Opus station at ${
+        bitrate / 1000
+      } kbit/s. Window ${seconds} s after all joined + ${settle} s; ` +
       `CPU = utime+stime of the server process (/proc/PID/stat, 10 ms ticks); net = minus the ` +
       `server's own rate with the stream running and 0 listeners (${baseSeconds()} s before ` +
       `they join). Writes/s: tls-server's frames per listener (one write each), icecast2's ` +

@@ -47,6 +47,8 @@ export class SendQueue {
   readonly #maxBytes: number;
   readonly #slice: number;
   readonly #onError: (error: Error) => void;
+  /** The writer has `tryWrite` and `whenDrained`: frames are handed on synchronously. */
+  readonly #handsOn: boolean;
   #chunks: Uint8Array[] = [];
   #head = 0;
   #queued = 0;
@@ -64,6 +66,7 @@ export class SendQueue {
   /** @param writer the connection. */
   constructor(writer: ByteWriter, options: SendQueueOptions = {}) {
     this.#writer = writer;
+    this.#handsOn = writer.tryWrite !== undefined && writer.whenDrained !== undefined;
     this.#maxBytes = options.maxBytes ?? 1024 * 1024;
     this.#slice = options.writeSlice ?? 64 * 1024;
     this.#onError = options.onError ?? (() => {});
@@ -167,6 +170,24 @@ export class SendQueue {
   }
 
   #enqueue(bytes: Uint8Array): void {
+    // The usual radio frame: nothing waits, so the writer takes it at once and it never takes
+    // a slot in the array (with nothing queued there is nobody to wake either).
+    if (
+      this.#handsOn && !this.#pumping && this.#head === this.#chunks.length &&
+      bytes.length <= this.#slice
+    ) {
+      let more: boolean;
+      try {
+        more = this.#writer.tryWrite!(bytes);
+      } catch (error) {
+        this.close();
+        this.#onError(error as Error);
+        return;
+      }
+      this.bytesWritten += bytes.length;
+      if (!more) void this.#awaitDrain(this.#writer.whenDrained!());
+      return;
+    }
     this.#chunks.push(bytes);
     this.#queued += bytes.length;
     if (!this.#pumping && !this.#handOn()) void this.#pump();

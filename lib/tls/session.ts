@@ -117,13 +117,13 @@ export class Session {
     this.#log("connect", {});
     try {
       for await (
-        // Clients send only small control frames: a small read buffer per connection keeps a
-        // thousand radio listeners at icecast2's memory (16 KiB cost 15–28 KiB per listener),
-        // and a header announcing more than a control payload is refused before any of it
-        // is buffered.
+        // Clients send only small control frames (a request is ~50 bytes): a small read
+        // buffer per connection keeps a thousand radio listeners at icecast2's memory (16 KiB
+        // cost 15–28 KiB per listener), and a header announcing more than a control payload
+        // is refused before any of it is buffered.
         const frame of readFrames(this.#conn, {
           signal: this.#abort.signal,
-          readSize: 1024,
+          readSize: 256,
           maxPayload: MAX_CONTROL_PAYLOAD,
         })
       ) {

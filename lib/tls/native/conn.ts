@@ -48,7 +48,7 @@ const HANDSHAKE_READ_SIZE = 4096;
  * Ciphertext read per call after it: clients send small control frames and requests, and a
  * buffer kept by each of a thousand listeners is memory icecast2 does not spend.
  */
-const READ_SIZE = 1024;
+const READ_SIZE = 512;
 /** Ciphertext held (queued + being written) above which `tryWrite` says "wait". */
 const HIGH_WATER = 64 * 1024;
 /** Decrypted bytes taken per `sst_feed` call (shared: the calls are synchronous). */

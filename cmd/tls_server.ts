@@ -179,7 +179,7 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
       log: (event, fields) => log.event(event, fields),
       preSkip: () => server.station.lookahead,
     });
-  // OpenSSL through our native library, else node:tls (the log's "listening" says which).
+  // OpenSSL through our native library, else node:tls (printed after "listening", and in the log).
   const nativeTls = await loadNativeTls();
   const server = TlsSongServer.start({
     catalog,
@@ -229,6 +229,12 @@ export async function main(args: string[], signal: AbortSignal): Promise<number>
   const { hostname, port } = server.addr;
   if (radio.warning) out.warn(radio.warning);
   out.info(`tls-server listening on ${hostname}:${port} (${catalog.songs.length} songs)`);
+  out.info(
+    nativeTls.ok
+      ? `tls-server: TLS by ${nativeTls.version}`
+      : `tls-server: TLS by Deno's node:tls (OpenSSL not loaded: ${nativeTls.reason}); ` +
+        "about twice the CPU per listener",
+  );
   if (flags["ready-json"]) {
     out.stdout(
       JSON.stringify({

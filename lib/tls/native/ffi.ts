@@ -66,7 +66,9 @@ async function load(): Promise<NativeTlsLoad> {
     const lib = Deno.dlopen(path, symbols).symbols;
     return { ok: true, lib, version: cString(lib.sst_version()) };
   } catch (error) {
-    return { ok: false, reason: (error as Error).message };
+    // Deno.dlopen repeats its prefix ("Could not open library: Could not open library: …").
+    const message = (error as Error).message.replace(/^(Could not open library: )+/, "");
+    return { ok: false, reason: message };
   }
 }
 

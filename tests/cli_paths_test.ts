@@ -115,6 +115,9 @@ Deno.test("tls-server --songs --cert --key and tls-client --ca, get FILE from a 
   ], { cwd: sub });
   const port = (await server.waitForStderr(LISTENING))[1]!;
   assertStringIncludes(server.stderr, "(1 songs)");
+  // CI installs libssl-dev: `deno task tls-server` must run on OpenSSL, and say so.
+  const engine = (await server.waitForStderr(/tls-server: TLS by (.+)/))[1]!;
+  assert(engine.startsWith("OpenSSL "), `TLS engine: ${engine}`);
   const saved = scratch.name("wav");
   await using client = new TaskProcess([
     "tls-client",

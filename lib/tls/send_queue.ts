@@ -176,16 +176,7 @@ export class SendQueue {
       this.#handsOn && !this.#pumping && this.#head === this.#chunks.length &&
       bytes.length <= this.#slice
     ) {
-      let more: boolean;
-      try {
-        more = this.#writer.tryWrite!(bytes);
-      } catch (error) {
-        this.close();
-        this.#onError(error as Error);
-        return;
-      }
-      this.bytesWritten += bytes.length;
-      if (!more) void this.#awaitDrain(this.#writer.whenDrained!());
+      this.#give(bytes);
       return;
     }
     this.#chunks.push(bytes);
@@ -201,29 +192,16 @@ export class SendQueue {
    * on (a chunk larger than one slice).
    */
   #handOn(): boolean {
-    const writer = this.#writer;
-    if (!writer.tryWrite || !writer.whenDrained) return false;
+    if (!this.#handsOn) return false;
     while (this.#head < this.#chunks.length) {
       const chunk = this.#chunks[this.#head]!;
       if (chunk.length > this.#slice) return false;
-      let more: boolean;
-      try {
-        more = writer.tryWrite(chunk);
-      } catch (error) {
-        this.close();
-        this.#onError(error as Error);
-        return true;
-      }
+      const given = this.#give(chunk);
+      if (given === "failed") return true;
       this.#chunks[this.#head++] = EMPTY;
       this.#queued -= chunk.length;
-      this.bytesWritten += chunk.length;
-      // No timestamp per frame (performance.now() is ~0.13 µs, ~1 % of a radio write): the
-      // watchdog reads lastProgress only while busy, and #awaitDrain sets it when that starts.
       this.#wake();
-      if (!more) {
-        void this.#awaitDrain(writer.whenDrained());
-        return true;
-      }
+      if (given === "wait") return true;
     }
     // All handed on. The array (its written slots emptied) is kept for the next frames and
     // replaced only now and then: a new one per frame would be garbage of its own.
@@ -232,6 +210,28 @@ export class SendQueue {
       this.#head = 0;
     }
     return true;
+  }
+
+  /**
+   * Hands `chunk` to the writer's `tryWrite`: "more" when it takes more at once, "wait" when it
+   * is above its mark (the wait for its drain has started), "failed" when the write threw (the
+   * queue is closed and `onError` told).
+   */
+  #give(chunk: Uint8Array): "more" | "wait" | "failed" {
+    let more: boolean;
+    try {
+      more = this.#writer.tryWrite!(chunk);
+    } catch (error) {
+      this.close();
+      this.#onError(error as Error);
+      return "failed";
+    }
+    this.bytesWritten += chunk.length;
+    // No timestamp per frame (performance.now() is ~0.13 µs, ~1 % of a radio write): the
+    // watchdog reads lastProgress only while busy, and #awaitDrain sets it when that starts.
+    if (more) return "more";
+    void this.#awaitDrain(this.#writer.whenDrained!());
+    return "wait";
   }
 
   /** Busy (a watchdog sees a stall) until the writer has drained, then hands on more. */

@@ -233,9 +233,7 @@ export class NativeTlsConn implements ServerConnection {
    * @throws {Deno.errors.BadResource} when the connection is closed
    */
   tryWrite(p: Uint8Array): boolean {
-    if (this.#closed || !this.#secure || this.#handle === null || this.#error) {
-      throw new Deno.errors.BadResource("connection closed");
-    }
+    this.#openHandle();
     NativeTlsConn.#addToBatch(this, p);
     return this.#lastQueued + this.#inFlight < HIGH_WATER;
   }
@@ -248,14 +246,23 @@ export class NativeTlsConn implements ServerConnection {
    * @throws {Deno.errors.BadResource} when the connection is closed
    */
   writeNow(p: Uint8Array): boolean {
-    const handle = this.#handle;
-    if (this.#closed || !this.#secure || handle === null || this.#error) {
-      throw new Deno.errors.BadResource("connection closed");
-    }
+    const handle = this.#openHandle();
     // Writes batched earlier go first.
     if (this.#batched) NativeTlsConn.#flushBatch();
     this.#afterWrite(this.#lib.sst_write(handle, p, p.length));
     return this.#lastQueued + this.#inFlight < HIGH_WATER;
+  }
+
+  /**
+   * The `sst_conn *` of a connection that can be written.
+   * @throws {Deno.errors.BadResource} when the connection is closed
+   */
+  #openHandle(): Deno.PointerObject {
+    const handle = this.#handle;
+    if (this.#closed || !this.#secure || handle === null || this.#error) {
+      throw new Deno.errors.BadResource("connection closed");
+    }
+    return handle;
   }
 
   static #addToBatch(conn: NativeTlsConn, p: Uint8Array): void {

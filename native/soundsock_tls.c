@@ -22,12 +22,16 @@
  * never touches the descriptor again.
  */
 
+/* The SHA256_* functions below (sst_sha256_chain) are deprecated, not removed, in OpenSSL 3. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -448,4 +452,56 @@ EXPORT int sst_find_socket(int local_port, const char *peer_ip, int peer_port, i
 EXPORT void sst_write_many(sst_conn *const *conns, int n, const uint8_t *p, int len,
                            int32_t *results) {
   for (int i = 0; i < n; i++) results[i] = sst_write(conns[i], p, len);
+}
+
+/*
+ * A SHA-256 whose running state can be saved and restored, for file-send's chained chunk hashes
+ * (docs/PROTOCOL.md §10.5): chunk i's hash is the SHA-256 of the file's first i+1 chunks, so one
+ * pass over the bytes gives every chunk's hash and the whole file's, and a resume continues
+ * from the state saved after the last verified chunk without reading the chunks before it.
+ *
+ * The state is 40 bytes, the caller's: h0..h7 (big-endian 32-bit words), then the number of
+ * bytes hashed (big-endian 64-bit). OpenSSL's SHA256_CTX is filled from it and written back,
+ * so nothing is kept here between calls (the calls may run on any thread). The low-level
+ * SHA256_* functions are deprecated in OpenSSL 3 but are the only ones that expose the state;
+ * they run the same SHA-NI/AVX code as the EVP interface.
+ */
+
+
+static uint32_t load_be32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static void store_be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+/*
+ * Hashes `len` more bytes into `state` and writes the digest of everything hashed so far to
+ * `digest` (32 bytes). The state must be at a multiple of 64 bytes on entry (as it always is
+ * between whole chunks). Returns 1 when the new state was written back (the new total is a
+ * multiple of 64 bytes), 0 when it was not (a file's last, shorter chunk: nothing continues
+ * from it), -1 when the state given is not at a block boundary.
+ */
+EXPORT int sst_sha256_chain(uint8_t *state, const uint8_t *data, size_t len, uint8_t *digest) {
+  uint64_t bytes = 0;
+  for (int i = 0; i < 8; i++) bytes = (bytes << 8) | state[32 + i];
+  if (bytes % 64 != 0) return -1;
+  SHA256_CTX ctx;
+  SHA256_Init(&ctx);
+  for (int i = 0; i < 8; i++) ctx.h[i] = load_be32(state + 4 * i);
+  uint64_t bits = bytes * 8;
+  ctx.Nl = (SHA_LONG)bits;
+  ctx.Nh = (SHA_LONG)(bits >> 32);
+  SHA256_Update(&ctx, data, len);
+  SHA256_CTX copy = ctx;
+  SHA256_Final(digest, &copy);
+  bytes += len;
+  if (bytes % 64 != 0) return 0;
+  for (int i = 0; i < 8; i++) store_be32(state + 4 * i, ctx.h[i]);
+  for (int i = 0; i < 8; i++) state[32 + i] = (uint8_t)(bytes >> (56 - 8 * i));
+  return 1;
 }

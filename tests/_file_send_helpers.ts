@@ -6,6 +6,9 @@
  */
 
 import { receiveFiles, type ReceiveOptions, type ReceiveSummary } from "../lib/transfer/mod.ts";
+import { ChainedSha256 } from "../lib/hash/chained.ts";
+import { CHUNK_SIZE } from "../lib/transfer/frames.ts";
+import { JOURNAL_VERSION } from "../lib/transfer/journal.ts";
 
 /** The code every in-process receiver of the tests listens with. */
 export const CODE = "velvet-ocean-trip";
@@ -60,4 +63,21 @@ export async function withDirs(fn: (src: string, dst: string) => Promise<void>):
     await Deno.remove(src, { recursive: true });
     await Deno.remove(dst, { recursive: true });
   }
+}
+
+/**
+ * The journal an earlier session would have left for a file of `size` bytes and `mtimeMs`
+ * whose chunk 0 (`chunk0`, 4 MiB) it verified — not sealed (that session did not stop
+ * cleanly), so the receiver re-reads the `.part` before the rename.
+ */
+export async function unsealedJournal(
+  size: number,
+  mtimeMs: number,
+  chunk0: Uint8Array,
+): Promise<string> {
+  const hash = ChainedSha256.fresh();
+  const digest = await hash.update(chunk0);
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  const header = JSON.stringify({ v: JOURNAL_VERSION, size, mtimeMs, chunkSize: CHUNK_SIZE });
+  return `${header}\nC 0 ${hex} ${hash.stateHex()}\n`;
 }

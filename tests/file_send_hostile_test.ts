@@ -27,7 +27,7 @@ import {
   TransferError,
   TransferRefused,
 } from "../lib/transfer/mod.ts";
-import { CODE, startReceiver, withDirs } from "./_file_send_helpers.ts";
+import { CODE, startReceiver, unsealedJournal, withDirs } from "./_file_send_helpers.ts";
 
 /** Settles with "pending" if `promise` has not settled within `ms` (bounds a test that would hang). */
 async function within<T>(promise: Promise<T>, ms: number): Promise<T | "pending"> {
@@ -190,13 +190,10 @@ Deno.test("hostile: a resumed .part altered on disk since its journal was writte
     // What an earlier session left: chunk 0 verified in the journal, but on disk it differs
     // (a crash before the data reached the disk, or anything else that touched it).
     const chunk0 = bytes.slice(0, CHUNK_SIZE);
-    const hex = createHash("sha256").update(chunk0).digest("hex");
+    const journal = await unsealedJournal(size, mtimeMs, chunk0);
     chunk0[12345]! ^= 0xff;
     await Deno.writeFile(join(dst, "r.bin.part"), chunk0);
-    await Deno.writeTextFile(
-      join(dst, "r.bin.part.journal"),
-      `${JSON.stringify({ v: 1, size, mtimeMs, chunkSize: CHUNK_SIZE })}\n0 ${hex}\n`,
-    );
+    await Deno.writeTextFile(join(dst, "r.bin.part.journal"), journal);
     const receiver = await startReceiver(dst);
     await assertRejects(
       () => sendFiles([join(src, "r.bin")], "127.0.0.1", receiver.port, { code: CODE }),
@@ -216,11 +213,10 @@ Deno.test("file-send after a resume reports the whole-file SHA-256 of the file o
     await Deno.writeFile(join(src, "r.bin"), bytes);
     const mtimeMs = (await Deno.stat(join(src, "r.bin"))).mtime!.getTime();
     const chunk0 = bytes.slice(0, CHUNK_SIZE);
-    const hex = createHash("sha256").update(chunk0).digest("hex");
     await Deno.writeFile(join(dst, "r.bin.part"), chunk0);
     await Deno.writeTextFile(
       join(dst, "r.bin.part.journal"),
-      `${JSON.stringify({ v: 1, size, mtimeMs, chunkSize: CHUNK_SIZE })}\n0 ${hex}\n`,
+      await unsealedJournal(size, mtimeMs, chunk0),
     );
     // waitEveryMs 0: a WAIT frame after every chunk re-read (receiver) or hashed without
     // sending (sender), which the other side must take.
@@ -348,11 +344,10 @@ Deno.test("file-send resume never mixes in a partial file of another file with t
     const mtimeMs = (await Deno.stat(join(src, "r.bin"))).mtime!.getTime();
     // The receiver's partial r.bin is of other content, correctly journaled.
     const other = new Uint8Array(CHUNK_SIZE).fill(7);
-    const hex = createHash("sha256").update(other).digest("hex");
     await Deno.writeFile(join(dst, "r.bin.part"), other);
     await Deno.writeTextFile(
       join(dst, "r.bin.part.journal"),
-      `${JSON.stringify({ v: 1, size, mtimeMs, chunkSize: CHUNK_SIZE })}\n0 ${hex}\n`,
+      await unsealedJournal(size, mtimeMs, other),
     );
     const receiver = await startReceiver(dst);
     const sent = await sendFiles([join(src, "r.bin")], "127.0.0.1", receiver.port, {

@@ -365,6 +365,41 @@ Deno.test("hostile: a sender whose chunk does not match its hash — .part delet
   });
 });
 
+Deno.test("hostile: a sender that skips or reorders chunks is refused (each chained hash needs the chunks before it)", async () => {
+  for (const order of [[1], [0, 2]]) {
+    await withDirs(async (_src, dst) => {
+      const receiver = await startReceiver(dst);
+      const conn = await connectToReceiver("127.0.0.1", receiver.port, { code: CODE });
+      const size = 3 * CHUNK_SIZE + 10;
+      await conn.channel.write(jsonFrame(FrameType.OFFER, {
+        entries: [{ path: "doc.pdf", type: "file", size, mode: 0o644, mtimeMs: 0 }],
+        totalBytes: size,
+      }));
+      assertEquals(parseJson((await readFrame(conn.channel)).payload).accept, true);
+      const chunk = new Uint8Array(CHUNK_SIZE).fill(7);
+      const running = createHash("sha256");
+      for (const c of order) {
+        // Honest chained hashes of what was sent so far: only the order is wrong.
+        const sha256 = new Uint8Array(running.update(chunk).copy().digest());
+        await conn.channel.write(encodeDataHeader({ file: 0, chunk: c, sha256 }, CHUNK_SIZE));
+        await conn.channel.write(chunk);
+      }
+      const error = await readFrame(conn.channel);
+      assertEquals(error.type, FrameType.ERROR);
+      assertMatch(
+        String(parseJson(error.payload).message),
+        order[0] === 1
+          ? /chunk 0\/1 does not follow the 0 verified/
+          : /0\/2 out of order \(expected 1\)/,
+      );
+      conn.close();
+      await assertRejects(() => receiver.done, TransferError);
+      // Nothing in place: at most the .part and journal of what was verified (chunk 0).
+      for (const name of await listTree(dst)) assertMatch(name, /^doc\.pdf\.part(\.journal)?$/);
+    });
+  }
+});
+
 Deno.test("hostile: a man in the middle without the code is refused by both sides", async () => {
   await withDirs(async (src, dst) => {
     await Deno.writeTextFile(join(src, "a.txt"), "secret");

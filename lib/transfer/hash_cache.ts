@@ -1,8 +1,9 @@
 /**
  * The sender's own record of the chunk hashes it computed, so that a resume need not read
  * again the chunks the receiver already has (docs/PROTOCOL.md §10.5). One small text file per
- * file identity, `ID.chunks`, lines `INDEX SHA256HEX`, appended as chunks are read; deleted
- * once the file was saved. The identity is a hash of what the file system says about the
+ * file identity, `ID.chunks`, lines `INDEX SHA256HEX STATEHEX` (the chained hash up to the
+ * chunk's end and the SHA-256 state after it, to go on from), appended as chunks are read;
+ * deleted once the file was saved. The identity is a hash of what the file system says about the
  * file — device, inode, size, mtime, ctime, birth time (ns) — so a file that was written to
  * since (its ctime moves, and no program can set a ctime), replaced (another inode) or is
  * another copy has another identity, and its old hashes are never used for it.
@@ -34,13 +35,21 @@ export function defaultHashCacheDir(): string | null {
   return base ? join(base, "soundsock", "file-send") : null;
 }
 
+/** What the cache knows of one chunk. */
+export interface CachedChunk {
+  /** The chained hash up to the chunk's end (hex). */
+  hash: string;
+  /** The SHA-256 state after the chunk (hex); absent after a file's last, partial chunk. */
+  state?: string;
+}
+
 /** The chunk hashes of one file identity. Failures to write it only turn it off. */
 export class ChunkHashCache {
-  readonly #known: Map<number, string>;
+  readonly #known: Map<number, CachedChunk>;
   readonly #path: string | null;
   #file: Deno.FsFile | undefined;
 
-  private constructor(path: string | null, known: Map<number, string>) {
+  private constructor(path: string | null, known: Map<number, CachedChunk>) {
     this.#path = path;
     this.#known = known;
   }
@@ -54,12 +63,16 @@ export class ChunkHashCache {
   static async open(dir: string | null, id: string, load: boolean): Promise<ChunkHashCache> {
     if (dir === null) return ChunkHashCache.none();
     const path = join(dir, `${id}.chunks`);
-    const known = new Map<number, string>();
+    const known = new Map<number, CachedChunk>();
     if (load) {
       const text = await Deno.readTextFile(path).catch(() => "");
       for (const line of text.split("\n")) {
-        const m = /^(\d+) ([0-9a-f]{64})$/.exec(line);
-        if (m) known.set(Number(m[1]), m[2]!);
+        // Lines of the older format (`INDEX SHA256HEX`, hashes of each chunk alone) do not
+        // match and are ignored.
+        const m = /^(\d+) ([0-9a-f]{64}) ([0-9a-f]{80}|-)$/.exec(line);
+        if (m) {
+          known.set(Number(m[1]), m[3] === "-" ? { hash: m[2]! } : { hash: m[2]!, state: m[3]! });
+        }
       }
     }
     const cache = new ChunkHashCache(path, known);
@@ -72,17 +85,17 @@ export class ChunkHashCache {
     return cache;
   }
 
-  /** The hash this machine computed of chunk `index` of this identity, if any. */
-  get(index: number): string | undefined {
+  /** What this machine computed for chunk `index` of this identity, if anything. */
+  get(index: number): CachedChunk | undefined {
     return this.#known.get(index);
   }
 
-  /** Records a chunk's hash, as computed from the bytes just read. */
-  record(index: number, hex: string): void {
-    if (!this.#file || this.#known.get(index) === hex) return;
-    this.#known.set(index, hex);
+  /** Records a chunk's chained hash and the state after it, computed from the bytes read. */
+  record(index: number, hash: string, state: string | null): void {
+    if (!this.#file || this.#known.get(index)?.hash === hash) return;
+    this.#known.set(index, state === null ? { hash } : { hash, state });
     try {
-      const line = new TextEncoder().encode(`${index} ${hex}\n`);
+      const line = new TextEncoder().encode(`${index} ${hash} ${state ?? "-"}\n`);
       let at = 0;
       while (at < line.length) at += this.#file.writeSync(line.subarray(at));
     } catch {

@@ -2,19 +2,22 @@
  * The receiver's record of a partial file: `NAME.part` holds the bytes, `NAME.part.journal`
  * lists the chunks verified and durable. The journal is text (docs/PROTOCOL.md §10.5):
  *
- *     {"v":2,"size":N,"mtimeMs":T,"chunkSize":4194304,"id":"…"}   which file it belongs to
- *     C INDEX SHA256HEX      a chunk whose bytes matched that hash and were fsynced before
- *                            this line was written
- *     X INDEX                the chunk is being replaced (no longer verified)
+ *     {"v":3,"size":N,"mtimeMs":T,"chunkSize":4194304,"id":"…"}   which file it belongs to
+ *     C INDEX SHA256HEX STATEHEX   chunk INDEX arrived with this chained hash (the SHA-256 of
+ *                            the file up to its end) and was fsynced before this line was
+ *                            written; STATEHEX is the SHA-256 state after it, to go on from
+ *     X INDEX                the chunk and every later one are being replaced
  *     S DEV:INO:SIZE:MTIME:CTIME:BTIME   a seal: the .part's stat (ns) after its last write
  *                            and fsync, written when a session stops cleanly
  *
- * A resume reads only the journal (about 70 bytes per 4 MiB) — never the partial file. When
- * the last line is a seal that matches the `.part` as it is now (size, mtime, ctime, inode,
- * device), nothing has written to it since this receiver fsynced it, and the chunk hashes of
- * the journal stand for its bytes ({@linkcode PartialFile.sealed}). Otherwise (the receiver
- * died mid-session, something else wrote to the file, or a journal of an older version), the
- * receiver re-reads the `.part` once before the rename.
+ * A resume reads only the journal (about 150 bytes per 4 MiB) — never the partial file. The
+ * verified chunks are always a prefix of the file (chunks arrive in order, each hash covers
+ * all before it). When the last line is a seal that matches the `.part` as it is now (size,
+ * mtime, ctime, inode, device), nothing has written to it since this receiver fsynced it, and
+ * the chunk hashes of the journal stand for its bytes ({@linkcode PartialFile.sealed}).
+ * Otherwise (the receiver died mid-session, or something else wrote to the file), the
+ * receiver re-reads the `.part` once before the rename. A journal of an older version (whose
+ * chunk hashes were of each chunk alone) starts the file over.
  *
  * @module
  */
@@ -33,8 +36,11 @@ export interface JournalKey {
 
 /** What a journal says about a partial file. */
 export interface JournalState {
-  /** Verified chunks: index → SHA-256 (hex). */
+  /** Verified chunks, 0 to k−1: index → chained hash (hex). */
   have: Map<number, string>;
+  /** The SHA-256 state after each verified chunk (hex; none after a file's last, partial
+   * chunk). */
+  states: Map<number, string>;
   /** The last line is a seal matching the `.part` on disk. */
   sealed: boolean;
 }
@@ -47,8 +53,10 @@ const encoder = new TextEncoder();
 
 /** An open journal and its partial file. */
 export class PartialFile {
-  /** Verified chunks: index → SHA-256 (hex). */
+  /** Verified chunks, 0 to k−1: index → chained hash (hex). */
   readonly have: Map<number, string>;
+  /** The SHA-256 state after each verified chunk (hex). */
+  readonly states: Map<number, string>;
   /** True when every chunk in {@linkcode have} was written and fsynced by this receiver and
    * nothing wrote to the `.part` since (a fresh file, or a resume whose seal matched). */
   readonly sealed: boolean;
@@ -60,8 +68,8 @@ export class PartialFile {
    * `#file` goes on writing. */
   #syncer: Deno.FsFile | undefined;
   #position = 0;
-  /** Chunks written but not yet known to be on disk. */
-  #unsynced: [number, string][] = [];
+  /** Chunks written but not yet known to be on disk: index, hash, state after it. */
+  #unsynced: [number, string, string | null][] = [];
   #unsyncedBytes = 0;
   /** fsyncs and journal appends, in order. */
   #chain: Promise<void> = Promise.resolve();
@@ -71,6 +79,7 @@ export class PartialFile {
     this.partPath = partPath;
     this.journalPath = `${partPath}.journal`;
     this.have = state.have;
+    this.states = state.states;
     this.sealed = state.sealed;
   }
 
@@ -80,7 +89,7 @@ export class PartialFile {
     const partInfo = await regularOrMissing(partPath);
     await regularOrMissing(`${partPath}.journal`);
     const state = partInfo ? await readJournal(`${partPath}.journal`, key, partInfo) : null;
-    return state ?? { have: new Map(), sealed: true };
+    return state ?? { have: new Map(), states: new Map(), sealed: true };
   }
 
   /**
@@ -94,7 +103,10 @@ export class PartialFile {
     const partInfo = await regularOrMissing(partPath);
     const state = journalInfo && partInfo ? await readJournal(journalPath, key, partInfo) : null;
     const fresh = !state;
-    const partial = new PartialFile(partPath, state ?? { have: new Map(), sealed: true });
+    const partial = new PartialFile(
+      partPath,
+      state ?? { have: new Map(), states: new Map(), sealed: true },
+    );
     try {
       if (fresh) {
         // Made anew with O_EXCL, which never follows a link: a link planted at NAME.part or
@@ -122,26 +134,46 @@ export class PartialFile {
       );
     }
     if (fresh) {
-      const header = JSON.stringify({ v: 2, ...key, chunkSize: CHUNK_SIZE });
+      const header = JSON.stringify({ v: JOURNAL_VERSION, ...key, chunkSize: CHUNK_SIZE });
       await writeAll(partial.#journal!, encoder.encode(`${header}\n`));
     }
     return partial;
   }
 
   /**
+   * Forgets chunk `index` and every later one (the sender sends them again: its file differs
+   * from there on), marking them replaced (`X`) in the journal.
+   */
+  replaceFrom(index: number): void {
+    let dropped = false;
+    for (const i of [...this.have.keys()]) {
+      if (i >= index) {
+        this.have.delete(i);
+        this.states.delete(i);
+        dropped = true;
+      }
+    }
+    if (dropped) this.#append(`X ${index}\n`);
+  }
+
+  /**
    * Writes a verified chunk's bytes. Its journal line follows once an fsync covered it
    * (every {@linkcode SYNC_BYTES}, on a second descriptor while writing goes on, and at the
-   * end). A chunk the journal has is first marked replaced (`X`).
+   * end). `stateHex`: the SHA-256 state after the chunk (null after a partial last chunk).
    */
-  async writeChunk(index: number, bytes: Uint8Array, sha256Hex: string): Promise<void> {
+  async writeChunk(
+    index: number,
+    bytes: Uint8Array,
+    sha256Hex: string,
+    stateHex: string | null,
+  ): Promise<void> {
     if (this.#failed) throw this.#failed;
     const file = this.#file!;
-    if (this.have.delete(index)) this.#append(`X ${index}\n`);
     const offset = index * CHUNK_SIZE;
     if (offset !== this.#position) await file.seek(offset, Deno.SeekMode.Start);
     await writeAll(file, bytes);
     this.#position = offset + bytes.length;
-    this.#unsynced.push([index, sha256Hex]);
+    this.#unsynced.push([index, sha256Hex, stateHex]);
     this.#unsyncedBytes += bytes.length;
     if (this.#unsyncedBytes >= SYNC_BYTES) this.#syncBatch();
   }
@@ -155,9 +187,13 @@ export class PartialFile {
     const journal = this.#journal!;
     this.#chain = this.#chain.then(async () => {
       await syncer.syncData();
-      for (const [index, hex] of batch) this.have.set(index, hex);
+      for (const [index, hex, state] of batch) {
+        this.have.set(index, hex);
+        if (state !== null) this.states.set(index, state);
+      }
       if (batch.length > 0) {
-        await writeAll(journal, encoder.encode(batch.map(([i, h]) => `C ${i} ${h}\n`).join("")));
+        const lines = batch.map(([i, h, state]) => `C ${i} ${h}${state ? ` ${state}` : ""}\n`);
+        await writeAll(journal, encoder.encode(lines.join("")));
       }
     }).catch((error) => {
       this.#failed ??= error;
@@ -266,6 +302,9 @@ function sameFile(seen: Deno.FileInfo, opened: Deno.FileInfo, path: string): voi
   }
 }
 
+/** The journal's first line's `v`: chained chunk hashes with states. */
+export const JOURNAL_VERSION = 3;
+
 /** Reads a journal for `key`; null when it is missing, unreadable or for another file. */
 async function readJournal(
   path: string,
@@ -279,34 +318,49 @@ async function readJournal(
     return null;
   }
   const lines = text.split("\n");
-  let version: number;
   try {
     const header = JSON.parse(lines[0] ?? "");
     if (
-      (header.v !== 1 && header.v !== 2) || header.size !== key.size ||
+      header.v !== JOURNAL_VERSION || header.size !== key.size ||
       header.mtimeMs !== key.mtimeMs || header.chunkSize !== CHUNK_SIZE
     ) return null;
-    version = header.v;
   } catch {
     return null;
   }
   const have = new Map<number, string>();
+  const states = new Map<number, string>();
   let lastSeal: string | undefined;
   for (const line of lines.slice(1)) {
-    // Version 1 (before seals): `INDEX SHA256HEX`, never sealed.
-    const m = (version === 1 ? /^()(\d+) ([0-9a-f]{64})$/ : /^(C|X) (\d+)(?: ([0-9a-f]{64}))?$/)
-      .exec(line);
+    const m = /^(?:C (\d+) ([0-9a-f]{64})(?: ([0-9a-f]{80}))?|X (\d+))$/.exec(line);
     if (m) {
       lastSeal = undefined;
-      if (m[1] === "X") have.delete(Number(m[2]));
-      else if (m[3] !== undefined) have.set(Number(m[2]), m[3]);
-    } else if (version === 2 && /^S [0-9,:]+$/.test(line)) {
+      if (m[4] !== undefined) {
+        const from = Number(m[4]);
+        for (const i of [...have.keys()]) {
+          if (i >= from) {
+            have.delete(i);
+            states.delete(i);
+          }
+        }
+      } else {
+        have.set(Number(m[1]), m[2]!);
+        if (m[3] !== undefined) states.set(Number(m[1]), m[3]);
+      }
+    } else if (/^S [0-9,:]+$/.test(line)) {
       lastSeal = line;
     }
     // Anything else (a line torn by a crash) is ignored: its chunk is sent again.
   }
+  // Only a prefix counts, and chunk i can follow chunk i−1 only from its saved state: the
+  // verified chunks are 0 … k−1 where each but the file's last has its state.
+  const chunks = Math.max(1, Math.ceil(key.size / CHUNK_SIZE));
+  let k = 0;
+  while (have.has(k) && (states.has(k) || k === chunks - 1)) k++;
+  for (const i of [...have.keys()]) if (i >= k) have.delete(i);
+  for (const i of [...states.keys()]) if (i >= k) states.delete(i);
   return {
     have,
+    states,
     sealed: lastSeal !== undefined &&
       lastSeal === sealLine(path.slice(0, -".journal".length), part),
   };

@@ -6,15 +6,17 @@
  * Flow after the code check (docs/PROTOCOL.md section 10):
  *
  *     sender → OFFER {entries}          receiver → ANSWER {accept, files: [{action, have}]}
- *     sender → DATA × missing chunks, FILE_END {file, root}   (per file, in order)
+ *     sender → DATA × missing chunks, FILE_END {file, root, sha256}   (per file, in order)
  *     receiver → FILE_OK {file, name, sha256}   …   sender → DONE   receiver → DONE {files}
  *     either → ERROR {message} and closes, at any point.
  *
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import { Buffer } from "node:buffer";
+import { ChainedSha256 } from "../hash/chained.ts";
+import { chunkCount, chunkLength, hashFileChain, manifestRoot } from "./chain.ts";
 import { extname, join } from "@std/path";
 import { delay } from "@std/async/delay";
 import { ConnectionClosed, DenoChannel, readFrame, readHeader } from "./channel.ts";
@@ -108,9 +110,8 @@ export interface ReceivedFile {
   /** Where it was saved (relative to DIR), or null when skipped. */
   savedAs: string | null;
   bytes: number;
-  /** Whole-file SHA-256 (hex): the sender's, over the bytes it sent, when the whole file
-   * came in this session (every chunk checked here against the root); after a resume whose
-   * `.part` had to be re-read, this side's; else null (the root stands for the file). */
+  /** Whole-file SHA-256 (hex), computed on this side (the last chained chunk hash); null for
+   * a file not received. */
   sha256: string | null;
   /** SHA-256 over the chunk hashes (the manifest root). */
   root: string;
@@ -148,7 +149,7 @@ interface FilePlan {
   action: "send" | "skip" | "compare" | "link";
   /** Why a link is not made (action "skip"). */
   reason?: string;
-  /** Chunks already verified: [index, sha256 hex]. */
+  /** Chunks already verified, 0 … k−1: [index, chained hash hex]. */
   have: [number, string][];
   root?: string;
 }
@@ -386,6 +387,10 @@ interface FileState {
   /** Chunks received in this session. */
   chunksReceived: number;
   received: number;
+  /** The running chained hash, from the first DATA chunk of this session on. */
+  hash?: ChainedSha256;
+  /** The chunk the next DATA must carry. */
+  nextChunk?: number;
 }
 
 async function session(
@@ -484,8 +489,7 @@ async function session(
         }
       }
       const known = await PartialFile.peek(target, journalKey(entry));
-      const chunks = Math.max(1, Math.ceil(entry.size / CHUNK_SIZE));
-      const have = [...known.have.entries()].filter(([i]) => i < chunks);
+      const have = [...known.have.entries()].sort(([a], [b]) => a - b); // 0 … k−1
       const haveBytes = have.reduce((n, [i]) => n + chunkLength(entry.size, i), 0);
       present += haveBytes;
       missing += entry.size - haveBytes;
@@ -556,10 +560,26 @@ async function session(
       });
     }
   }
-  const buffers = [new Uint8Array(CHUNK_SIZE), new Uint8Array(CHUNK_SIZE)];
+  // Each chunk is hashed (on a worker thread) and then written while the next one is read
+  // from the network; a buffer is read into again once its chunk is on its way to disk.
+  const buffers = Array.from({ length: 3 }, () => new Uint8Array(CHUNK_SIZE));
+  const bufferFree: Promise<unknown>[] = buffers.map(() => Promise.resolve());
   let turn = 0;
+  /** The last chunk's hash (the next one goes on from its state). */
+  let hashed: Promise<unknown> = Promise.resolve();
+  /** The last chunk's write. */
   let pending: Promise<void> = Promise.resolve();
-  let writeError: TransferError | undefined;
+  /** A chunk that did not match, or a write that failed: said to the sender at once. */
+  let stepError: TransferError | undefined;
+  const failStep = (error: TransferError): never => {
+    if (!stepError) {
+      stepError = error;
+      // Said at once (the read of the next frame may wait for long): ERROR, then close.
+      void channel.write(jsonFrame(FrameType.ERROR, { message: error.message }))
+        .catch(() => {}).finally(() => channel.close());
+    }
+    throw stepError;
+  };
   let bytes = 0;
   try {
     for (;;) {
@@ -576,33 +596,71 @@ async function session(
         ) {
           throw new FrameError(`Cannot decode frame: unexpected chunk ${data.file}/${data.chunk}`);
         }
-        const buffer = buffers[turn]!.subarray(0, length);
-        turn ^= 1;
+        const slot = turn;
+        turn = (turn + 1) % buffers.length;
+        await bufferFree[slot];
+        if (stepError) throw stepError;
+        const buffer = buffers[slot]!.subarray(0, length);
         await channel.readInto(buffer);
-        const digest = createHash("sha256").update(buffer).digest();
-        if (!digest.equals(data.sha256)) {
+        // (Read before it is judged: an ERROR sent with unread bytes behind it would be lost
+        // to the reset that closing then causes.) Chunks come in order: the first one this session continues the verified prefix
+        // (or replaces its end: the sender's file differs from there), each next one follows.
+        if (state.hash === undefined) {
+          if (data.chunk > state.partial.have.size) {
+            throw new FrameError(
+              `Cannot decode frame: chunk ${data.file}/${data.chunk} does not follow the ` +
+                `${state.partial.have.size} verified`,
+            );
+          }
           await pending;
-          await state.partial.discard();
-          throw new IntegrityError(
-            `${state.entry.path}: chunk ${data.chunk} does not match its SHA-256; the partial ` +
-              "file was deleted",
+          state.partial.replaceFrom(data.chunk);
+          const before = data.chunk > 0 ? state.partial.states.get(data.chunk - 1) : undefined;
+          if (data.chunk > 0 && before === undefined) {
+            throw new FrameError(
+              `Cannot decode frame: chunk ${data.file}/${data.chunk} unexpected`,
+            );
+          }
+          state.hash = before ? ChainedSha256.fromState(before) : ChainedSha256.fresh();
+        } else if (data.chunk !== state.nextChunk) {
+          throw new FrameError(
+            `Cannot decode frame: chunk ${data.file}/${data.chunk} out of order (expected ` +
+              `${state.nextChunk})`,
           );
         }
-        // One write in flight: the next chunk is read from the network meanwhile.
-        await pending;
-        const hex = digest.toString("hex");
-        pending = state.partial.writeChunk(data.chunk, buffer, hex).catch((cause) => {
-          // Said at once (the read of the next frame may wait for long): ERROR, then close.
-          writeError ??= new TransferError(
-            `Cannot write ${state.entry.path}: ${(cause as Error).message} (the verified part is ` +
-              "kept as .part for a resume)",
-            { cause },
-          );
-          void channel.write(jsonFrame(FrameType.ERROR, { message: writeError.message }))
-            .catch(() => {}).finally(() => channel.close());
-          throw writeError;
+        state.nextChunk = data.chunk + 1;
+        const { hash, partial, entry } = state;
+        const { chunk, sha256: expected } = data;
+        const previousWrite = pending;
+        const verified = hashed.then(async () => {
+          const digest = await hash.update(buffer);
+          if (!digestBytesEqual(digest, expected)) {
+            await previousWrite.catch(() => {});
+            await partial.discard();
+            failStep(
+              new IntegrityError(
+                `${entry.path}: chunk ${chunk} does not match its SHA-256; the partial file ` +
+                  "was deleted",
+              ),
+            );
+          }
+          return { hex: Buffer.from(digest).toString("hex"), stateHex: hash.stateHex() };
         });
-        pending.catch(() => {}); // awaited before the next write; a failure surfaces there
+        hashed = verified;
+        pending = Promise.all([verified, previousWrite]).then(([{ hex, stateHex }]) =>
+          partial.writeChunk(chunk, buffer, hex, stateHex).catch((cause) =>
+            failStep(
+              new TransferError(
+                `Cannot write ${entry.path}: ${(cause as Error).message} (the verified part ` +
+                  "is kept as .part for a resume)",
+                { cause },
+              ),
+            )
+          )
+        );
+        // Awaited before the buffer's reuse, at FILE_END and DONE; a failure surfaces there.
+        hashed.catch(() => {});
+        pending.catch(() => {});
+        bufferFree[slot] = pending.catch(() => {});
         bytes += length;
         state.chunksReceived++;
         state.received += length;
@@ -673,9 +731,12 @@ async function session(
     await pending.catch(() => {});
     // What arrived stays for a resume: fsynced, journaled and sealed.
     for (const s of states.values()) await s.partial.suspend();
-    if (writeError) throw writeError; // already sent to the sender
+    if (stepError) throw stepError; // already sent to the sender
     // The sender learns why (a hash mismatch…), unless the connection is gone.
-    if (error instanceof TransferError && !(error instanceof ConnectionClosed)) {
+    if (
+      (error instanceof TransferError && !(error instanceof ConnectionClosed)) ||
+      error instanceof FrameError
+    ) {
       await channel.write(jsonFrame(FrameType.ERROR, { message: error.message })).catch(() => {});
     }
     throw error;
@@ -684,10 +745,6 @@ async function session(
 
 function journalKey(entry: OfferEntry): JournalKey {
   return { size: entry.size, mtimeMs: entry.mtimeMs, ...(entry.id ? { id: entry.id } : {}) };
-}
-
-function chunkLength(size: number, index: number): number {
-  return Math.max(0, Math.min(CHUNK_SIZE, size - index * CHUNK_SIZE));
 }
 
 /** Checks a file's root, then renames it into place. */
@@ -700,60 +757,51 @@ async function finishFile(
   counters: { bytesRead: number },
 ): Promise<ReceivedFile> {
   const { entry, partial } = state;
-  const chunks = Math.max(1, Math.ceil(entry.size / CHUNK_SIZE));
+  const chunks = chunkCount(entry.size);
   // Every chunk written is fsynced and in the journal (and in `have`) after this.
   await partial.finish();
-  const root = createHash("sha256");
+  const hashes: string[] = [];
   for (let i = 0; i < chunks; i++) {
-    const hex = partial.have.get(i);
+    const hex = partial.have.get(i) ?? (entry.size === 0 ? EMPTY_SHA256 : undefined);
     if (hex === undefined) {
-      if (entry.size === 0 && i === 0) {
-        root.update(createHash("sha256").digest());
-        continue;
-      }
       await partial.discard();
       throw new IntegrityError(
         `${entry.path}: chunk ${i} never arrived; the partial file was deleted`,
       );
     }
-    root.update(Buffer.from(hex, "hex"));
+    hashes.push(hex);
   }
-  const rootHex = root.digest("hex");
+  const rootHex = manifestRoot(hashes);
   if (rootHex !== end.root) {
     await partial.discard();
     throw new IntegrityError(
       `${entry.path}: the file's SHA-256 does not match the sender's; the partial file was deleted`,
     );
   }
-  // The sender's whole-file SHA-256, when every chunk came in this session (each checked
-  // here, and the root over them matched).
-  let sha256 = state.chunksReceived === (entry.size === 0 ? 0 : chunks) &&
-      typeof end.sha256 === "string" &&
-      /^[0-9a-f]{64}$/.test(end.sha256)
-    ? end.sha256
-    : null;
+  // The last chained hash is the whole file's SHA-256: each chunk's was computed here, on
+  // arrival in this session or in one whose journal this side wrote.
+  const sha256 = hashes.at(-1)!;
   if (!partial.sealed) {
     // The journal's chunks of an earlier session cannot be vouched for (that session did not
     // stop cleanly, or something wrote to the .part since its seal): the .part as it is on
-    // disk is read once, each chunk checked against its hash and the whole file hashed.
+    // disk is read once and each chunk's chained hash checked against the journal's.
     // WAIT every 2 s tells the sender this side is busy, not gone.
     let told = performance.now();
-    const disk = await hashOnDisk(partial.partPath, entry.size, async () => {
+    const disk = await hashFileChain(partial.partPath, entry.size, async () => {
       if (performance.now() - told < waitEveryMs) return;
       told = performance.now();
       await channel.write(jsonFrame(FrameType.WAIT, {}));
     });
     counters.bytesRead += disk.bytesRead;
-    const bad = disk.chunks.findIndex((hex, i) => hex !== partial.have.get(i));
-    if (bad >= 0 || disk.chunks.length !== chunks && entry.size > 0) {
+    const bad = disk.hashes.findIndex((hex, i) => hex !== hashes[i]);
+    if (bad >= 0 || disk.hashes.length !== chunks) {
       await partial.discard();
       throw new IntegrityError(
-        `${entry.path}: chunk ${bad >= 0 ? bad : disk.chunks.length} of the partial file ` +
+        `${entry.path}: chunk ${bad >= 0 ? bad : disk.hashes.length} of the partial file ` +
           "on disk does not match its SHA-256 in the journal; the partial file was deleted " +
           "(send again to start it over)",
       );
     }
-    sha256 = disk.sha256;
   }
   await Deno.chmod(partial.partPath, entry.mode & 0o777).catch(() => {});
   const mtime = new Date(entry.mtimeMs);
@@ -779,54 +827,21 @@ async function finishFile(
   };
 }
 
-/** Each chunk's SHA-256 and the whole file's, read from disk in one pass. */
-async function hashOnDisk(
-  path: string,
-  size: number,
-  onChunk: () => Promise<void>,
-): Promise<{ chunks: string[]; sha256: string; bytesRead: number }> {
-  using file = await Deno.open(path, { read: true });
-  const whole = createHash("sha256");
-  const chunks: string[] = [];
-  const buffer = new Uint8Array(CHUNK_SIZE);
-  let at = 0;
-  while (at < size) {
-    const part = buffer.subarray(0, Math.min(CHUNK_SIZE, size - at));
-    let got = 0;
-    while (got < part.length) {
-      const n = await file.read(part.subarray(got));
-      if (n === null) break;
-      got += n;
-    }
-    at += got;
-    if (got < part.length) break; // shorter than it should be: the chunk count tells
-    whole.update(part);
-    chunks.push(createHash("sha256").update(part).digest("hex"));
-    await onChunk();
-  }
-  return { chunks, sha256: whole.digest("hex"), bytesRead: at };
-}
-
 /** The manifest root of a complete file on this side (for --on-exists skip). */
 async function fileRoot(path: string, counters: { bytesRead: number }): Promise<string> {
-  using file = await Deno.open(path, { read: true });
-  const root = createHash("sha256");
-  const buffer = new Uint8Array(CHUNK_SIZE);
-  for (let chunks = 0;; chunks++) {
-    let at = 0;
-    while (at < buffer.length) {
-      const n = await file.read(buffer.subarray(at));
-      if (n === null) break;
-      at += n;
-    }
-    // An empty file has one chunk (of no bytes); a file of whole chunks ends at a 0-byte read.
-    if (at === 0 && chunks > 0) break;
-    counters.bytesRead += at;
-    root.update(createHash("sha256").update(buffer.subarray(0, at)).digest());
-    if (at < buffer.length) break;
-  }
-  return root.digest("hex");
+  const size = (await Deno.stat(path)).size;
+  const chain = await hashFileChain(path, size);
+  counters.bytesRead += chain.bytesRead;
+  return manifestRoot(chain.hashes);
 }
+
+/** Compares two digests without an early exit. */
+function digestBytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** SHA-256 of no bytes: the one chunk hash of an empty file. */
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /**
  * Makes the accepted links (their targets were checked): the folder is made and checked like

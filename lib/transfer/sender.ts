@@ -2,15 +2,16 @@
  * `file-send send`: connects to a receiver over TLS (accepting its unknown certificate, whose
  * fingerprint the code check binds), checks the code, offers the files, and streams the
  * chunks the receiver does not have yet — each read in one 4 MiB block while the previous
- * one is on the wire, hashed as it goes (each chunk's SHA-256 and the manifest root over them;
- * the receiver checks both and reports the whole file's SHA-256).
+ * one is on the wire, hashed once as it goes (chained chunk hashes, lib/transfer/chain.ts: the
+ * last is the whole file's SHA-256; the receiver checks each and the manifest root over them).
  *
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
 import tls from "node:tls";
+import { ChainedSha256 } from "../hash/chained.ts";
+import { chunkCount, chunkLength, hashFileChain, manifestRoot } from "./chain.ts";
 import { type Channel, ConnectionClosed, NodeChannel, readFrame } from "./channel.ts";
 import { certFingerprint } from "./cert.ts";
 import { normalizeCode } from "./code.ts";
@@ -67,9 +68,8 @@ export interface SentFile {
   /** Where the receiver saved it (relative to its DIR), or null when it skipped it. */
   savedAs: string | null;
   bytes: number;
-  /** Whole-file SHA-256 of the bytes sent, when the whole file was sent in this session (and
-   * the receiver confirmed the root over them); after a resume, the receiver's when it
-   * re-read its `.part`; else null (the root stands for the file). */
+  /** Whole-file SHA-256 (the last chained chunk hash, confirmed by the receiver's root); null
+   * for a file not sent. */
   sha256: string | null;
   root: string;
   /** Bytes of it sent this session. */
@@ -272,8 +272,9 @@ export async function sendOffer(
   const files: SentFile[] = [];
   let bytes = 0;
   // Each buffer is a whole DATA frame: the file is read in behind the 45-byte header, so a
-  // chunk leaves in one write (a separate small write measured 4× slower here).
-  const buffers = Array.from({ length: 2 }, () => new Uint8Array(FRAME_OFFSET + CHUNK_SIZE));
+  // chunk leaves in one write (a separate small write measured 4× slower here). Three: one
+  // being read from disk, one hashed, one on the wire.
+  const buffers = Array.from({ length: 3 }, () => new Uint8Array(FRAME_OFFSET + CHUNK_SIZE));
   const inFlight: Promise<unknown>[] = buffers.map(() => Promise.resolve());
   let turn = 0;
   const waitEveryMs = options.waitEveryMs ?? 2000;
@@ -313,80 +314,92 @@ export async function sendOffer(
         });
         continue;
       }
-      const have = new Map(plan.have.map(([c, h]) => [Number(c), String(h)]));
-      const chunks = Math.max(1, Math.ceil(entry.size / CHUNK_SIZE));
-      // Chunk hashes and their root here. The whole-file SHA-256 too, when every chunk is
-      // read in order this session.
-      const root = createHash("sha256");
-      const whole = have.size === 0 ? createHash("sha256") : null;
+      const have = plan.have.map(([, h]) => String(h)); // chunks 0 … k−1 (checked)
+      const chunks = chunkCount(entry.size);
       let sent = 0;
       using file = await Deno.open(offer.sources[index]!, { read: true });
       const identity = fileIdentity(offer.sources[index]!, await file.stat());
       const cache = chunks >= CACHE_MIN_CHUNKS
-        ? await ChunkHashCache.open(options.hashCacheDir ?? null, identity, have.size > 0)
+        ? await ChunkHashCache.open(options.hashCacheDir ?? null, identity, have.length > 0)
         : ChunkHashCache.none();
       caches.push(cache);
+      // Chained hashes of chunks 0 … c. Where the receiver has chunks 0 … j and this machine
+      // hashed this very file (same identity) with the same hash for chunk j, those chunks are
+      // neither read nor sent: a chained hash stands for every byte before it, and the cache
+      // holds the state to go on from.
+      const hashes: string[] = [];
+      let hash = ChainedSha256.fresh();
+      let from = 0;
+      for (let j = Math.min(have.length, chunks) - 1; j >= 0; j--) {
+        const cached = cache.get(j);
+        if (!cached || cached.hash !== have[j] || (j < chunks - 1 && !cached.state)) continue;
+        const prefix = Array.from({ length: j + 1 }, (_, i) => cache.get(i)?.hash);
+        if (prefix.some((h) => h === undefined)) continue;
+        hashes.push(...prefix as string[]);
+        if (cached.state) hash = ChainedSha256.fromState(cached.state);
+        from = j + 1;
+        break;
+      }
       let position = 0;
-      for (let c = 0; c < chunks; c++) {
-        const known = have.get(c);
-        const length = Math.max(0, Math.min(CHUNK_SIZE, entry.size - c * CHUNK_SIZE));
+      // Once one chunk goes out, every later one does (its hash differs too): the receiver
+      // takes a file's chunks in order.
+      let sending = false;
+      /** The last chunk's hash and decision; the next is hashed from its state. */
+      let hashed: Promise<unknown> = Promise.resolve();
+      for (let c = from; c < chunks; c++) {
+        const length = chunkLength(entry.size, c);
         if (receiverError) throw receiverError;
-        if (known !== undefined && cache.get(c) === known) {
-          // This machine hashed chunk c of this very file (same identity) in an earlier
-          // session and the receiver holds a chunk with that hash: nothing to read or send.
-          root.update(Buffer.from(known, "hex"));
-          continue;
-        }
-        // Reuse this buffer only once the transport took its previous chunk.
-        await inFlight[turn];
-        const frame = buffers[turn]!.subarray(0, FRAME_OFFSET + length);
+        const slot = turn;
+        turn = (turn + 1) % buffers.length;
+        // Reuse this buffer only once its chunk was hashed and the transport took it.
+        await inFlight[slot];
+        const frame = buffers[slot]!.subarray(0, FRAME_OFFSET + length);
         const buffer = frame.subarray(FRAME_OFFSET);
         const offset = c * CHUNK_SIZE;
         if (offset !== position) await file.seek(offset, Deno.SeekMode.Start);
         await readFull(file, buffer, entry.path);
         bytesRead += length;
         position = offset + length;
-        const digest = createHash("sha256").update(buffer).digest();
-        whole?.update(buffer);
-        root.update(digest);
-        const hex = digest.toString("hex");
-        cache.record(c, hex);
-        // A chunk the receiver has is not sent when it is this file's: a partial file of
-        // another file with the same name, size and mtime must not end up mixed into this
-        // one. (Read locally, at disk speed; only a differing chunk crosses the network.)
-        if (known !== undefined && hex === known) {
-          if (performance.now() - lastWrite >= waitEveryMs) {
-            lastWrite = performance.now();
-            await channel.write(encodeFrame(FrameType.WAIT, new TextEncoder().encode("{}")));
+        // Hashed (on a worker thread) and sent while the next chunk is read.
+        const step = hashed.then(async (): Promise<{ write?: Promise<void> }> => {
+          const digest = await hash.update(buffer);
+          const hex = Buffer.from(digest).toString("hex");
+          hashes.push(hex);
+          cache.record(c, hex, hash.stateHex());
+          // A chunk the receiver has is not sent when it is this file's: a partial file of
+          // another file with the same name, size and mtime must not end up mixed into this
+          // one. (Read locally, at disk speed; only what differs crosses the network.)
+          if (!sending && c < have.length && hex === have[c]) {
+            if (performance.now() - lastWrite >= waitEveryMs) {
+              lastWrite = performance.now();
+              await channel.write(encodeFrame(FrameType.WAIT, new TextEncoder().encode("{}")));
+            }
+            return {};
           }
-          continue;
-        }
-        lastWrite = performance.now();
-        if (entry.size === 0) break;
-        frame.set(encodeDataHeader({ file: index, chunk: c, sha256: digest }, length));
-        const write = channel.write(frame);
-        write.catch(() => {}); // awaited before the buffer's reuse; a failure surfaces there
-        inFlight[turn] = write;
-        turn = (turn + 1) % buffers.length;
-        sent += length;
-        bytes += length;
-        done += length;
-        options.onProgress?.(done, total);
+          sending = true;
+          lastWrite = performance.now();
+          if (entry.size === 0) return {};
+          frame.set(encodeDataHeader({ file: index, chunk: c, sha256: digest }, length));
+          sent += length;
+          bytes += length;
+          done += length;
+          options.onProgress?.(done, total);
+          return { write: channel.write(frame) };
+        });
+        hashed = step;
+        const taken = step.then(({ write }) => write);
+        taken.catch(() => {}); // awaited before the buffer's reuse; a failure surfaces there
+        inFlight[slot] = taken;
       }
+      await hashed;
       // Written to while it was read (its mtime or ctime moved): what went out may be a mix of
       // two versions, so it is not confirmed.
       if (fileIdentity(offer.sources[index]!, await file.stat()) !== identity) {
         throw new TransferError(`${entry.path} changed while it was being sent; send it again`);
       }
-      const rootHex = root.digest("hex");
-      const sha256 = whole ? whole.digest("hex") : null;
-      await channel.write(
-        jsonFrame(FrameType.FILE_END, {
-          file: index,
-          root: rootHex,
-          ...(sha256 ? { sha256 } : {}),
-        }),
-      );
+      const rootHex = manifestRoot(hashes);
+      const sha256 = hashes.at(-1)!;
+      await channel.write(jsonFrame(FrameType.FILE_END, { file: index, root: rootHex, sha256 }));
       files.push({
         path: entry.path,
         savedAs: null,
@@ -432,8 +445,6 @@ export async function sendOffer(
   for (const f of files as (SentFile & { index?: number })[]) {
     if (f.index !== undefined) {
       f.savedAs = saved.get(f.index)?.name ?? null;
-      // Resumed: the receiver's, when it re-read the whole file from its disk.
-      f.sha256 ??= saved.get(f.index)?.sha256 ?? null;
     }
     delete f.index;
   }
@@ -461,10 +472,11 @@ function validPlan(plan: unknown): boolean {
   if (p.action === "compare" && (typeof p.root !== "string" || !HEX64.test(p.root))) {
     return false;
   }
+  // `have`: chunks 0 … k−1 in order (chained hashes: a receiver holds a prefix).
   return Array.isArray(p.have) &&
-    p.have.every((h) =>
-      Array.isArray(h) && h.length === 2 && Number.isSafeInteger(h[0]) && h[0] >= 0 &&
-      typeof h[1] === "string" && HEX64.test(h[1])
+    p.have.every((h, i) =>
+      Array.isArray(h) && h.length === 2 && h[0] === i && typeof h[1] === "string" &&
+      HEX64.test(h[1])
     );
 }
 
@@ -472,16 +484,11 @@ const HEX64 = /^[0-9a-f]{64}$/;
 
 /** The manifest root of a local file (read once, nothing sent). */
 async function localRoot(path: string, size: number, name: string): Promise<string> {
-  using file = await Deno.open(path, { read: true });
-  const root = createHash("sha256");
-  const buffer = new Uint8Array(CHUNK_SIZE);
-  const chunks = Math.max(1, Math.ceil(size / CHUNK_SIZE));
-  for (let c = 0; c < chunks; c++) {
-    const part = buffer.subarray(0, Math.max(0, Math.min(CHUNK_SIZE, size - c * CHUNK_SIZE)));
-    await readFull(file, part, name);
-    root.update(createHash("sha256").update(part).digest());
+  const chain = await hashFileChain(path, size);
+  if (chain.hashes.length !== chunkCount(size)) {
+    throw new TransferError(`${name} became shorter while it was being sent`);
   }
-  return root.digest("hex");
+  return manifestRoot(chain.hashes);
 }
 
 async function readFull(file: Deno.FsFile, buffer: Uint8Array, name: string): Promise<void> {

@@ -66,9 +66,10 @@ async function listTree(dir: string, prefix = ""): Promise<string[]> {
 // --- the command -------------------------------------------------------------------------
 
 /** Spawns the real command; resolves its first stdout lines up to `Code:`. */
-function spawnCmd(args: string[]) {
+function spawnCmd(args: string[], env: Record<string, string> = {}) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--no-check=remote", "cmd/file_send.ts", ...args],
+    env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -137,6 +138,25 @@ Deno.test("file-send command: a random 1 MiB file round-trips identical (exit 0,
     assertEquals(await sha256Of(join(dst, "one.bin")), want);
     assertMatch(stderr, /Offer from 127\.0\.0\.1:\d+: 1 file, 1\.0 MiB/);
     assertEquals(await listTree(dst), ["one.bin"]);
+  });
+});
+
+Deno.test("file-send command: a receiver on the TypeScript SHA-256 (no native library) takes chained hashes from OpenSSL's", async () => {
+  await withDirs(async (src, dst) => {
+    const size = 2 * CHUNK_SIZE + 12345; // three chunks: each hash goes on from the last state
+    await randomFile(join(src, "three.bin"), size);
+    const receiver = spawnCmd(receiveArgs(dst, "--once"), { SOUNDSOCK_SHA256: "js" });
+    const { port, code, rest } = await readUntilCode(receiver);
+    const sent = await sendFiles([join(src, "three.bin")], "127.0.0.1", port, { code });
+    const [status, stderr] = await Promise.all([
+      receiver.status,
+      new Response(receiver.stderr).text(),
+      rest,
+    ]);
+    assertEquals(status.code, 0, stderr);
+    const want = await sha256Of(join(src, "three.bin"));
+    assertEquals(sent.files[0]!.sha256, want);
+    assertEquals(await sha256Of(join(dst, "three.bin")), want);
   });
 });
 

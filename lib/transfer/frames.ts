@@ -10,7 +10,7 @@
  *
  *     offset 0  u32 BE  file index in the offer
  *     offset 4  u32 BE  chunk index (the chunk starts at index × CHUNK_SIZE)
- *     offset 8  32      SHA-256 of the chunk's bytes
+ *     offset 8  32      the chunk's chained hash: SHA-256 of the file up to the chunk's end
  *     offset 40 …       the chunk's bytes (CHUNK_SIZE, the file's last chunk may be shorter)
  *
  * The length is checked against the type's limit before anything is allocated.
@@ -140,6 +140,7 @@ export function peerMessage(value: unknown): string {
 export interface DataHeader {
   file: number;
   chunk: number;
+  /** The chunk's chained hash (32 bytes): SHA-256 of the file from its start to the chunk's end. */
   sha256: Uint8Array;
 }
 

@@ -67,3 +67,10 @@ export async function hashFileChain(
   }
   return { hashes, bytesRead };
 }
+
+/** The manifest root of the first `size` bytes of a file (read once); null when the file is
+ * shorter than that. */
+export async function fileManifestRoot(path: string, size: number): Promise<string | null> {
+  const chain = await hashFileChain(path, size);
+  return chain.hashes.length === chunkCount(size) ? manifestRoot(chain.hashes) : null;
+}

@@ -602,9 +602,10 @@ async function session(
         if (stepError) throw stepError;
         const buffer = buffers[slot]!.subarray(0, length);
         await channel.readInto(buffer);
-        // (Read before it is judged: an ERROR sent with unread bytes behind it would be lost
-        // to the reset that closing then causes.) Chunks come in order: the first one this session continues the verified prefix
-        // (or replaces its end: the sender's file differs from there), each next one follows.
+        // Read before it is judged: an ERROR sent with unread bytes behind it would be lost to
+        // the reset that closing then causes. Chunks come in order: the first one this session
+        // continues the verified prefix (or replaces its end: the sender's file differs from
+        // there), each next one follows.
         if (state.hash === undefined) {
           if (data.chunk > state.partial.have.size) {
             throw new FrameError(

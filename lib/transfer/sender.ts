@@ -11,7 +11,7 @@
 import { Buffer } from "node:buffer";
 import tls from "node:tls";
 import { ChainedSha256 } from "../hash/chained.ts";
-import { chunkCount, chunkLength, hashFileChain, manifestRoot } from "./chain.ts";
+import { chunkCount, chunkLength, fileManifestRoot, manifestRoot } from "./chain.ts";
 import { type Channel, ConnectionClosed, NodeChannel, readFrame } from "./channel.ts";
 import { certFingerprint } from "./cert.ts";
 import { normalizeCode } from "./code.ts";
@@ -289,7 +289,7 @@ export async function sendOffer(
         // The receiver has a file of this name and size (--on-exists skip): identical content
         // (same root) is not sent; different content is sent and kept beside it.
         bytesRead += entry.size;
-        if ((await localRoot(offer.sources[index]!, entry.size, entry.path)) === plan.root) {
+        if ((await fileManifestRoot(offer.sources[index]!, entry.size)) === plan.root) {
           await channel.write(
             jsonFrame(FrameType.FILE_END, { file: index, root: plan.root, identical: true }),
           );
@@ -330,13 +330,14 @@ export async function sendOffer(
       const hashes: string[] = [];
       let hash = ChainedSha256.fresh();
       let from = 0;
-      for (let j = Math.min(have.length, chunks) - 1; j >= 0; j--) {
-        const cached = cache.get(j);
-        if (!cached || cached.hash !== have[j] || (j < chunks - 1 && !cached.state)) continue;
-        const prefix = Array.from({ length: j + 1 }, (_, i) => cache.get(i)?.hash);
-        if (prefix.some((h) => h === undefined)) continue;
-        hashes.push(...prefix as string[]);
-        if (cached.state) hash = ChainedSha256.fromState(cached.state);
+      // Only chunks before the cache's first gap qualify (the root needs 0 … j): one scan.
+      let cached = 0;
+      while (cached < Math.min(have.length, chunks) && cache.get(cached)) cached++;
+      for (let j = cached - 1; j >= 0; j--) {
+        const known = cache.get(j)!;
+        if (known.hash !== have[j] || (j < chunks - 1 && !known.state)) continue;
+        for (let i = 0; i <= j; i++) hashes.push(cache.get(i)!.hash);
+        if (known.state) hash = ChainedSha256.fromState(known.state);
         from = j + 1;
         break;
       }
@@ -481,15 +482,6 @@ function validPlan(plan: unknown): boolean {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
-
-/** The manifest root of a local file (read once, nothing sent). */
-async function localRoot(path: string, size: number, name: string): Promise<string> {
-  const chain = await hashFileChain(path, size);
-  if (chain.hashes.length !== chunkCount(size)) {
-    throw new TransferError(`${name} became shorter while it was being sent`);
-  }
-  return manifestRoot(chain.hashes);
-}
 
 async function readFull(file: Deno.FsFile, buffer: Uint8Array, name: string): Promise<void> {
   let at = 0;

@@ -7,9 +7,14 @@
  * failures (listeners that did not join, were dropped, or fell below half the stream's rate).
  *
  *   deno run -A bench/tls_fanout.ts --listeners 100,500,1000 --seconds 20
+ *   deno run -A bench/tls_fanout.ts --listeners 1000,1000,1000,1000,1000 --seconds 15
  *     [--settle 3] [--only soundsock|icecast] [--song songs/01-morning-arpeggio.mp3]
  *     [--bitrate 80000] [--icecast-format opus|mp3] [--base-seconds SECONDS]
  *     [--server-v8-flags --max-semi-space-size=1]
+ *
+ * An N given more than once is a paired series: each row runs both servers, every other row
+ * icecast2 first, and a last table gives each ratio's median and range over the rows (single
+ * runs vary by ±15 % on a 2-core VM, more than the differences being looked for).
  *
  * Like for like (issue #9: "both ≤ 100 ms of audio per write"). tls-server's station is Opus;
  * here it runs at `--bitrate` (default 80000), and it writes one DATA frame of ≤ 100 ms of
@@ -625,19 +630,30 @@ async function parent(): Promise<void> {
       icecastPem,
     };
     nominal = await nominalRate(songsDir);
-    for (const n of ns) {
+    for (const [index, n] of ns.entries()) {
       const row: (typeof results)[number] = { n };
       results.push(row);
+      const runSoundsockRow = async () => {
+        if (only === "icecast") return;
+        progress(`N=${n}: soundsock tls-server…`);
+        row.soundsock = await runSoundsock(setup, n, seconds, settle, nominal);
+        progress(`  ${fmt(row.soundsock.cpuS, 2)} CPU-s in ${fmt(row.soundsock.seconds, 1)} s`);
+      };
+      const runIcecastRow = async () => {
+        if (only === "soundsock") return;
+        progress(`N=${n}: icecast2…`);
+        row.icecast = await runIcecast(setup, n, seconds, settle, nominal);
+        progress(`  ${fmt(row.icecast.cpuS, 2)} CPU-s in ${fmt(row.icecast.seconds, 1)} s`);
+      };
       try {
-        if (only !== "icecast") {
-          progress(`N=${n}: soundsock tls-server…`);
-          row.soundsock = await runSoundsock(setup, n, seconds, settle, nominal);
-          progress(`  ${fmt(row.soundsock.cpuS, 2)} CPU-s in ${fmt(row.soundsock.seconds, 1)} s`);
-        }
-        if (only !== "soundsock") {
-          progress(`N=${n}: icecast2…`);
-          row.icecast = await runIcecast(setup, n, seconds, settle, nominal);
-          progress(`  ${fmt(row.icecast.cpuS, 2)} CPU-s in ${fmt(row.icecast.seconds, 1)} s`);
+        // Every other row runs icecast2 first, so repeated rows of one N (a paired series,
+        // `--listeners 1000,1000,…`) do not always give one server the machine's first state.
+        if (index % 2 === 0) {
+          await runSoundsockRow();
+          await runIcecastRow();
+        } else {
+          await runIcecastRow();
+          await runSoundsockRow();
         }
       } catch (error) {
         row.error = (error as Error).message;
@@ -728,6 +744,33 @@ async function parent(): Promise<void> {
       `| ${r.n} | ${ratio(perMin)} | ${ratio(netPerMin)} | ${ratio(usPerKB)} | ` +
         `${ratio(usPerWrite)} | ${ratio(rssPer)} |`,
     );
+  }
+  // A paired series (one N repeated): the median and range of each ratio over its rows.
+  const series = new Map<number, (typeof results)[number][]>();
+  for (const r of results) {
+    if (r.soundsock && r.icecast) series.set(r.n, [...(series.get(r.n) ?? []), r]);
+  }
+  if ([...series.values()].some((rows) => rows.length > 1)) {
+    out("");
+    out(
+      "| N | pairs | ratio gross: median (range) | net | net per kB | net per write | RSS/listener |",
+    );
+    out("|---:|---:|---:|---:|---:|---:|---:|");
+    for (const [n, rows] of series) {
+      if (rows.length < 2) continue;
+      const summary = (f: (m?: Measured) => number) => {
+        const ratios = rows.map((r) => f(r.soundsock) / f(r.icecast)).sort((a, b) => a - b);
+        const mid = ratios.length / 2;
+        const median = ratios.length % 2 === 1
+          ? ratios[Math.floor(mid)]!
+          : (ratios[mid - 1]! + ratios[mid]!) / 2;
+        return `${fmt(median, 2)} (${fmt(ratios[0]!, 2)}–${fmt(ratios.at(-1)!, 2)})`;
+      };
+      out(
+        `| ${n} | ${rows.length} | ${summary(perMin)} | ${summary(netPerMin)} | ` +
+          `${summary(usPerKB)} | ${summary(usPerWrite)} | ${summary(rssPer)} |`,
+      );
+    }
   }
   out("");
   out(

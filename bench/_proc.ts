@@ -119,6 +119,13 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** The median of `xs` (the mean of the middle two for an even count); NaN when empty. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 /** `x` with `digits` decimals, or "—" when it is not a finite number. */
 export function fmt(x: number, digits: number): string {
   return Number.isFinite(x) ? x.toFixed(digits) : "—";

@@ -72,6 +72,7 @@ import {
   freePort,
   Lines,
   machineBusy,
+  median,
   roleArgs,
   RoleProcess,
   RssSampler,
@@ -759,12 +760,9 @@ async function parent(): Promise<void> {
     for (const [n, rows] of series) {
       if (rows.length < 2) continue;
       const summary = (f: (m?: Measured) => number) => {
-        const ratios = rows.map((r) => f(r.soundsock) / f(r.icecast)).sort((a, b) => a - b);
-        const mid = ratios.length / 2;
-        const median = ratios.length % 2 === 1
-          ? ratios[Math.floor(mid)]!
-          : (ratios[mid - 1]! + ratios[mid]!) / 2;
-        return `${fmt(median, 2)} (${fmt(ratios[0]!, 2)}–${fmt(ratios.at(-1)!, 2)})`;
+        const ratios = rows.map((r) => f(r.soundsock) / f(r.icecast));
+        return `${fmt(median(ratios), 2)} (${fmt(Math.min(...ratios), 2)}–` +
+          `${fmt(Math.max(...ratios), 2)})`;
       };
       out(
         `| ${n} | ${rows.length} | ${summary(perMin)} | ${summary(netPerMin)} | ` +

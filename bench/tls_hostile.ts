@@ -51,7 +51,7 @@ import {
   testCerts,
   type TlsServerProcess,
 } from "../tests/_tls_helpers.ts";
-import { sampleProcess, stopProcess } from "./_proc.ts";
+import { median, sampleProcess, stopProcess } from "./_proc.ts";
 
 const args = parseArgs(Deno.args, {
   string: [
@@ -114,12 +114,6 @@ async function timedList(port: number): Promise<number> {
   using c = await connectClient(port);
   await c.list();
   return performance.now() - t0;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;

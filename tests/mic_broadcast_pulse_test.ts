@@ -10,7 +10,7 @@
 import { assert, assertAlmostEquals, assertEquals, assertGreater } from "@std/assert";
 import { WavWriter } from "../lib/audio/mod.ts";
 import { FrameType } from "../lib/wire/frame.ts";
-import { havePulse, type Pulse, startPulse } from "./_pulse.ts";
+import { havePulse, type Pulse, retryIfRecorderExited, startPulse } from "./_pulse.ts";
 import { spawnBroadcast } from "./_mic_helpers.ts";
 import { analyseTone, sine } from "./_signal.ts";
 import { testCerts } from "./_tls_helpers.ts";
@@ -177,24 +177,26 @@ Deno.test({
   name: "pulse: a tone into the virtual microphone → mic-broadcast → udp-client → speaker: " +
     "440 Hz, its level, no gaps",
   ...opts,
-  async fn() {
-    await using pulse = await startPulse();
-    const run = await devicePath(pulse, { kind: "udp" });
-    assertEquals(run.stats.lost, 0, run.said);
-    assertEquals(run.stats.concealed, 0, run.said);
-    assertHeard(run);
-  },
+  fn: () =>
+    retryIfRecorderExited(async () => {
+      await using pulse = await startPulse();
+      const run = await devicePath(pulse, { kind: "udp" });
+      assertEquals(run.stats.lost, 0, run.said);
+      assertEquals(run.stats.concealed, 0, run.said);
+      assertHeard(run);
+    }),
 });
 
 Deno.test({
   name: "pulse: a tone into the virtual microphone → mic-broadcast --tls → tls-client radio → " +
     "speaker: 440 Hz, its level, no gaps",
   ...opts,
-  async fn() {
-    await using pulse = await startPulse();
-    const run = await devicePath(pulse, { kind: "tls" });
-    assertHeard(run);
-  },
+  fn: () =>
+    retryIfRecorderExited(async () => {
+      await using pulse = await startPulse();
+      const run = await devicePath(pulse, { kind: "tls" });
+      assertHeard(run);
+    }),
 });
 
 /** `n` packet indexes in [from, to) more than 3 apart, drawn from `seed` (mulberry32). */
@@ -219,26 +221,27 @@ Deno.test({
   name: "pulse: mic-broadcast → a relay dropping a seeded set of packets → udp-client → " +
     "speaker: as many concealed (PLC) frames as dropped packets, the tone kept through them",
   ...opts,
-  async fn() {
-    // Singles 1–3 s into the stream (10 ms packets), spaced so no two merge, and one pair.
-    const singles = seededIndexes(11, 6, 100, 300);
-    const drop = new Set([...singles, 320, 321]);
-    await using pulse = await startPulse();
-    const run = await devicePath(pulse, { kind: "udp", drop });
-    const { stats, said, events } = run;
-    // The relay dropped exactly the set (no listener stall made it skip any).
-    assertEquals(run.dropped.length, drop.size, `dropped ${run.dropped}; ${said}`);
-    assertEquals(stats.lost, drop.size, said);
-    assertEquals(stats.concealed, singles.length + 1, `one gap per run of drops: ${said}`);
-    const playout = events.find((e) => e.event === "playout") as Record<string, number>;
-    assert(playout, JSON.stringify(events.map((e) => e.event)));
-    // One concealed 10 ms Opus frame per dropped 10 ms packet: no more, no less.
-    assertEquals(playout.opusFramesConcealed, drop.size, JSON.stringify(playout));
-    assertEquals(playout.opusCorrupt, 0, JSON.stringify(playout));
-    // PLC of a steady tone keeps it: the level may sag in a concealed window, not vanish, and
-    // only where frames were concealed (each touches at most two 10 ms windows).
-    assertHeard(run, 2 * drop.size, 6000);
-  },
+  fn: () =>
+    retryIfRecorderExited(async () => {
+      // Singles 1–3 s into the stream (10 ms packets), spaced so no two merge, and one pair.
+      const singles = seededIndexes(11, 6, 100, 300);
+      const drop = new Set([...singles, 320, 321]);
+      await using pulse = await startPulse();
+      const run = await devicePath(pulse, { kind: "udp", drop });
+      const { stats, said, events } = run;
+      // The relay dropped exactly the set (no listener stall made it skip any).
+      assertEquals(run.dropped.length, drop.size, `dropped ${run.dropped}; ${said}`);
+      assertEquals(stats.lost, drop.size, said);
+      assertEquals(stats.concealed, singles.length + 1, `one gap per run of drops: ${said}`);
+      const playout = events.find((e) => e.event === "playout") as Record<string, number>;
+      assert(playout, JSON.stringify(events.map((e) => e.event)));
+      // One concealed 10 ms Opus frame per dropped 10 ms packet: no more, no less.
+      assertEquals(playout.opusFramesConcealed, drop.size, JSON.stringify(playout));
+      assertEquals(playout.opusCorrupt, 0, JSON.stringify(playout));
+      // PLC of a steady tone keeps it: the level may sag in a concealed window, not vanish, and
+      // only where frames were concealed (each touches at most two 10 ms windows).
+      assertHeard(run, 2 * drop.size, 6000);
+    }),
 });
 
 /** RMS of consecutive 10 ms windows (48 kHz mono). */

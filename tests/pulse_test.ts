@@ -6,7 +6,7 @@
 
 import { assert, assertAlmostEquals, assertEquals } from "@std/assert";
 import { listDevices, Player, Recorder, WavWriter } from "../lib/audio/mod.ts";
-import { havePulse, startPulse } from "./_pulse.ts";
+import { havePulse, retryIfRecorderExited, startPulse } from "./_pulse.ts";
 import { analyseTone, sine } from "./_signal.ts";
 
 const ignore = !havePulse() && Deno.env.get("CI") !== "true";
@@ -16,42 +16,43 @@ Deno.test({
   name: "a 440 Hz tone played through the pulse backend is recorded at 440 Hz without gaps",
   ignore,
   sanitizeResources: false,
-  async fn() {
-    await using pulse = await startPulse();
-    const devices = await listDevices({ backend: "pulse" });
-    assertEquals(devices.backend, "pulse");
-    assert(devices.playback.some((d) => d.name === "Speaker"), JSON.stringify(devices));
+  fn: () =>
+    retryIfRecorderExited(async () => {
+      await using pulse = await startPulse();
+      const devices = await listDevices({ backend: "pulse" });
+      assertEquals(devices.backend, "pulse");
+      assert(devices.playback.some((d) => d.name === "Speaker"), JSON.stringify(devices));
 
-    const rec = await pulse.recordSpeaker(RATE);
-    let recorded: Int16Array;
-    {
-      await using player = await Player.open({
-        backend: "pulse",
-        device: "Speaker",
-        sampleRate: RATE,
-        channels: 1,
-        periodMs: 50,
-      });
-      assertEquals(player.backend, "pulse");
-      assertEquals(player.fellBackToNull, false);
-      const tone = sine(440, 2, RATE, 1, 16384);
-      await player.write(tone, { signal: AbortSignal.timeout(20_000) });
-      await player.drain({ signal: AbortSignal.timeout(20_000) });
-      assertEquals(player.framesConsumed, tone.length);
-      assertEquals(player.underruns, 0);
-      // Let the null sink's monitor deliver the tail of the tone.
-      await new Promise((r) => setTimeout(r, 500));
-      recorded = await rec.stop();
-    }
-    const a = analyseTone(recorded, RATE);
-    if (!a) throw new Error("no tone in the speaker monitor recording");
-    assertAlmostEquals(a.hz, 440, 2);
-    assertAlmostEquals(a.seconds, 2, 0.05, `tone lasted ${a.seconds} s`);
-    assertAlmostEquals(a.peak, 16384, 1500);
-    // Sine RMS = peak / sqrt(2) = 11585; a dropout would pull a 10 ms window far below.
-    assert(a.minWindowRms > 10000, `gap: a 10 ms window had RMS ${a.minWindowRms}`);
-    assert(a.maxWindowRms < 13000, `level: RMS ${a.maxWindowRms}`);
-  },
+      const rec = await pulse.recordSpeaker(RATE);
+      let recorded: Int16Array;
+      {
+        await using player = await Player.open({
+          backend: "pulse",
+          device: "Speaker",
+          sampleRate: RATE,
+          channels: 1,
+          periodMs: 50,
+        });
+        assertEquals(player.backend, "pulse");
+        assertEquals(player.fellBackToNull, false);
+        const tone = sine(440, 2, RATE, 1, 16384);
+        await player.write(tone, { signal: AbortSignal.timeout(20_000) });
+        await player.drain({ signal: AbortSignal.timeout(20_000) });
+        assertEquals(player.framesConsumed, tone.length);
+        assertEquals(player.underruns, 0);
+        // Let the null sink's monitor deliver the tail of the tone.
+        await new Promise((r) => setTimeout(r, 500));
+        recorded = await rec.stop();
+      }
+      const a = analyseTone(recorded, RATE);
+      if (!a) throw new Error("no tone in the speaker monitor recording");
+      assertAlmostEquals(a.hz, 440, 2);
+      assertAlmostEquals(a.seconds, 2, 0.05, `tone lasted ${a.seconds} s`);
+      assertAlmostEquals(a.peak, 16384, 1500);
+      // Sine RMS = peak / sqrt(2) = 11585; a dropout would pull a 10 ms window far below.
+      assert(a.minWindowRms > 10000, `gap: a 10 ms window had RMS ${a.minWindowRms}`);
+      assert(a.maxWindowRms < 13000, `level: RMS ${a.maxWindowRms}`);
+    }),
 });
 
 Deno.test({

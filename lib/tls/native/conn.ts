@@ -180,6 +180,14 @@ export class NativeTlsConn implements ServerConnection {
     return this.#handle === null ? null : cString(this.#lib.sst_conn_protocol(this.#handle));
   }
 
+  /**
+   * Whether the records this connection sends are sealed by the library's own TLS 1.3 record
+   * layer (native/soundsock_tls.c) rather than by OpenSSL's SSL_write (TLS 1.2).
+   */
+  get ownRecords(): boolean {
+    return this.#handle !== null && this.#lib.sst_conn_own_records(this.#handle) === 1;
+  }
+
   /** The first `n` decrypted bytes, not consumed (fewer if the stream ends or is closed). */
   async peek(n: number): Promise<Uint8Array> {
     while (this.#buffered < n && !this.#ended && !this.#error) await this.#waitForData();

@@ -28,6 +28,7 @@ const symbols = {
   sst_take: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
   sst_conn_error: { parameters: ["pointer"], result: "pointer" },
   sst_conn_protocol: { parameters: ["pointer"], result: "pointer" },
+  sst_conn_own_records: { parameters: ["pointer"], result: "i32" },
   sst_version: { parameters: [], result: "pointer" },
   sst_find_socket: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
 } as const;

@@ -217,7 +217,7 @@ static void release_read_bio(sst_conn *c) {
  * TLS 1.2, and a TLS 1.3 suite other than the three below, keep SSL_write.
  */
 
-/* The largest record payload (RFC 8446 §5.1) and a sealed record's overhead (header, type, tag). */
+/* The largest record payload (RFC 8446 §5.1); a sealed record's overhead (header, type, tag). */
 #define RECORD_MAX 16384
 #define RECORD_OVERHEAD (5 + 1 + 16)
 /* Records per key: well under AES-GCM's 2^24.5 (RFC 8446 §5.5); ~19 days of radio writes. */
@@ -321,7 +321,8 @@ static void own_tx_start(sst_conn *c) {
       break;
     }
   }
-  if (slot >= 0 && c->tx_secret_len == EVP_MD_get_size(md) && EVP_CIPHER_get_iv_length(cipher) == 12) {
+  if (slot >= 0 && c->tx_secret_len == EVP_MD_get_size(md) &&
+      EVP_CIPHER_get_iv_length(cipher) == 12) {
     if (!seal_ctx[slot]) {
       EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
       if (ctx && EVP_EncryptInit_ex(ctx, cipher, NULL, NULL, NULL) == 1) {

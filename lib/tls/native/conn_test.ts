@@ -315,3 +315,70 @@ Deno.test("native TLS: a client's KeyUpdate asking for ours is answered with a K
     assert(!/bad record mac|decrypt/i.test(said + text), said);
   }
 });
+
+Deno.test("native TLS: a tampered record from the client ends the connection with OpenSSL's reason, and OpenSSL's alert is not sent under our key", async () => {
+  await using s = await setup();
+  // A relay that flips the last byte (in the AEAD tag) of the client's next chunk when told to,
+  // and counts what the server sends after that.
+  const relayListener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let tamper = false;
+  let afterTamper = -1;
+  const relay = (async () => {
+    const inbound = await relayListener.accept();
+    const outbound = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: (s.listener.addr as Deno.NetAddr).port,
+    });
+    const pipe = async (from: Deno.Conn, to: Deno.Conn, toServer: boolean) => {
+      const buf = new Uint8Array(65536);
+      try {
+        for (;;) {
+          const n = await from.read(buf);
+          if (n === null) break;
+          if (toServer && tamper) {
+            buf[n - 1] = buf[n - 1]! ^ 0x01;
+            tamper = false;
+            afterTamper = 0;
+          } else if (!toServer && afterTamper >= 0) {
+            afterTamper += n;
+          }
+          await to.write(buf.subarray(0, n));
+        }
+      } catch {
+        // the other side went away
+      }
+      try {
+        to.closeWrite();
+      } catch {
+        // already closed
+      }
+    };
+    await Promise.all([pipe(inbound, outbound, true), pipe(outbound, inbound, false)]);
+    inbound.close();
+    outbound.close();
+  })();
+  const client = await Deno.connectTls({
+    hostname: "localhost",
+    port: (relayListener.addr as Deno.NetAddr).port,
+    caCerts: [s.caCert],
+  });
+  try {
+    const server = await s.accept();
+    assert(server.ownRecords);
+    // One round trip under the traffic keys first.
+    await client.write(new TextEncoder().encode("ping"));
+    const got = new Uint8Array(4);
+    assertEquals(await server.read(got), 4);
+    await server.write(new TextEncoder().encode("pong"));
+    assertEquals(await client.read(new Uint8Array(4)), 4);
+    tamper = true;
+    await client.write(new TextEncoder().encode("tampered"));
+    await assertRejects(() => server.read(new Uint8Array(16)), Error, "bad record mac");
+    await new Promise((r) => setTimeout(r, 200));
+    assertEquals(afterTamper, 0, "the server sent something after the tampered record");
+  } finally {
+    client.close();
+    relayListener.close();
+    await relay;
+  }
+});

@@ -24,10 +24,23 @@ async function setup() {
     if (!pending) throw new Error("the accepted socket's descriptor was not found");
     return await pending;
   };
+  /** Arguments for `openssl s_client` to this server, verifying it, plus `extra`. */
+  const sClientArgs = (...extra: string[]) => [
+    "s_client",
+    "-connect",
+    `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    "-servername",
+    "localhost",
+    "-CAfile",
+    certs.caCert,
+    "-verify_return_error",
+    ...extra,
+  ];
   return {
     listener,
     caCert,
     accept,
+    sClientArgs,
     [Symbol.asyncDispose]: async () => {
       listener.close();
       await Deno.remove(dir, { recursive: true });
@@ -203,67 +216,37 @@ for (
 ) {
   Deno.test(`native TLS: openssl s_client on ${suite.name} reads 200 KB byte-exact, then the end`, async () => {
     await using s = await setup();
-    const dir = await Deno.makeTempDir();
-    try {
-      await Deno.writeTextFile(join(dir, "ca.pem"), s.caCert);
-      // -quiet: only the application data on stdout; it exits when the server closes.
-      const client = new Deno.Command("openssl", {
-        args: [
-          "s_client",
-          "-quiet",
-          "-connect",
-          `127.0.0.1:${(s.listener.addr as Deno.NetAddr).port}`,
-          "-servername",
-          "localhost",
-          "-CAfile",
-          join(dir, "ca.pem"),
-          "-verify_return_error",
-          ...suite.args,
-        ],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(20_000),
-      }).output();
-      const server = await s.accept();
-      assertEquals(server.protocol, suite.args[0] === "-tls1_3" ? "TLSv1.3" : "TLSv1.2");
-      assertEquals(server.ownRecords, suite.args[0] === "-tls1_3");
-      const data = random(200_000);
-      // Writes of every size a record can take: one byte, a radio frame, more than a record.
-      for (const [from, to] of [[0, 1], [1, 1001], [1001, 40_000], [40_000, 200_000]]) {
-        await server.write(data.subarray(from, to));
-      }
-      server.close();
-      const out = await client;
-      const said = new TextDecoder().decode(out.stderr);
-      assertEquals(out.stdout.length, data.length, said);
-      assertEquals(out.stdout, data);
-      // A record that failed to decrypt or authenticate would be reported here.
-      assert(!/error|alert/i.test(said), said);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+    // -quiet: only the application data on stdout; it exits when the server closes.
+    const client = new Deno.Command("openssl", {
+      args: s.sClientArgs("-quiet", ...suite.args),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(20_000),
+    }).output();
+    const server = await s.accept();
+    assertEquals(server.protocol, suite.args[0] === "-tls1_3" ? "TLSv1.3" : "TLSv1.2");
+    assertEquals(server.ownRecords, suite.args[0] === "-tls1_3");
+    const data = random(200_000);
+    // Writes of every size a record can take: one byte, a radio frame, more than a record.
+    for (const [from, to] of [[0, 1], [1, 1001], [1001, 40_000], [40_000, 200_000]]) {
+      await server.write(data.subarray(from, to));
     }
+    server.close();
+    const out = await client;
+    const said = new TextDecoder().decode(out.stderr);
+    assertEquals(out.stdout.length, data.length, said);
+    assertEquals(out.stdout, data);
+    // A record that failed to decrypt or authenticate would be reported here.
+    assert(!/error|alert/i.test(said), said);
   });
 }
 
 Deno.test("native TLS: a client's KeyUpdate asking for ours is answered with a KeyUpdate, and data after it still decrypts", async () => {
   await using s = await setup();
-  const dir = await Deno.makeTempDir();
-  await Deno.writeTextFile(join(dir, "ca.pem"), s.caCert);
   // -msg prints every handshake message s_client receives ("<<< ... KeyUpdate").
   const client = new Deno.Command("openssl", {
-    args: [
-      "s_client",
-      "-msg",
-      "-connect",
-      `127.0.0.1:${(s.listener.addr as Deno.NetAddr).port}`,
-      "-servername",
-      "localhost",
-      "-CAfile",
-      join(dir, "ca.pem"),
-      "-verify_return_error",
-      "-tls1_3",
-    ],
+    args: s.sClientArgs("-msg", "-tls1_3"),
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -311,7 +294,6 @@ Deno.test("native TLS: a client's KeyUpdate asking for ours is answered with a K
     await client.stdout.cancel().catch(() => {});
     const said = await new Response(client.stderr).text();
     await client.status;
-    await Deno.remove(dir, { recursive: true });
     assert(!/bad record mac|decrypt/i.test(said + text), said);
   }
 });

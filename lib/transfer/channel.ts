@@ -166,6 +166,9 @@ export class DenoChannel implements Channel {
   }
 }
 
+/** Bytes per `socket.write` of {@linkcode NodeChannel} (see there). */
+const WRITE_SLICE = 256 * 1024;
+
 /** A {@linkcode Channel} over a `node:tls` socket, with a bounded read queue. */
 export class NodeChannel implements Channel {
   readonly #socket: tls.TLSSocket;
@@ -259,7 +262,15 @@ export class NodeChannel implements Channel {
       // A write the peer never takes is failed when the connection ends (idle timeout).
       const fail = (error: Error) => reject(error);
       this.#writes.add(fail);
-      this.#socket.write(bytes, (error) => {
+      // Handed over in slices: Deno's node:tls copies each write into a buffer of its size,
+      // and a 4 MiB one is above glibc's mmap and trim thresholds, so every chunk faulted in
+      // fresh pages (measured: the sender's CPU per GiB 3.0–3.4 s whole, 1.9–2.0 s sliced).
+      // The callbacks come in order: the last one says the socket took all of it.
+      let at = 0;
+      for (; bytes.length - at > WRITE_SLICE; at += WRITE_SLICE) {
+        this.#socket.write(bytes.subarray(at, at + WRITE_SLICE));
+      }
+      this.#socket.write(bytes.subarray(at), (error) => {
         this.#writes.delete(fail);
         if (error) reject(new ConnectionClosed(`the connection failed: ${error.message}`));
         else {

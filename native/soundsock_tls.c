@@ -27,10 +27,13 @@
 
 /* The SHA256_* functions below (sst_sha256_chain) are deprecated, not removed, in OpenSSL 3. */
 #define OPENSSL_SUPPRESS_DEPRECATED
+/* O_DIRECT (sst_open_direct). */
+#define _GNU_SOURCE
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -43,6 +46,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -794,4 +799,50 @@ EXPORT int sst_sha256_chain(uint8_t *state, const uint8_t *data, size_t len, uin
   for (int i = 0; i < 8; i++) store_be32(state + 4 * i, ctx.h[i]);
   for (int i = 0; i < 8; i++) state[32 + i] = (uint8_t)(bytes >> (56 - 8 * i));
   return 1;
+}
+
+/*
+ * Writes that bypass the page cache, for file-send's receiver (lib/transfer/direct_write.ts).
+ * Copying a received file into the page cache costs the kernel more than hashing it: 1.8 CPU-s
+ * per GiB of fresh pages on the VMs measured (`dd` without and with oflag=direct: 1.73 and
+ * 0.16 s of system time), and a big transfer evicts what the user's other programs cached.
+ * With O_DIRECT the device reads the caller's (4096-aligned) buffer itself. pwrite runs on a
+ * worker thread (a nonblocking FFI symbol); it touches nothing shared.
+ */
+
+/*
+ * Opens `path` for writing with O_DIRECT, never following a link, and reports the file's device
+ * and inode in `ids` (two u64) so the caller can check it is the file it already has open.
+ * Returns the descriptor, or -errno (EINVAL: the file system does not do O_DIRECT).
+ */
+EXPORT int sst_open_direct(const char *path, uint64_t *ids) {
+  int fd = open(path, O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int error = errno;
+    close(fd);
+    return -error;
+  }
+  ids[0] = (uint64_t)st.st_dev;
+  ids[1] = (uint64_t)st.st_ino;
+  return fd;
+}
+
+/* Writes all `len` bytes at `offset` (retrying short writes and EINTR); len or -errno. */
+EXPORT int64_t sst_pwrite_all(int fd, const uint8_t *data, size_t len, int64_t offset) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = pwrite(fd, data + done, len - done, (off_t)(offset + (int64_t)done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -errno;
+    if (n == 0) return -EIO;
+    done += (size_t)n;
+  }
+  return (int64_t)len;
+}
+
+/* Closes a descriptor from sst_open_direct. */
+EXPORT int sst_close_fd(int fd) {
+  return close(fd) == 0 ? 0 : -errno;
 }

@@ -141,11 +141,13 @@ Deno.test("file-send command: a random 1 MiB file round-trips identical (exit 0,
   });
 });
 
-Deno.test("file-send command: a receiver on the TypeScript SHA-256 (no native library) takes chained hashes from OpenSSL's", async () => {
+Deno.test("file-send command: a receiver without the native library (TypeScript SHA-256, buffered writes) takes chained hashes from OpenSSL's", async () => {
   await withDirs(async (src, dst) => {
     const size = 2 * CHUNK_SIZE + 12345; // three chunks: each hash goes on from the last state
     await randomFile(join(src, "three.bin"), size);
-    const receiver = spawnCmd(receiveArgs(dst, "--once"), { SOUNDSOCK_SHA256: "js" });
+    const receiver = spawnCmd(receiveArgs(dst, "--once"), {
+      SOUNDSOCK_TLS_LIB: join(dst, "no-such-library.so"),
+    });
     const { port, code, rest } = await readUntilCode(receiver);
     const sent = await sendFiles([join(src, "three.bin")], "127.0.0.1", port, { code });
     const [status, stderr] = await Promise.all([

@@ -22,6 +22,7 @@
  * @module
  */
 
+import { DirectWriteError, DirectWriter } from "./direct_write.ts";
 import { CHUNK_SIZE } from "./frames.ts";
 import { UnsafeNameError } from "./names.ts";
 import { statKey } from "./_statx.ts";
@@ -50,6 +51,8 @@ export interface JournalState {
 export const SYNC_BYTES = 64 * 1024 * 1024;
 
 const encoder = new TextEncoder();
+/** errno: an argument the file system refuses (here: an O_DIRECT write it cannot do). */
+const EINVAL = 22;
 
 /** An open journal and its partial file. */
 export class PartialFile {
@@ -67,6 +70,10 @@ export class PartialFile {
   /** A second descriptor of the `.part`: fdatasync on it flushes what `#file` wrote, while
    * `#file` goes on writing. */
   #syncer: Deno.FsFile | undefined;
+  /** An O_DIRECT descriptor of the `.part` for the aligned bulk of each chunk (null where the
+   * system has none): the page cache copy costs more than the hashing. */
+  #direct: DirectWriter | null = null;
+  /** Where `#file`'s own offset is (the direct writes do not move it). */
   #position = 0;
   /** Chunks written but not yet known to be on disk: index, hash, state after it. */
   #unsynced: [number, string, string | null][] = [];
@@ -125,7 +132,9 @@ export class PartialFile {
         sameFile(journalInfo!, await partial.#journal.stat(), journalPath);
       }
       partial.#syncer = await Deno.open(partPath, { read: true });
-      sameFile(await partial.#file.stat(), await partial.#syncer.stat(), partPath);
+      const opened = await partial.#file.stat();
+      sameFile(opened, await partial.#syncer.stat(), partPath);
+      partial.#direct = await DirectWriter.open(partPath, opened);
     } catch (error) {
       partial.close();
       if (error instanceof UnsafeNameError) throw error;
@@ -170,9 +179,23 @@ export class PartialFile {
     if (this.#failed) throw this.#failed;
     const file = this.#file!;
     const offset = index * CHUNK_SIZE;
-    if (offset !== this.#position) await file.seek(offset, Deno.SeekMode.Start);
-    await writeAll(file, bytes);
-    this.#position = offset + bytes.length;
+    let direct = 0;
+    if (this.#direct) {
+      try {
+        direct = await this.#direct.writeAligned(bytes, offset);
+      } catch (error) {
+        // EINVAL: this file system takes O_DIRECT opens but not these writes; buffered it is.
+        if (!(error instanceof DirectWriteError) || error.errno !== EINVAL) throw error;
+        this.#direct.close();
+        this.#direct = null;
+      }
+    }
+    if (direct < bytes.length) {
+      const at = offset + direct;
+      if (at !== this.#position) await file.seek(at, Deno.SeekMode.Start);
+      await writeAll(file, bytes.subarray(direct));
+      this.#position = offset + bytes.length;
+    }
     this.#unsynced.push([index, sha256Hex, stateHex]);
     this.#unsyncedBytes += bytes.length;
     if (this.#unsyncedBytes >= SYNC_BYTES) this.#syncBatch();
@@ -245,6 +268,8 @@ export class PartialFile {
 
   /** Closes both files (idempotent). */
   close(): void {
+    this.#direct?.close();
+    this.#direct = null;
     for (const f of [this.#file, this.#journal, this.#syncer]) {
       try {
         f?.close();

@@ -22,6 +22,7 @@ import { delay } from "@std/async/delay";
 import { ConnectionClosed, DenoChannel, readFrame, readHeader } from "./channel.ts";
 import { createEphemeralCert, type EphemeralCert } from "./cert.ts";
 import { checkReceiveDir, DEFAULT_FILE_SEND_PORT } from "./receive_dir.ts";
+import { alignedBuffer } from "./direct_write.ts";
 import { generateCode, normalizeCode } from "./code.ts";
 import { IntegrityError, TransferError, TransferRefused, WrongCodeError } from "./errors.ts";
 import {
@@ -562,7 +563,8 @@ async function session(
   }
   // Each chunk is hashed (on a worker thread) and then written while the next one is read
   // from the network; a buffer is read into again once its chunk is on its way to disk.
-  const buffers = Array.from({ length: 3 }, () => new Uint8Array(CHUNK_SIZE));
+  // Aligned, so that the `.part` can be written with O_DIRECT (lib/transfer/direct_write.ts).
+  const buffers = Array.from({ length: 3 }, () => alignedBuffer(CHUNK_SIZE));
   const bufferFree: Promise<unknown>[] = buffers.map(() => Promise.resolve());
   let turn = 0;
   /** The last chunk's hash (the next one goes on from its state). */

@@ -816,6 +816,12 @@ EXPORT int sst_sha256_chain(uint8_t *state, const uint8_t *data, size_t len, uin
  * Returns the descriptor, or -errno (EINVAL: the file system does not do O_DIRECT).
  */
 EXPORT int sst_open_direct(const char *path, uint64_t *ids) {
+#ifndef O_DIRECT
+  /* macOS has F_NOCACHE instead, not the same contract: buffered writes there. */
+  (void)path;
+  (void)ids;
+  return -EINVAL;
+#else
   int fd = open(path, O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return -errno;
   struct stat st;
@@ -827,6 +833,7 @@ EXPORT int sst_open_direct(const char *path, uint64_t *ids) {
   ids[0] = (uint64_t)st.st_dev;
   ids[1] = (uint64_t)st.st_ino;
   return fd;
+#endif
 }
 
 /* Writes all `len` bytes at `offset` (retrying short writes and EINTR); len or -errno. */
